@@ -1,0 +1,14 @@
+"""The /api/v1/ instance: kernel error handling plus every module's router."""
+
+from __future__ import annotations
+
+from fedele.accounts.api import router as accounts_router
+from fedele.accounts.auth import ApiTokenAuth, WebSessionAuth
+from fedele.customers.api import router as customers_router
+from fedele.shared.api import build_api
+from fedele.shared.api_routes import router as kernel_router
+
+api = build_api(auth=[ApiTokenAuth(), WebSessionAuth()])
+api.add_router("/", accounts_router)
+api.add_router("/", customers_router)
+api.add_router("/", kernel_router)

@@ -1,0 +1,10 @@
+"""Embedded mode: SQLite under var/, eager jobs, in-memory channel layer. Nothing else to install."""
+
+from .base import *  # noqa: F403
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+if not SECRET_KEY:
+    # A first run must work with no set-up; the key is made once and kept beside the database.
+    from fedele.shared.secret_key import load_or_create_secret_key
+
+    SECRET_KEY = load_or_create_secret_key(VAR_DIR / "secret_key")

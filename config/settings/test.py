@@ -1,0 +1,19 @@
+"""Test settings: in-memory SQLite unless DATABASE_URL points at PostgreSQL; fast hashing; eager jobs."""
+
+from .base import *  # noqa: F403
+
+DEBUG = False
+SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+if not DATABASE_URL:
+    DATABASES = {"default": sqlite_database(VAR_DIR / "test.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": ""}  # in-memory test database
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_BROKER_URL = "memory://"
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+MEDIA_ROOT = VAR_DIR / "test-media"
+FEDELE_API_RATE_LIMIT_PER_MINUTE = 100_000
+LANGUAGE_CODE = "en"

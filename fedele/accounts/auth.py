@@ -1,0 +1,54 @@
+"""API authentication: bearer tokens (hashed at rest) or the web session (with CSRF)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja.security import HttpBearer, SessionAuth
+
+from fedele.accounts.models import User
+from fedele.accounts.services import api_token_authenticate
+from fedele.shared import context
+from fedele.shared.middleware import client_address
+
+
+def _bind(request: HttpRequest, user: User, scopes: list[str]) -> User:
+    request.user = user
+    request.fedele_scopes = frozenset(scopes)  # type: ignore[attr-defined]
+    context.set_current(
+        context.RequestContext(
+            actor_id=user.pk,
+            actor_label=user.email,
+            ip_address=client_address(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+            request_id=context.current().request_id,
+        )
+    )
+    return user
+
+
+class ApiTokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        api_token = api_token_authenticate(token)
+        if api_token is None:
+            return None
+        return _bind(request, api_token.user, list(api_token.scopes))
+
+
+class WebSessionAuth(SessionAuth):
+    """The logged-in web user may call the API from pages (htmx, charts), with CSRF protection."""
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        user = super().authenticate(request, key)
+        if user is None:
+            return None
+        return _bind(request, user, ["read", "write"])
+
+
+def require_scope(request: HttpRequest, scope: str) -> None:
+    from fedele.shared.errors import PermissionDenied
+
+    scopes: frozenset[str] = getattr(request, "fedele_scopes", frozenset())
+    if scope not in scopes:
+        raise PermissionDenied(f"This token lacks the '{scope}' scope.", code="insufficient_scope")

@@ -1,0 +1,293 @@
+"""Every write about users, roles, tokens, 2FA and login throttling."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+
+import pyotp
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from fedele.accounts.contracts import Role
+from fedele.accounts.models import ApiToken, LoginThrottle, Organisation, Team, User
+from fedele.accounts.roles import ROLE_PERMISSIONS
+from fedele.shared import audit, clock
+from fedele.shared.errors import Conflict, NotFound, RateLimited, ValidationFailed
+
+TOKEN_PREFIX = "fdl"
+API_SCOPES = frozenset({"read", "write"})
+
+
+def roles_sync(*, using: str = "default") -> None:
+    """Make one Group per role holding exactly the role's permissions (those that exist yet)."""
+    for role, codes in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.using(using).get_or_create(name=role.value)
+        wanted = []
+        for code in sorted(codes):
+            app_label, codename = code.split(".", 1)
+            permission = Permission.objects.using(using).filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission is not None:
+                wanted.append(permission)
+        group.permissions.set(wanted)
+
+
+def _validated_roles(roles: Iterable[str]) -> list[str]:
+    valid = {r.value for r in Role}
+    chosen = sorted(set(roles))
+    unknown = [r for r in chosen if r not in valid]
+    if unknown:
+        raise ValidationFailed(f"Unknown role(s): {', '.join(unknown)}.", fields={"roles": f"Unknown: {', '.join(unknown)}"})
+    if not chosen:
+        raise ValidationFailed("A user needs at least one role.", fields={"roles": "Choose at least one role."})
+    return chosen
+
+
+def user_create(
+    *,
+    email: str,
+    password: str | None,
+    roles: Iterable[str],
+    first_name: str = "",
+    last_name: str = "",
+    language: str = "it",
+    organisation: Organisation | None = None,
+    validate_strength: bool = True,
+) -> User:
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except DjangoValidationError as error:
+        raise ValidationFailed("The e-mail address is not valid.", fields={"email": "Enter a valid e-mail address."}) from error
+    chosen = _validated_roles(roles)
+    if language not in ("it", "en"):
+        raise ValidationFailed("Language must be it or en.", fields={"language": "it or en"})
+    if password and validate_strength:
+        try:
+            validate_password(password, User(email=email, first_name=first_name, last_name=last_name))
+        except DjangoValidationError as error:
+            raise ValidationFailed("The password is too weak.", fields={"password": list(error.messages)}) from error
+    with transaction.atomic():
+        if User.objects.filter(email=email).exists():
+            raise Conflict("A user with this e-mail already exists.", code="duplicate_email", fields={"email": "Already in use."})
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(
+                    email,
+                    password,
+                    first_name=first_name,
+                    last_name=last_name,
+                    language=language,
+                    organisation=organisation,
+                )
+        except IntegrityError as error:
+            raise Conflict("A user with this e-mail already exists.", code="duplicate_email", fields={"email": "Already in use."}) from error
+        user.groups.set(Group.objects.filter(name__in=chosen))
+        audit.record(
+            action="user.created",
+            object_type="user",
+            object_id=str(user.public_id),
+            after={"email": email, "roles": chosen, "organisation": organisation.name if organisation else None},
+        )
+    return user
+
+
+def user_set_roles(*, user: User, roles: Iterable[str]) -> User:
+    chosen = _validated_roles(roles)
+    with transaction.atomic():
+        before = sorted(user.role_names)
+        user.groups.set(Group.objects.filter(name__in=chosen))
+        audit.record(action="user.roles_changed", object_type="user", object_id=str(user.public_id),
+                     before={"roles": before}, after={"roles": chosen})
+    return user
+
+
+def user_set_preferences(*, user: User, language: str | None = None, theme: str | None = None) -> User:
+    fields: dict[str, list[str]] = {}
+    if language is not None and language not in ("it", "en"):
+        fields["language"] = ["it or en"]
+    if theme is not None and theme not in ("auto", "light", "dark"):
+        fields["theme"] = ["auto, light or dark"]
+    if fields:
+        raise ValidationFailed("Invalid preferences.", fields=fields)
+    with transaction.atomic():
+        before = {"language": user.language, "theme": user.theme}
+        if language is not None:
+            user.language = language
+        if theme is not None:
+            user.theme = theme
+        user.save(update_fields=["language", "theme"])
+        audit.record(action="user.preferences_changed", object_type="user", object_id=str(user.public_id),
+                     before=before, after={"language": user.language, "theme": user.theme})
+    return user
+
+
+def organisation_create(*, name: str, kind: str) -> Organisation:
+    if not name.strip():
+        raise ValidationFailed("An organisation needs a name.", fields={"name": "Required."})
+    with transaction.atomic():
+        organisation = Organisation.objects.create(name=name.strip(), kind=kind)
+        audit.record(action="organisation.created", object_type="organisation",
+                     object_id=str(organisation.public_id), after={"name": name, "kind": kind})
+    return organisation
+
+
+def team_create(*, name: str, member_ids: Iterable[int] = ()) -> Team:
+    if not name.strip():
+        raise ValidationFailed("A team needs a name.", fields={"name": "Required."})
+    with transaction.atomic():
+        if Team.objects.filter(name=name.strip()).exists():
+            raise Conflict("A team with this name exists.", fields={"name": "Already in use."})
+        team = Team.objects.create(name=name.strip())
+        team.members.set(User.objects.filter(pk__in=list(member_ids)))
+        audit.record(action="team.created", object_type="team", object_id=str(team.public_id), after={"name": name})
+    return team
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def api_token_create(
+    *, user: User, name: str, scopes: Iterable[str] = ("read", "write"), expires_in_days: int | None = None
+) -> tuple[ApiToken, str]:
+    """Returns the stored token and the plain token, which is never shown again."""
+    chosen = sorted(set(scopes))
+    if not name.strip():
+        raise ValidationFailed("A token needs a name.", fields={"name": "Required."})
+    if not chosen or any(s not in API_SCOPES for s in chosen):
+        raise ValidationFailed("Scopes must be read and/or write.", fields={"scopes": "read, write"})
+    if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
+        raise ValidationFailed("Expiry must be 1-3650 days.", fields={"expires_in_days": "1-3650"})
+    prefix = secrets.token_hex(4)
+    plain = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    now = clock.now()
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=user,
+            name=name.strip()[:100],
+            prefix=prefix,
+            token_hash=hash_token(plain),
+            scopes=chosen,
+            created_at=now,
+            expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+        )
+        audit.record(action="api_token.created", object_type="api_token", object_id=str(token.public_id),
+                     after={"name": token.name, "scopes": chosen, "user": str(user.public_id)})
+    return token, plain
+
+
+def api_token_revoke(*, user: User, token_public_id: str) -> ApiToken:
+    with transaction.atomic():
+        token = ApiToken.objects.select_for_update().filter(public_id=token_public_id, user=user).first()
+        if token is None:
+            raise NotFound("Token not found.")
+        if token.revoked_at is None:
+            token.revoked_at = clock.now()
+            token.save(update_fields=["revoked_at"])
+            audit.record(action="api_token.revoked", object_type="api_token", object_id=str(token.public_id))
+    return token
+
+
+def api_token_authenticate(plain: str) -> ApiToken | None:
+    if not plain.startswith(f"{TOKEN_PREFIX}_") or len(plain) > 200:
+        return None
+    token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(plain)).first()
+    now = clock.now()
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+# --- login throttling -----------------------------------------------------------------------------
+
+
+def login_check_allowed(*, email: str, ip_address: str) -> None:
+    throttle = LoginThrottle.objects.filter(email=email.strip().lower(), ip_address=ip_address).first()
+    if throttle and throttle.locked_until and throttle.locked_until > clock.now():
+        seconds = int((throttle.locked_until - clock.now()).total_seconds()) + 1
+        raise RateLimited(
+            "Too many failed sign-in attempts. Try again later.", retry_after_seconds=seconds, code="login_locked"
+        )
+
+
+def login_record_failure(*, email: str, ip_address: str) -> None:
+    email = email.strip().lower()[:254]
+    now = clock.now()
+    with transaction.atomic():
+        throttle, _ = LoginThrottle.objects.select_for_update().get_or_create(
+            email=email, ip_address=ip_address, defaults={"last_failure_at": now}
+        )
+        LoginThrottle.objects.filter(pk=throttle.pk).update(failures=F("failures") + 1, last_failure_at=now)
+        throttle.refresh_from_db()
+        if throttle.failures >= settings.FEDELE_LOGIN_MAX_FAILURES:
+            throttle.locked_until = now + timedelta(seconds=settings.FEDELE_LOGIN_LOCKOUT_SECONDS)
+            throttle.failures = 0
+            throttle.save(update_fields=["locked_until", "failures"])
+        audit.record(action="login.failed", object_type="login", object_id=email)
+
+
+def login_record_success(*, user: User, ip_address: str) -> None:
+    LoginThrottle.objects.filter(email=user.email, ip_address=ip_address).delete()
+    audit.record(action="login.succeeded", object_type="user", object_id=str(user.public_id), actor_id=user.pk)
+
+
+# --- TOTP two-factor -----------------------------------------------------------------------------
+
+
+def totp_begin_setup(*, user: User) -> str:
+    """A fresh secret, not active until confirmed with a valid code."""
+    secret = pyotp.random_base32()
+    with transaction.atomic():
+        user.totp_secret = secret
+        user.totp_enabled_at = None
+        user.save(update_fields=["totp_secret", "totp_enabled_at"])
+    return secret
+
+
+def totp_verify(*, user: User, code: str) -> bool:
+    if not user.totp_secret:
+        return False
+    cleaned = "".join(ch for ch in code if ch.isdigit())
+    return len(cleaned) == 6 and bool(pyotp.TOTP(user.totp_secret).verify(cleaned, valid_window=1))
+
+
+def totp_confirm(*, user: User, code: str) -> User:
+    if not totp_verify(user=user, code=code):
+        raise ValidationFailed("The code is not valid.", code="invalid_totp", fields={"code": "Invalid code."})
+    with transaction.atomic():
+        user.totp_enabled_at = clock.now()
+        user.save(update_fields=["totp_enabled_at"])
+        audit.record(action="user.2fa_enabled", object_type="user", object_id=str(user.public_id))
+    return user
+
+
+def totp_disable(*, user: User, code: str) -> User:
+    if not totp_verify(user=user, code=code):
+        raise ValidationFailed("The code is not valid.", code="invalid_totp", fields={"code": "Invalid code."})
+    with transaction.atomic():
+        user.totp_secret = ""
+        user.totp_enabled_at = None
+        user.save(update_fields=["totp_secret", "totp_enabled_at"])
+        audit.record(action="user.2fa_disabled", object_type="user", object_id=str(user.public_id))
+    return user
+
+
+def totp_provisioning_uri(*, user: User) -> str:
+    return str(pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=settings.FEDELE_BRAND_NAME))

@@ -1,0 +1,307 @@
+"""Customers API: the model CRUD that every later module copies."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema
+
+from fedele.accounts.auth import require_scope
+from fedele.accounts.facade import actor_for
+from fedele.customers import selectors
+from fedele.customers.contracts import ConsentChannel, ConsentPurpose
+from fedele.customers.models import ConsentRecord, Contact, Customer, TimelineEntry
+from fedele.customers.services import contacts as contact_services
+from fedele.customers.services import customers as customer_services
+from fedele.shared import audit
+from fedele.shared.api import ErrorEnvelope, StrictSchema
+from fedele.shared.pagination import paginate
+
+router = Router(tags=["customers"])
+ERRORS = {400: ErrorEnvelope, 401: ErrorEnvelope, 403: ErrorEnvelope, 404: ErrorEnvelope, 409: ErrorEnvelope,
+          413: ErrorEnvelope, 422: ErrorEnvelope, 429: ErrorEnvelope}
+
+KindLiteral = Literal["person", "company"]
+SegmentLiteral = Literal["consumer", "small_business", "enterprise", "public_administration"]
+LanguageLiteral = Literal["it", "en"]
+
+
+class CustomerIn(StrictSchema):
+    kind: KindLiteral
+    first_name: str = Field("", max_length=100)
+    last_name: str = Field("", max_length=100)
+    company_name: str = Field("", max_length=200)
+    fiscal_code: str = Field("", max_length=32)
+    vat_number: str = Field("", max_length=32)
+    email: str = Field("", max_length=254)
+    pec: str = Field("", max_length=254)
+    sdi_code: str = Field("", max_length=7)
+    phone: str = Field("", max_length=40)
+    language: LanguageLiteral = "it"
+    segment: SegmentLiteral = "consumer"
+    street: str = Field("", max_length=200)
+    postal_code: str = Field("", max_length=16)
+    city: str = Field("", max_length=100)
+    province: str = Field("", max_length=2)
+    country: str = Field("IT", min_length=2, max_length=2)
+    birth_date: date | None = None
+    notes: str = Field("", max_length=10_000)
+
+
+class CustomerPatch(StrictSchema):
+    kind: KindLiteral | None = None
+    first_name: str | None = Field(None, max_length=100)
+    last_name: str | None = Field(None, max_length=100)
+    company_name: str | None = Field(None, max_length=200)
+    fiscal_code: str | None = Field(None, max_length=32)
+    vat_number: str | None = Field(None, max_length=32)
+    email: str | None = Field(None, max_length=254)
+    pec: str | None = Field(None, max_length=254)
+    sdi_code: str | None = Field(None, max_length=7)
+    phone: str | None = Field(None, max_length=40)
+    language: LanguageLiteral | None = None
+    segment: SegmentLiteral | None = None
+    street: str | None = Field(None, max_length=200)
+    postal_code: str | None = Field(None, max_length=16)
+    city: str | None = Field(None, max_length=100)
+    province: str | None = Field(None, max_length=2)
+    country: str | None = Field(None, min_length=2, max_length=2)
+    birth_date: date | None = None
+    notes: str | None = Field(None, max_length=10_000)
+
+
+class CustomerOut(Schema):
+    id: UUID
+    number: str
+    kind: str
+    display_name: str
+    first_name: str
+    last_name: str
+    company_name: str
+    fiscal_code: str
+    vat_number: str
+    email: str
+    pec: str
+    sdi_code: str
+    phone: str
+    language: str
+    segment: str
+    street: str
+    postal_code: str
+    city: str
+    province: str
+    country: str
+    birth_date: date | None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_id(obj: Customer) -> UUID:
+        return obj.public_id
+
+
+class CustomerPage(Schema):
+    items: list[CustomerOut]
+    next_cursor: str | None
+
+
+class CustomerListQuery(Schema):
+    search: str = Field("", max_length=100)
+    segment: SegmentLiteral | Literal[""] = ""
+    kind: KindLiteral | Literal[""] = ""
+    city: str = Field("", max_length=100)
+    status: Literal["active", "merged", "erased", ""] = "active"
+    ordering: Literal["name", "-name", "created_at", "-created_at", "number", "-number", "city", "-city"] = "name"
+    cursor: str | None = Field(None, max_length=500)
+    limit: int = Field(50, ge=1, le=200)
+
+
+class ContactIn(StrictSchema):
+    first_name: str = Field("", max_length=100)
+    last_name: str = Field("", max_length=100)
+    job_title: str = Field("", max_length=100)
+    email: str = Field("", max_length=254)
+    phone: str = Field("", max_length=40)
+    mobile: str = Field("", max_length=40)
+    language: LanguageLiteral = "it"
+    is_primary: bool = False
+
+
+class ContactPatch(StrictSchema):
+    first_name: str | None = Field(None, max_length=100)
+    last_name: str | None = Field(None, max_length=100)
+    job_title: str | None = Field(None, max_length=100)
+    email: str | None = Field(None, max_length=254)
+    phone: str | None = Field(None, max_length=40)
+    mobile: str | None = Field(None, max_length=40)
+    language: LanguageLiteral | None = None
+    is_primary: bool | None = None
+
+
+class ContactOut(Schema):
+    id: UUID
+    customer_id: UUID
+    first_name: str
+    last_name: str
+    job_title: str
+    email: str
+    phone: str
+    mobile: str
+    language: str
+    is_primary: bool
+
+    @staticmethod
+    def resolve_id(obj: Contact) -> UUID:
+        return obj.public_id
+
+    @staticmethod
+    def resolve_customer_id(obj: Contact) -> UUID:
+        return obj.customer.public_id
+
+
+class ConsentIn(StrictSchema):
+    channel: Literal[tuple(c.value for c in ConsentChannel)]  # type: ignore[valid-type]
+    purpose: Literal[tuple(p.value for p in ConsentPurpose)]  # type: ignore[valid-type]
+    granted: bool
+    source: str = Field("api", min_length=1, max_length=64)
+    evidence: str = Field("", max_length=2000)
+    contact_id: UUID | None = None
+
+
+class ConsentOut(Schema):
+    id: UUID
+    channel: str
+    purpose: str
+    granted: bool
+    source: str
+    evidence: str
+    recorded_at: datetime
+
+    @staticmethod
+    def resolve_id(obj: ConsentRecord) -> UUID:
+        return obj.public_id
+
+
+class TimelineOut(Schema):
+    id: UUID
+    occurred_at: datetime
+    module: str
+    kind: str
+    title: str
+    summary: str
+    link: str
+
+    @staticmethod
+    def resolve_id(obj: TimelineEntry) -> UUID:
+        return obj.public_id
+
+
+@router.get("/customers", response={200: CustomerPage, **ERRORS}, summary="List customers")
+def list_customers(request: HttpRequest, query: Query[CustomerListQuery]) -> dict[str, object]:
+    require_scope(request, "read")
+    actor = actor_for(request.user)
+    queryset = selectors.customer_list(
+        actor=actor,
+        filters=selectors.CustomerFilters(
+            search=query.search, segment=query.segment, kind=query.kind, city=query.city, status=query.status
+        ),
+    )
+    page = paginate(queryset, ordering=query.ordering, allowed=selectors.ORDERINGS, cursor=query.cursor,
+                    limit=query.limit)
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.post("/customers", response={201: CustomerOut, **ERRORS}, summary="Create a customer")
+def create_customer(request: HttpRequest, payload: CustomerIn) -> tuple[int, Customer]:
+    require_scope(request, "write")
+    customer = customer_services.customer_create(
+        actor=actor_for(request.user), data=payload.model_dump(), source="api"
+    )
+    return 201, customer
+
+
+@router.get("/customers/{customer_id}", response={200: CustomerOut, **ERRORS}, summary="Get a customer")
+def get_customer(request: HttpRequest, customer_id: UUID) -> Customer:
+    require_scope(request, "read")
+    customer = selectors.customer_get(actor=actor_for(request.user), public_id=str(customer_id))
+    audit.record(action="customer.pii_viewed", object_type="customer", object_id=str(customer.public_id))
+    return customer
+
+
+@router.patch("/customers/{customer_id}", response={200: CustomerOut, **ERRORS}, summary="Change a customer")
+def update_customer(request: HttpRequest, customer_id: UUID, payload: CustomerPatch) -> Customer:
+    require_scope(request, "write")
+    data = payload.model_dump(exclude_unset=True)
+    nulls = [k for k, v in data.items() if v is None and k != "birth_date"]
+    if nulls:
+        from fedele.shared.errors import ValidationFailed
+
+        raise ValidationFailed("Fields cannot be null; send an empty string to clear.",
+                               fields={k: "Cannot be null." for k in nulls})
+    return customer_services.customer_update(
+        actor=actor_for(request.user), customer_public_id=str(customer_id), data=data
+    )
+
+
+@router.get("/customers/{customer_id}/contacts", response={200: list[ContactOut], **ERRORS}, summary="List contacts")
+def list_contacts(request: HttpRequest, customer_id: UUID) -> list[Contact]:
+    require_scope(request, "read")
+    return list(selectors.contact_list(actor=actor_for(request.user), customer_public_id=str(customer_id))
+                .select_related("customer"))
+
+
+@router.post("/customers/{customer_id}/contacts", response={201: ContactOut, **ERRORS}, summary="Add a contact")
+def create_contact(request: HttpRequest, customer_id: UUID, payload: ContactIn) -> tuple[int, Contact]:
+    require_scope(request, "write")
+    contact = contact_services.contact_create(
+        actor=actor_for(request.user), customer_public_id=str(customer_id), data=payload.model_dump()
+    )
+    return 201, contact
+
+
+@router.patch("/contacts/{contact_id}", response={200: ContactOut, **ERRORS}, summary="Change a contact")
+def update_contact(request: HttpRequest, contact_id: UUID, payload: ContactPatch) -> Contact:
+    require_scope(request, "write")
+    data = {k: v for k, v in payload.model_dump(exclude_unset=True).items() if v is not None}
+    return contact_services.contact_update(actor=actor_for(request.user), contact_public_id=str(contact_id), data=data)
+
+
+@router.delete("/contacts/{contact_id}", response={204: None, **ERRORS}, summary="Delete a contact")
+def delete_contact(request: HttpRequest, contact_id: UUID) -> tuple[int, None]:
+    require_scope(request, "write")
+    contact_services.contact_delete(actor=actor_for(request.user), contact_public_id=str(contact_id))
+    return 204, None
+
+
+@router.get("/customers/{customer_id}/consents", response={200: list[ConsentOut], **ERRORS}, summary="Consent history")
+def list_consents(request: HttpRequest, customer_id: UUID) -> list[ConsentRecord]:
+    require_scope(request, "read")
+    customer = selectors.customer_get(actor=actor_for(request.user), public_id=str(customer_id))
+    return list(selectors.consent_history(customer=customer))
+
+
+@router.post("/customers/{customer_id}/consents", response={201: ConsentOut, **ERRORS}, summary="Record consent")
+def record_consent(request: HttpRequest, customer_id: UUID, payload: ConsentIn) -> tuple[int, ConsentRecord]:
+    require_scope(request, "write")
+    record = contact_services.consent_record(
+        actor=actor_for(request.user),
+        customer_public_id=str(customer_id),
+        channel=payload.channel,
+        purpose=payload.purpose,
+        granted=payload.granted,
+        source=payload.source,
+        evidence=payload.evidence,
+        contact_public_id=str(payload.contact_id) if payload.contact_id else None,
+    )
+    return 201, record
+
+
+@router.get("/customers/{customer_id}/timeline", response={200: list[TimelineOut], **ERRORS}, summary="360 timeline")
+def list_timeline(request: HttpRequest, customer_id: UUID, module: str = "", limit: int = 100) -> list[TimelineEntry]:
+    require_scope(request, "read")
+    customer = selectors.customer_get(actor=actor_for(request.user), public_id=str(customer_id))
+    return list(selectors.timeline_list(customer=customer, module=module[:32], limit=max(1, min(limit, 500))))

@@ -1,0 +1,89 @@
+"""The only surface other modules may import from customers. Returns contracts, not ORM objects."""
+
+from __future__ import annotations
+
+from fedele.customers.contracts import CustomerSummary, TimelineAppend
+from fedele.customers.models import Contact, Customer
+from fedele.customers.validation import normalise_email, normalise_phone
+from fedele.shared.errors import ValidationFailed
+
+__all__ = [
+    "CustomerSummary",
+    "TimelineAppend",
+    "customer_for_user",
+    "customer_summary",
+    "find_customer_by_email",
+    "find_customer_by_phone",
+]
+
+
+def _summary(customer: Customer) -> CustomerSummary:
+    return CustomerSummary(
+        public_id=customer.public_id,
+        number=customer.number,
+        kind=customer.kind,
+        display_name=customer.display_name,
+        email=customer.email,
+        phone=customer.phone,
+        language=customer.language,
+        segment=customer.segment,
+        status=customer.status,
+        fiscal_code=customer.fiscal_code,
+        vat_number=customer.vat_number,
+        country=customer.country,
+    )
+
+
+def _resolve_merged(customer: Customer | None) -> Customer | None:
+    seen = 0
+    while customer is not None and customer.merged_into_id is not None and seen < 10:
+        customer = customer.merged_into
+        seen += 1
+    return customer
+
+
+def customer_summary(public_id: str) -> CustomerSummary | None:
+    """Follows merges, so a reference to a merged duplicate finds the surviving customer."""
+    customer = _resolve_merged(Customer.objects.filter(public_id=public_id).first())
+    return _summary(customer) if customer else None
+
+
+def find_customer_by_phone(phone: str) -> CustomerSummary | None:
+    """Caller identification: any written form of the number, matched on E.164."""
+    try:
+        e164 = normalise_phone(phone)
+    except ValidationFailed:
+        return None
+    if not e164:
+        return None
+    customer = Customer.objects.filter(phone=e164, status="active").order_by("id").first()
+    if customer is None:
+        contact = (
+            Contact.objects.filter(customer__status="active")
+            .filter(phone=e164)
+            .select_related("customer")
+            .first()
+            or Contact.objects.filter(customer__status="active", mobile=e164).select_related("customer").first()
+        )
+        customer = contact.customer if contact else None
+    return _summary(customer) if customer else None
+
+
+def find_customer_by_email(email: str) -> CustomerSummary | None:
+    try:
+        address = normalise_email(email)
+    except ValidationFailed:
+        return None
+    if not address:
+        return None
+    customer = Customer.objects.filter(email=address, status="active").first()
+    if customer is None:
+        contact = Contact.objects.filter(email=address, customer__status="active").select_related("customer").first()
+        customer = contact.customer if contact else None
+    return _summary(customer) if customer else None
+
+
+def customer_for_user(user_id: int) -> CustomerSummary | None:
+    """The customer a portal user belongs to."""
+    contact = Contact.objects.filter(portal_user_id=user_id).select_related("customer").first()
+    return _summary(contact.customer) if contact else None

@@ -1,0 +1,109 @@
+"""The HTTP API kernel: one NinjaAPI at /api/v1/, one error envelope, strict schemas."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from pydantic import ConfigDict
+
+from fedele.shared.errors import ApplicationError, RateLimited, error_envelope
+
+logger = logging.getLogger(__name__)
+
+
+class StrictSchema(Schema):
+    """Input schemas refuse unknown fields instead of silently dropping them."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ErrorBody(Schema):
+    code: str
+    message: str
+    fields: dict[str, list[str]]
+
+
+class ErrorEnvelope(Schema):
+    error: ErrorBody
+
+
+def _field_name(location: Sequence[Any]) -> str:
+    parts = [str(p) for p in location if p not in ("body", "query", "path", "header", "payload", "form")]
+    return ".".join(parts) or "__all__"
+
+
+def validation_fields(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for error in errors:
+        message = str(error.get("msg", "Invalid value."))
+        if error.get("type") == "extra_forbidden":
+            message = "Unknown field."
+        fields.setdefault(_field_name(error.get("loc", ())), []).append(message)
+    return fields
+
+
+def build_api(*, auth: Sequence[Any], title: str = "fedele API") -> NinjaAPI:
+    api = NinjaAPI(
+        title=title,
+        version="1",
+        description="Customer-retention suite. Errors always use the envelope "
+        '{"error": {"code", "message", "fields"}}. POSTs accept an Idempotency-Key header.',
+        auth=list(auth),
+        urls_namespace="api-v1",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+
+    def respond(request: HttpRequest, status: int, code: str, message: str, fields: Any = None) -> HttpResponse:
+        return api.create_response(request, error_envelope(code, message, fields), status=status)
+
+    @api.exception_handler(ApplicationError)
+    def application_error(request: HttpRequest, exc: ApplicationError) -> HttpResponse:
+        response = respond(request, exc.status_code, exc.code, exc.message, exc.fields)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after_seconds)
+        return response
+
+    @api.exception_handler(NinjaValidationError)
+    def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+        return respond(request, 422, "validation_error", "The request is not valid.", validation_fields(exc.errors))
+
+    @api.exception_handler(AuthenticationError)
+    def authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        return respond(request, 401, "not_authenticated", "Authentication is required: send a valid API token.")
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        code = {400: "bad_request", 401: "not_authenticated", 403: "permission_denied", 404: "not_found"}.get(
+            exc.status_code, "http_error"
+        )
+        if str(exc).startswith("Cannot parse request body"):
+            code = "malformed_json"
+        return respond(request, exc.status_code, code, str(exc))
+
+    @api.exception_handler(Http404)
+    def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return respond(request, 404, "not_found", "Not found.")
+
+    @api.exception_handler(DjangoPermissionDenied)
+    def forbidden(request: HttpRequest, exc: DjangoPermissionDenied) -> HttpResponse:
+        return respond(request, 403, "permission_denied", "You do not have permission for this action.")
+
+    @api.exception_handler(RequestDataTooBig)
+    def too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        return respond(request, 413, "payload_too_large", "The request body is too large.")
+
+    @api.exception_handler(Exception)
+    def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+        logger.exception("Unhandled API error on %s %s", request.method, request.path)
+        return respond(request, 500, "internal_error", "Something went wrong on our side; it has been logged.")
+
+    return api

@@ -1,0 +1,57 @@
+"""Audit log: who did what to which object, with before/after, when and from where."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from fedele.shared import clock, context
+from fedele.shared.models import AuditLog
+
+
+def jsonable(value: Any) -> Any:
+    """Values as JSON keeps them: Decimals and dates as strings, UUIDs as text."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    return value
+
+
+def record(
+    *,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    actor_id: int | None = None,
+) -> AuditLog:
+    """Write one audit row in the caller's transaction. Only changed keys are kept when both sides exist."""
+    ctx = context.current()
+    before_data = jsonable(before) if before is not None else None
+    after_data = jsonable(after) if after is not None else None
+    if before_data is not None and after_data is not None:
+        changed = {k for k in set(before_data) | set(after_data) if before_data.get(k) != after_data.get(k)}
+        before_data = {k: before_data.get(k) for k in sorted(changed)}
+        after_data = {k: after_data.get(k) for k in sorted(changed)}
+    return AuditLog.objects.create(
+        occurred_at=clock.now(),
+        actor_id=actor_id if actor_id is not None else ctx.actor_id,
+        actor_label=ctx.actor_label,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        before=before_data,
+        after=after_data,
+        ip_address=ctx.ip_address,
+        user_agent=ctx.user_agent[:300],
+        request_id=ctx.request_id,
+    )

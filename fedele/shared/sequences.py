@@ -1,0 +1,43 @@
+"""Gapless human numbers per series (INV-2026-000001), safe under concurrency.
+
+The counter row is incremented with a single UPDATE ... RETURNING inside the caller's transaction:
+PostgreSQL holds the row lock until commit, SQLite (BEGIN IMMEDIATE) holds the database write lock.
+If the caller rolls back, the increment rolls back with it, so numbers never skip.
+"""
+
+from __future__ import annotations
+
+from django.db import connection, transaction
+
+from fedele.shared.errors import ValidationFailed
+from fedele.shared.models import SequenceCounter
+
+
+def next_value(series: str) -> int:
+    if not series or len(series) > 64:
+        raise ValidationFailed("A sequence series needs a name of 1-64 characters.", code="invalid_series")
+    table = SequenceCounter._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (series, last_value) VALUES (%s, 0) ON CONFLICT (series) DO NOTHING",  # noqa: S608
+            [series],
+        )
+        cursor.execute(
+            f"UPDATE {table} SET last_value = last_value + 1 WHERE series = %s RETURNING last_value",  # noqa: S608
+            [series],
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def next_number(prefix: str, *, year: int | None = None, width: int = 6) -> str:
+    """'INV', 2026 -> 'INV-2026-000001'; 'T' -> 'T-000001'. Each (prefix, year) is its own series."""
+    series = f"{prefix}-{year}" if year is not None else prefix
+    value = next_value(series)
+    return f"{series}-{value:0{width}d}"
+
+
+def current_value(series: str) -> int:
+    counter = SequenceCounter.objects.filter(series=series).first()
+    return counter.last_value if counter else 0
