@@ -8,3 +8,5 @@ if not SECRET_KEY:
     from fedele.shared.secret_key import load_or_create_secret_key
 
     SECRET_KEY = load_or_create_secret_key(VAR_DIR / "secret_key")
+WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_USE_FINDERS = True

@@ -17,3 +17,6 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 MEDIA_ROOT = VAR_DIR / "test-media"
 FEDELE_API_RATE_LIMIT_PER_MINUTE = 100_000
 LANGUAGE_CODE = "en"
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
