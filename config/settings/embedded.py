@@ -1,6 +1,7 @@
 """Embedded mode: SQLite under var/, eager jobs, in-memory channel layer. Nothing else to install."""
 
-from .base import *  # noqa: F403
+from .base import *
+from .base import SECRET_KEY, VAR_DIR, env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 if not SECRET_KEY:

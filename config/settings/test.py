@@ -1,9 +1,9 @@
 """Test settings: in-memory SQLite unless DATABASE_URL points at PostgreSQL; fast hashing; eager jobs."""
 
-from .base import *  # noqa: F403
+from .base import *
 
 DEBUG = False
-SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+SECRET_KEY = "test-secret-key-not-for-production"
 if not DATABASE_URL:
     DATABASES = {"default": sqlite_database(VAR_DIR / "test.sqlite3")}
     DATABASES["default"]["TEST"] = {"NAME": ""}  # in-memory test database

@@ -15,9 +15,13 @@ class AccountsConfig(AppConfig):
         post_migrate.connect(_sync_roles, dispatch_uid="fedele.accounts.sync_roles")
         from django.utils.translation import gettext_lazy as _
 
-        from fedele.shared import navigation
+        from fedele.accounts import demo as accounts_demo
+        from fedele.shared import demo, navigation
         from fedele.shared.navigation import NavItem
 
+        demo.register("accounts", accounts_demo.load, order=10)
+        for email, roles, _first, _last in accounts_demo.DEMO_USERS:
+            demo.register_login(email, ", ".join(roles))
         navigation.register("settings", NavItem(_("Profile"), "accounts:profile"))
         navigation.register("settings", NavItem(_("Users"), "accounts:user_list", "accounts.manage_users"))
         navigation.register("settings", NavItem(_("Webhooks"), "webhooks:list", "shared.manage_webhooks"))

@@ -12,7 +12,11 @@ class EmailBackend(ModelBackend):
     """Sign-in by e-mail, case-insensitive. Throttling lives in the login service, not here."""
 
     def authenticate(
-        self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
     ) -> User | None:
         email = (username or kwargs.get("email") or "").strip().lower()
         if not email or password is None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fedele.accounts import selectors, services
+from fedele.accounts.auth import require_scope
 from fedele.accounts.contracts import Actor, Role, UserSummary
 from fedele.accounts.models import User
 
-__all__ = ["Actor", "Role", "UserSummary", "actor_for", "create_portal_user", "user_summary"]
+__all__ = ["Actor", "Role", "UserSummary", "actor_for", "create_portal_user", "require_scope", "user_summary"]
 
 
 def actor_for(user: Any) -> Actor:
@@ -29,7 +30,9 @@ def user_summary(user_id: int) -> UserSummary | None:
     return UserSummary(user.pk, user.public_id, user.email, user.get_full_name(), user.role_names)
 
 
-def create_portal_user(*, email: str, password: str | None, first_name: str = "", last_name: str = "", language: str = "it") -> int:
+def create_portal_user(
+    *, email: str, password: str | None, first_name: str = "", last_name: str = "", language: str = "it"
+) -> int:
     user = services.user_create(
         email=email,
         password=password,
@@ -43,3 +46,10 @@ def create_portal_user(*, email: str, password: str | None, first_name: str = ""
 
 def user_id_for_email(email: str) -> int | None:
     return User.objects.filter(email=email.strip().lower()).values_list("pk", flat=True).first()
+
+
+def set_password(*, user_id: int, password: str) -> None:
+    """For set-up paths (demo, invitations) that create a login first and set its password after."""
+    user = User.objects.get(pk=user_id)
+    user.set_password(password)
+    user.save(update_fields=["password"])

@@ -40,15 +40,24 @@ class User(AbstractUser):
     username = None  # type: ignore[assignment]
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     email = models.EmailField(_("e-mail"), unique=True)
-    language = models.CharField(_("language"), max_length=8, default="it", choices=[("it", "Italiano"), ("en", "English")])
-    theme = models.CharField(_("theme"), max_length=8, default="auto", choices=[("auto", _("Auto")), ("light", _("Light")), ("dark", _("Dark"))])
-    organisation = models.ForeignKey(Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="users")
+    language = models.CharField(
+        _("language"), max_length=8, default="it", choices=[("it", "Italiano"), ("en", "English")]
+    )
+    theme = models.CharField(
+        _("theme"),
+        max_length=8,
+        default="auto",
+        choices=[("auto", _("Auto")), ("light", _("Light")), ("dark", _("Dark"))],
+    )
+    organisation = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
     totp_secret = models.CharField(max_length=64, blank=True)
     totp_enabled_at = models.DateTimeField(null=True, blank=True)
 
     USERNAME_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
-    objects = UserManager()  # type: ignore[misc]
+    REQUIRED_FIELDS = []
+    objects = UserManager()  # type: ignore[misc,assignment]
 
     class Meta:
         permissions = [("manage_users", "Can manage users, roles and teams")]

@@ -22,7 +22,7 @@ from fedele.accounts.roles import ROLE_PERMISSIONS
 from fedele.shared import audit, clock
 from fedele.shared.errors import Conflict, NotFound, RateLimited, ValidationFailed
 
-TOKEN_PREFIX = "fdl"
+TOKEN_PREFIX = "fdl"  # noqa: S105  (a public marker, not a secret)
 API_SCOPES = frozenset({"read", "write"})
 
 
@@ -33,9 +33,11 @@ def roles_sync(*, using: str = "default") -> None:
         wanted = []
         for code in sorted(codes):
             app_label, codename = code.split(".", 1)
-            permission = Permission.objects.using(using).filter(
-                content_type__app_label=app_label, codename=codename
-            ).first()
+            permission = (
+                Permission.objects.using(using)
+                .filter(content_type__app_label=app_label, codename=codename)
+                .first()
+            )
             if permission is not None:
                 wanted.append(permission)
         group.permissions.set(wanted)
@@ -46,9 +48,13 @@ def _validated_roles(roles: Iterable[str]) -> list[str]:
     chosen = sorted(set(roles))
     unknown = [r for r in chosen if r not in valid]
     if unknown:
-        raise ValidationFailed(f"Unknown role(s): {', '.join(unknown)}.", fields={"roles": f"Unknown: {', '.join(unknown)}"})
+        raise ValidationFailed(
+            f"Unknown role(s): {', '.join(unknown)}.", fields={"roles": f"Unknown: {', '.join(unknown)}"}
+        )
     if not chosen:
-        raise ValidationFailed("A user needs at least one role.", fields={"roles": "Choose at least one role."})
+        raise ValidationFailed(
+            "A user needs at least one role.", fields={"roles": "Choose at least one role."}
+        )
     return chosen
 
 
@@ -67,7 +73,9 @@ def user_create(
     try:
         validate_email(email)
     except DjangoValidationError as error:
-        raise ValidationFailed("The e-mail address is not valid.", fields={"email": "Enter a valid e-mail address."}) from error
+        raise ValidationFailed(
+            "The e-mail address is not valid.", fields={"email": "Enter a valid e-mail address."}
+        ) from error
     chosen = _validated_roles(roles)
     if language not in ("it", "en"):
         raise ValidationFailed("Language must be it or en.", fields={"language": "it or en"})
@@ -75,10 +83,16 @@ def user_create(
         try:
             validate_password(password, User(email=email, first_name=first_name, last_name=last_name))
         except DjangoValidationError as error:
-            raise ValidationFailed("The password is too weak.", fields={"password": list(error.messages)}) from error
+            raise ValidationFailed(
+                "The password is too weak.", fields={"password": list(error.messages)}
+            ) from error
     with transaction.atomic():
         if User.objects.filter(email=email).exists():
-            raise Conflict("A user with this e-mail already exists.", code="duplicate_email", fields={"email": "Already in use."})
+            raise Conflict(
+                "A user with this e-mail already exists.",
+                code="duplicate_email",
+                fields={"email": "Already in use."},
+            )
         try:
             with transaction.atomic():
                 user = User.objects.create_user(
@@ -90,13 +104,21 @@ def user_create(
                     organisation=organisation,
                 )
         except IntegrityError as error:
-            raise Conflict("A user with this e-mail already exists.", code="duplicate_email", fields={"email": "Already in use."}) from error
+            raise Conflict(
+                "A user with this e-mail already exists.",
+                code="duplicate_email",
+                fields={"email": "Already in use."},
+            ) from error
         user.groups.set(Group.objects.filter(name__in=chosen))
         audit.record(
             action="user.created",
             object_type="user",
             object_id=str(user.public_id),
-            after={"email": email, "roles": chosen, "organisation": organisation.name if organisation else None},
+            after={
+                "email": email,
+                "roles": chosen,
+                "organisation": organisation.name if organisation else None,
+            },
         )
     return user
 
@@ -106,8 +128,13 @@ def user_set_roles(*, user: User, roles: Iterable[str]) -> User:
     with transaction.atomic():
         before = sorted(user.role_names)
         user.groups.set(Group.objects.filter(name__in=chosen))
-        audit.record(action="user.roles_changed", object_type="user", object_id=str(user.public_id),
-                     before={"roles": before}, after={"roles": chosen})
+        audit.record(
+            action="user.roles_changed",
+            object_type="user",
+            object_id=str(user.public_id),
+            before={"roles": before},
+            after={"roles": chosen},
+        )
     return user
 
 
@@ -126,8 +153,13 @@ def user_set_preferences(*, user: User, language: str | None = None, theme: str 
         if theme is not None:
             user.theme = theme
         user.save(update_fields=["language", "theme"])
-        audit.record(action="user.preferences_changed", object_type="user", object_id=str(user.public_id),
-                     before=before, after={"language": user.language, "theme": user.theme})
+        audit.record(
+            action="user.preferences_changed",
+            object_type="user",
+            object_id=str(user.public_id),
+            before=before,
+            after={"language": user.language, "theme": user.theme},
+        )
     return user
 
 
@@ -136,8 +168,12 @@ def organisation_create(*, name: str, kind: str) -> Organisation:
         raise ValidationFailed("An organisation needs a name.", fields={"name": "Required."})
     with transaction.atomic():
         organisation = Organisation.objects.create(name=name.strip(), kind=kind)
-        audit.record(action="organisation.created", object_type="organisation",
-                     object_id=str(organisation.public_id), after={"name": name, "kind": kind})
+        audit.record(
+            action="organisation.created",
+            object_type="organisation",
+            object_id=str(organisation.public_id),
+            after={"name": name, "kind": kind},
+        )
     return organisation
 
 
@@ -149,7 +185,9 @@ def team_create(*, name: str, member_ids: Iterable[int] = ()) -> Team:
             raise Conflict("A team with this name exists.", fields={"name": "Already in use."})
         team = Team.objects.create(name=name.strip())
         team.members.set(User.objects.filter(pk__in=list(member_ids)))
-        audit.record(action="team.created", object_type="team", object_id=str(team.public_id), after={"name": name})
+        audit.record(
+            action="team.created", object_type="team", object_id=str(team.public_id), after={"name": name}
+        )
     return team
 
 
@@ -184,8 +222,12 @@ def api_token_create(
             created_at=now,
             expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
         )
-        audit.record(action="api_token.created", object_type="api_token", object_id=str(token.public_id),
-                     after={"name": token.name, "scopes": chosen, "user": str(user.public_id)})
+        audit.record(
+            action="api_token.created",
+            object_type="api_token",
+            object_id=str(token.public_id),
+            after={"name": token.name, "scopes": chosen, "user": str(user.public_id)},
+        )
     return token, plain
 
 
@@ -223,7 +265,9 @@ def login_check_allowed(*, email: str, ip_address: str) -> None:
     if throttle and throttle.locked_until and throttle.locked_until > clock.now():
         seconds = int((throttle.locked_until - clock.now()).total_seconds()) + 1
         raise RateLimited(
-            "Too many failed sign-in attempts. Try again later.", retry_after_seconds=seconds, code="login_locked"
+            "Too many failed sign-in attempts. Try again later.",
+            retry_after_seconds=seconds,
+            code="login_locked",
         )
 
 
@@ -245,7 +289,9 @@ def login_record_failure(*, email: str, ip_address: str) -> None:
 
 def login_record_success(*, user: User, ip_address: str) -> None:
     LoginThrottle.objects.filter(email=user.email, ip_address=ip_address).delete()
-    audit.record(action="login.succeeded", object_type="user", object_id=str(user.public_id), actor_id=user.pk)
+    audit.record(
+        action="login.succeeded", object_type="user", object_id=str(user.public_id), actor_id=user.pk
+    )
 
 
 # --- TOTP two-factor -----------------------------------------------------------------------------
@@ -270,7 +316,9 @@ def totp_verify(*, user: User, code: str) -> bool:
 
 def totp_confirm(*, user: User, code: str) -> User:
     if not totp_verify(user=user, code=code):
-        raise ValidationFailed("The code is not valid.", code="invalid_totp", fields={"code": "Invalid code."})
+        raise ValidationFailed(
+            "The code is not valid.", code="invalid_totp", fields={"code": "Invalid code."}
+        )
     with transaction.atomic():
         user.totp_enabled_at = clock.now()
         user.save(update_fields=["totp_enabled_at"])
@@ -280,7 +328,9 @@ def totp_confirm(*, user: User, code: str) -> User:
 
 def totp_disable(*, user: User, code: str) -> User:
     if not totp_verify(user=user, code=code):
-        raise ValidationFailed("The code is not valid.", code="invalid_totp", fields={"code": "Invalid code."})
+        raise ValidationFailed(
+            "The code is not valid.", code="invalid_totp", fields={"code": "Invalid code."}
+        )
     with transaction.atomic():
         user.totp_secret = ""
         user.totp_enabled_at = None
@@ -290,4 +340,6 @@ def totp_disable(*, user: User, code: str) -> User:
 
 
 def totp_provisioning_uri(*, user: User) -> str:
-    return str(pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=settings.FEDELE_BRAND_NAME))
+    return str(
+        pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=settings.FEDELE_BRAND_NAME)
+    )

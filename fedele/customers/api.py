@@ -9,8 +9,7 @@ from uuid import UUID
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
-from fedele.accounts.auth import require_scope
-from fedele.accounts.facade import actor_for
+from fedele.accounts.facade import actor_for, require_scope
 from fedele.customers import selectors
 from fedele.customers.contracts import ConsentChannel, ConsentPurpose
 from fedele.customers.models import ConsentRecord, Contact, Customer, TimelineEntry
@@ -21,8 +20,16 @@ from fedele.shared.api import ErrorEnvelope, StrictSchema
 from fedele.shared.pagination import paginate
 
 router = Router(tags=["customers"])
-ERRORS = {400: ErrorEnvelope, 401: ErrorEnvelope, 403: ErrorEnvelope, 404: ErrorEnvelope, 409: ErrorEnvelope,
-          413: ErrorEnvelope, 422: ErrorEnvelope, 429: ErrorEnvelope}
+ERRORS = {
+    400: ErrorEnvelope,
+    401: ErrorEnvelope,
+    403: ErrorEnvelope,
+    404: ErrorEnvelope,
+    409: ErrorEnvelope,
+    413: ErrorEnvelope,
+    422: ErrorEnvelope,
+    429: ErrorEnvelope,
+}
 
 KindLiteral = Literal["person", "company"]
 SegmentLiteral = Literal["consumer", "small_business", "enterprise", "public_administration"]
@@ -115,7 +122,9 @@ class CustomerListQuery(Schema):
     kind: KindLiteral | Literal[""] = ""
     city: str = Field("", max_length=100)
     status: Literal["active", "merged", "erased", ""] = "active"
-    ordering: Literal["name", "-name", "created_at", "-created_at", "number", "-number", "city", "-city"] = "name"
+    ordering: Literal["name", "-name", "created_at", "-created_at", "number", "-number", "city", "-city"] = (
+        "name"
+    )
     cursor: str | None = Field(None, max_length=500)
     limit: int = Field(50, ge=1, le=200)
 
@@ -210,8 +219,9 @@ def list_customers(request: HttpRequest, query: Query[CustomerListQuery]) -> dic
             search=query.search, segment=query.segment, kind=query.kind, city=query.city, status=query.status
         ),
     )
-    page = paginate(queryset, ordering=query.ordering, allowed=selectors.ORDERINGS, cursor=query.cursor,
-                    limit=query.limit)
+    page = paginate(
+        queryset, ordering=query.ordering, allowed=selectors.ORDERINGS, cursor=query.cursor, limit=query.limit
+    )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -240,21 +250,30 @@ def update_customer(request: HttpRequest, customer_id: UUID, payload: CustomerPa
     if nulls:
         from fedele.shared.errors import ValidationFailed
 
-        raise ValidationFailed("Fields cannot be null; send an empty string to clear.",
-                               fields={k: "Cannot be null." for k in nulls})
+        raise ValidationFailed(
+            "Fields cannot be null; send an empty string to clear.",
+            fields=dict.fromkeys(nulls, "Cannot be null."),
+        )
     return customer_services.customer_update(
         actor=actor_for(request.user), customer_public_id=str(customer_id), data=data
     )
 
 
-@router.get("/customers/{customer_id}/contacts", response={200: list[ContactOut], **ERRORS}, summary="List contacts")
+@router.get(
+    "/customers/{customer_id}/contacts", response={200: list[ContactOut], **ERRORS}, summary="List contacts"
+)
 def list_contacts(request: HttpRequest, customer_id: UUID) -> list[Contact]:
     require_scope(request, "read")
-    return list(selectors.contact_list(actor=actor_for(request.user), customer_public_id=str(customer_id))
-                .select_related("customer"))
+    return list(
+        selectors.contact_list(
+            actor=actor_for(request.user), customer_public_id=str(customer_id)
+        ).select_related("customer")
+    )
 
 
-@router.post("/customers/{customer_id}/contacts", response={201: ContactOut, **ERRORS}, summary="Add a contact")
+@router.post(
+    "/customers/{customer_id}/contacts", response={201: ContactOut, **ERRORS}, summary="Add a contact"
+)
 def create_contact(request: HttpRequest, customer_id: UUID, payload: ContactIn) -> tuple[int, Contact]:
     require_scope(request, "write")
     contact = contact_services.contact_create(
@@ -267,7 +286,9 @@ def create_contact(request: HttpRequest, customer_id: UUID, payload: ContactIn) 
 def update_contact(request: HttpRequest, contact_id: UUID, payload: ContactPatch) -> Contact:
     require_scope(request, "write")
     data = {k: v for k, v in payload.model_dump(exclude_unset=True).items() if v is not None}
-    return contact_services.contact_update(actor=actor_for(request.user), contact_public_id=str(contact_id), data=data)
+    return contact_services.contact_update(
+        actor=actor_for(request.user), contact_public_id=str(contact_id), data=data
+    )
 
 
 @router.delete("/contacts/{contact_id}", response={204: None, **ERRORS}, summary="Delete a contact")
@@ -277,14 +298,18 @@ def delete_contact(request: HttpRequest, contact_id: UUID) -> tuple[int, None]:
     return 204, None
 
 
-@router.get("/customers/{customer_id}/consents", response={200: list[ConsentOut], **ERRORS}, summary="Consent history")
+@router.get(
+    "/customers/{customer_id}/consents", response={200: list[ConsentOut], **ERRORS}, summary="Consent history"
+)
 def list_consents(request: HttpRequest, customer_id: UUID) -> list[ConsentRecord]:
     require_scope(request, "read")
     customer = selectors.customer_get(actor=actor_for(request.user), public_id=str(customer_id))
     return list(selectors.consent_history(customer=customer))
 
 
-@router.post("/customers/{customer_id}/consents", response={201: ConsentOut, **ERRORS}, summary="Record consent")
+@router.post(
+    "/customers/{customer_id}/consents", response={201: ConsentOut, **ERRORS}, summary="Record consent"
+)
 def record_consent(request: HttpRequest, customer_id: UUID, payload: ConsentIn) -> tuple[int, ConsentRecord]:
     require_scope(request, "write")
     record = contact_services.consent_record(
@@ -300,8 +325,12 @@ def record_consent(request: HttpRequest, customer_id: UUID, payload: ConsentIn) 
     return 201, record
 
 
-@router.get("/customers/{customer_id}/timeline", response={200: list[TimelineOut], **ERRORS}, summary="360 timeline")
-def list_timeline(request: HttpRequest, customer_id: UUID, module: str = "", limit: int = 100) -> list[TimelineEntry]:
+@router.get(
+    "/customers/{customer_id}/timeline", response={200: list[TimelineOut], **ERRORS}, summary="360 timeline"
+)
+def list_timeline(
+    request: HttpRequest, customer_id: UUID, module: str = "", limit: int = 100
+) -> list[TimelineEntry]:
     require_scope(request, "read")
     customer = selectors.customer_get(actor=actor_for(request.user), public_id=str(customer_id))
     return list(selectors.timeline_list(customer=customer, module=module[:32], limit=max(1, min(limit, 500))))

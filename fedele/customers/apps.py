@@ -7,15 +7,18 @@ class CustomersConfig(AppConfig):
     verbose_name = "Customers"
 
     def ready(self) -> None:
-        from fedele.customers.services import timeline  # noqa: F401  (registers event handlers)
-        from fedele.shared import navigation
-        from fedele.shared.navigation import NavItem
-
         from django.utils.translation import gettext_lazy as _
 
+        from fedele.customers import demo as customers_demo
+        from fedele.customers.services import timeline  # noqa: F401  (registers event handlers)
         from fedele.customers.web.views import search_customers
-        from fedele.shared import search
+        from fedele.shared import demo, navigation, search
+        from fedele.shared.navigation import NavItem
 
         navigation.register("customers", NavItem(_("Customers"), "customers:list", "customers.view_customer"))
-        navigation.register("customers", NavItem(_("Import"), "customers:import", "customers.import_customers"))
+        navigation.register(
+            "customers", NavItem(_("Import"), "customers:import", "customers.import_customers")
+        )
         search.register("customers", search_customers)
+        demo.register("customers", customers_demo.load, order=20)
+        demo.register_login(customers_demo.PORTAL_EMAIL, "portal_customer")

@@ -63,7 +63,9 @@ def find_customer_by_phone(phone: str) -> CustomerSummary | None:
             .filter(phone=e164)
             .select_related("customer")
             .first()
-            or Contact.objects.filter(customer__status="active", mobile=e164).select_related("customer").first()
+            or Contact.objects.filter(customer__status="active", mobile=e164)
+            .select_related("customer")
+            .first()
         )
         customer = contact.customer if contact else None
     return _summary(customer) if customer else None
@@ -78,7 +80,11 @@ def find_customer_by_email(email: str) -> CustomerSummary | None:
         return None
     customer = Customer.objects.filter(email=address, status="active").first()
     if customer is None:
-        contact = Contact.objects.filter(email=address, customer__status="active").select_related("customer").first()
+        contact = (
+            Contact.objects.filter(email=address, customer__status="active")
+            .select_related("customer")
+            .first()
+        )
         customer = contact.customer if contact else None
     return _summary(customer) if customer else None
 

@@ -30,7 +30,9 @@ class Customer(models.Model):
     sdi_code = models.CharField(_("SdI recipient code"), max_length=7, blank=True)
     phone = models.CharField(_("phone"), max_length=20, blank=True, db_index=True)
     language = models.CharField(_("language"), max_length=8, default="it")
-    segment = models.CharField(_("segment"), max_length=32, choices=_choices(Segment), default=Segment.CONSUMER.value)
+    segment = models.CharField(
+        _("segment"), max_length=32, choices=_choices(Segment), default=Segment.CONSUMER.value
+    )
     street = models.CharField(_("street"), max_length=200, blank=True)
     postal_code = models.CharField(_("postal code"), max_length=16, blank=True)
     city = models.CharField(_("city"), max_length=100, blank=True)
@@ -38,10 +40,22 @@ class Customer(models.Model):
     country = models.CharField(_("country"), max_length=2, default="IT")
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     notes = models.TextField(_("notes"), blank=True)
-    status = models.CharField(_("status"), max_length=16, choices=_choices(CustomerStatus), default=CustomerStatus.ACTIVE.value, db_index=True)
-    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_from")
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=_choices(CustomerStatus),
+        default=CustomerStatus.ACTIVE.value,
+        db_index=True,
+    )
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_from"
+    )
     managed_by = models.ForeignKey(
-        "accounts.Organisation", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "accounts.Organisation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         help_text=_("The partner organisation that manages this customer, if any."),
     )
     search_text = models.TextField(blank=True, help_text="Lower-case names, codes and contacts for search.")
@@ -80,7 +94,11 @@ class Contact(models.Model):
     language = models.CharField(_("language"), max_length=8, default="it")
     is_primary = models.BooleanField(_("primary contact"), default=False)
     portal_user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="customer_contact"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="customer_contact",
     )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
@@ -97,14 +115,20 @@ class ConsentRecord(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
-    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="consents")
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="consents"
+    )
     channel = models.CharField(max_length=16, choices=_choices(ConsentChannel))
     purpose = models.CharField(max_length=16, choices=_choices(ConsentPurpose))
     granted = models.BooleanField()
-    source = models.CharField(max_length=64, help_text="Where it was given: web form, call, import, portal, API ...")
+    source = models.CharField(
+        max_length=64, help_text="Where it was given: web form, call, import, portal, API ..."
+    )
     evidence = models.TextField(blank=True)
     recorded_at = models.DateTimeField(db_index=True)
-    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-recorded_at", "-id"]
@@ -145,7 +169,9 @@ class CustomerImport(models.Model):
         VALID_ROWS = "valid_rows", _("Only the valid rows")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     filename = models.CharField(max_length=255)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREVIEWED)
     total_rows = models.PositiveIntegerField(default=0)

@@ -62,7 +62,9 @@ def build_api(*, auth: Sequence[Any], title: str = "fedele API") -> NinjaAPI:
         openapi_url="/openapi.json",
     )
 
-    def respond(request: HttpRequest, status: int, code: str, message: str, fields: Any = None) -> HttpResponse:
+    def respond(
+        request: HttpRequest, status: int, code: str, message: str, fields: Any = None
+    ) -> HttpResponse:
         return api.create_response(request, error_envelope(code, message, fields), status=status)
 
     @api.exception_handler(ApplicationError)
@@ -74,11 +76,15 @@ def build_api(*, auth: Sequence[Any], title: str = "fedele API") -> NinjaAPI:
 
     @api.exception_handler(NinjaValidationError)
     def validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
-        return respond(request, 422, "validation_error", "The request is not valid.", validation_fields(exc.errors))
+        return respond(
+            request, 422, "validation_error", "The request is not valid.", validation_fields(exc.errors)
+        )
 
     @api.exception_handler(AuthenticationError)
     def authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-        return respond(request, 401, "not_authenticated", "Authentication is required: send a valid API token.")
+        return respond(
+            request, 401, "not_authenticated", "Authentication is required: send a valid API token."
+        )
 
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
@@ -104,6 +110,8 @@ def build_api(*, auth: Sequence[Any], title: str = "fedele API") -> NinjaAPI:
     @api.exception_handler(Exception)
     def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
         logger.exception("Unhandled API error on %s %s", request.method, request.path)
-        return respond(request, 500, "internal_error", "Something went wrong on our side; it has been logged.")
+        return respond(
+            request, 500, "internal_error", "Something went wrong on our side; it has been logged."
+        )
 
     return api

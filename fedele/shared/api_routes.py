@@ -14,8 +14,15 @@ from fedele.shared.errors import NotFound, PermissionDenied
 from fedele.shared.models import WebhookDelivery, WebhookEndpoint
 
 router = Router(tags=["webhooks"])
-ERRORS = {400: ErrorEnvelope, 401: ErrorEnvelope, 403: ErrorEnvelope, 404: ErrorEnvelope, 409: ErrorEnvelope,
-          422: ErrorEnvelope, 429: ErrorEnvelope}
+ERRORS = {
+    400: ErrorEnvelope,
+    401: ErrorEnvelope,
+    403: ErrorEnvelope,
+    404: ErrorEnvelope,
+    409: ErrorEnvelope,
+    422: ErrorEnvelope,
+    429: ErrorEnvelope,
+}
 
 
 def _require(request: HttpRequest, scope: str) -> None:
@@ -74,17 +81,25 @@ def list_endpoints(request: HttpRequest) -> list[WebhookEndpoint]:
 @router.post("/webhooks", response={201: EndpointCreatedOut, **ERRORS}, summary="Subscribe an endpoint")
 def create_endpoint(request: HttpRequest, payload: EndpointIn) -> tuple[int, EndpointCreatedOut]:
     _require(request, "write")
-    endpoint = webhooks.endpoint_create(url=payload.url, event_types=payload.event_types,
-                                        description=payload.description)
+    endpoint = webhooks.endpoint_create(
+        url=payload.url, event_types=payload.event_types, description=payload.description
+    )
     return 201, EndpointCreatedOut(
-        id=endpoint.public_id, url=endpoint.url, description=endpoint.description,
-        event_types=endpoint.event_types, is_active=endpoint.is_active, created_at=endpoint.created_at,
+        id=endpoint.public_id,
+        url=endpoint.url,
+        description=endpoint.description,
+        event_types=endpoint.event_types,
+        is_active=endpoint.is_active,
+        created_at=endpoint.created_at,
         secret=endpoint.secret,
     )
 
 
-@router.get("/webhooks/{endpoint_id}/deliveries", response={200: list[DeliveryOut], **ERRORS},
-            summary="Delivery log of an endpoint")
+@router.get(
+    "/webhooks/{endpoint_id}/deliveries",
+    response={200: list[DeliveryOut], **ERRORS},
+    summary="Delivery log of an endpoint",
+)
 def list_deliveries(request: HttpRequest, endpoint_id: UUID, limit: int = 50) -> list[WebhookDelivery]:
     _require(request, "read")
     endpoint = WebhookEndpoint.objects.filter(public_id=endpoint_id).first()
@@ -93,8 +108,11 @@ def list_deliveries(request: HttpRequest, endpoint_id: UUID, limit: int = 50) ->
     return list(endpoint.deliveries.order_by("-id")[: max(1, min(limit, 200))])
 
 
-@router.post("/webhooks/deliveries/{delivery_id}/replay", response={200: DeliveryOut, **ERRORS},
-             summary="Send a delivery again")
+@router.post(
+    "/webhooks/deliveries/{delivery_id}/replay",
+    response={200: DeliveryOut, **ERRORS},
+    summary="Send a delivery again",
+)
 def replay_delivery(request: HttpRequest, delivery_id: UUID) -> WebhookDelivery:
     _require(request, "write")
     return webhooks.delivery_replay(delivery_public_id=str(delivery_id))

@@ -17,8 +17,9 @@ class RequestContext:
     request_id: str = ""
 
 
+_EMPTY = RequestContext()
 _current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar(
-    "fedele_request_context", default=RequestContext()
+    "fedele_request_context", default=_EMPTY
 )
 
 

@@ -1,6 +1,6 @@
 """ApplicationError hierarchy. Every error maps to one JSON envelope and to an htmx error partial:
 
-    {"error": {"code": "...", "message": "...", "fields": {...}}}
+{"error": {"code": "...", "message": "...", "fields": {...}}}
 """
 
 from __future__ import annotations

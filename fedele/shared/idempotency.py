@@ -47,10 +47,12 @@ def handle(request: HttpRequest, call_view: object) -> HttpResponse:
     """Run call_view() at most once per (caller, key); replay its stored response afterwards."""
     key = request.META.get(HEADER, "").strip()
     if not key or request.method not in IDEMPOTENT_METHODS:
-        return call_view()  # type: ignore[operator,no-any-return]
+        return call_view()  # type: ignore[operator]
     if len(key) > MAX_KEY_LENGTH:
         return JsonResponse(
-            error_envelope("invalid_idempotency_key", "The Idempotency-Key header is longer than 255 characters."),
+            error_envelope(
+                "invalid_idempotency_key", "The Idempotency-Key header is longer than 255 characters."
+            ),
             status=400,
         )
     scope = caller_scope(request)
@@ -73,13 +75,19 @@ def handle(request: HttpRequest, call_view: object) -> HttpResponse:
     except IntegrityError:
         existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
         if existing is None:
-            return _conflict("A request with this Idempotency-Key is being processed; retry shortly.", "idempotency_in_progress")
+            return _conflict(
+                "A request with this Idempotency-Key is being processed; retry shortly.",
+                "idempotency_in_progress",
+            )
         if existing.request_hash != fingerprint:
             return _conflict(
                 "This Idempotency-Key was already used with a different request.", "idempotency_key_reused"
             )
         if existing.completed_at is None or existing.status_code is None:
-            return _conflict("A request with this Idempotency-Key is being processed; retry shortly.", "idempotency_in_progress")
+            return _conflict(
+                "A request with this Idempotency-Key is being processed; retry shortly.",
+                "idempotency_in_progress",
+            )
         replay = HttpResponse(
             bytes(existing.response_body or b""),
             status=existing.status_code,

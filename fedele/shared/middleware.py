@@ -35,7 +35,11 @@ class BodySizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        limit = settings.FEDELE_MAX_UPLOAD_BYTES if request.content_type == "multipart/form-data" else settings.FEDELE_MAX_BODY_BYTES
+        limit = (
+            settings.FEDELE_MAX_UPLOAD_BYTES
+            if request.content_type == "multipart/form-data"
+            else settings.FEDELE_MAX_BODY_BYTES
+        )
         if length > limit:
             message = f"The request body is too large (limit {limit} bytes)."
             if request.path.startswith(API_PREFIX):

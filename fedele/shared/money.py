@@ -66,7 +66,9 @@ class Money:
         return int(self.rounded().amount.scaleb(get_currency_precision(self.currency)))
 
     def rounded(self) -> Money:
-        return Money(self.amount.quantize(minor_unit_exponent(self.currency), rounding=ROUND_HALF_UP), self.currency)
+        return Money(
+            self.amount.quantize(minor_unit_exponent(self.currency), rounding=ROUND_HALF_UP), self.currency
+        )
 
     def is_zero(self) -> bool:
         return self.amount == 0

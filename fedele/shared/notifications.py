@@ -9,7 +9,9 @@ from fedele.shared import clock, realtime
 from fedele.shared.models import Notification
 
 
-def notification_create(*, recipient_id: int, title: str, body: str = "", link: str = "", level: str = "info") -> Notification:
+def notification_create(
+    *, recipient_id: int, title: str, body: str = "", link: str = "", level: str = "info"
+) -> Notification:
     with transaction.atomic():
         notification = Notification.objects.create(
             recipient_id=recipient_id,
@@ -27,7 +29,9 @@ def notification_create(*, recipient_id: int, title: str, body: str = "", link: 
     return notification
 
 
-def notification_list(*, recipient_id: int, unread_only: bool = False, limit: int = 20) -> QuerySet[Notification]:
+def notification_list(
+    *, recipient_id: int, unread_only: bool = False, limit: int = 20
+) -> QuerySet[Notification]:
     queryset = Notification.objects.filter(recipient_id=recipient_id)
     if unread_only:
         queryset = queryset.filter(read_at__isnull=True)
@@ -39,4 +43,6 @@ def unread_count(*, recipient_id: int) -> int:
 
 
 def mark_all_read(*, recipient_id: int) -> int:
-    return Notification.objects.filter(recipient_id=recipient_id, read_at__isnull=True).update(read_at=clock.now())
+    return Notification.objects.filter(recipient_id=recipient_id, read_at__isnull=True).update(
+        read_at=clock.now()
+    )

@@ -34,9 +34,13 @@ def _decode(cursor: str) -> dict[str, Any]:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as error:
-        raise ValidationFailed("The cursor is not valid.", code="invalid_cursor", fields={"cursor": "Invalid."}) from error
+        raise ValidationFailed(
+            "The cursor is not valid.", code="invalid_cursor", fields={"cursor": "Invalid."}
+        ) from error
     if not isinstance(data, dict) or not {"o", "v", "id"} <= set(data):
-        raise ValidationFailed("The cursor is not valid.", code="invalid_cursor", fields={"cursor": "Invalid."})
+        raise ValidationFailed(
+            "The cursor is not valid.", code="invalid_cursor", fields={"cursor": "Invalid."}
+        )
     return data
 
 
@@ -66,11 +70,15 @@ def paginate(
         data = _decode(cursor)
         if data["o"] != ordering:
             raise ValidationFailed(
-                "The cursor belongs to another ordering.", code="invalid_cursor", fields={"cursor": "Invalid."}
+                "The cursor belongs to another ordering.",
+                code="invalid_cursor",
+                fields={"cursor": "Invalid."},
             )
         comparison = "lt" if descending else "gt"
         try:
-            after = Q(**{f"{field}__{comparison}": data["v"]}) | Q(**{field: data["v"], f"pk__{comparison}": data["id"]})
+            after = Q(**{f"{field}__{comparison}": data["v"]}) | Q(
+                **{field: data["v"], f"pk__{comparison}": data["id"]}
+            )
             queryset = queryset.filter(after)
         except (ValueError, TypeError) as error:
             raise ValidationFailed("The cursor is not valid.", code="invalid_cursor") from error

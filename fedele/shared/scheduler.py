@@ -28,4 +28,7 @@ def register(name: str, task_name: str, every_seconds: int) -> None:
 
 
 def beat_schedule() -> dict[str, dict[str, object]]:
-    return {name: {"task": job.task_name, "schedule": float(job.every_seconds)} for name, job in PERIODIC_JOBS.items()}
+    return {
+        name: {"task": job.task_name, "schedule": float(job.every_seconds)}
+        for name, job in PERIODIC_JOBS.items()
+    }

@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -131,7 +132,7 @@ def fan_out(envelope: EventEnvelope) -> None:
         )
         if created:
             delivery_id = delivery.pk
-            transaction.on_commit(lambda delivery_id=delivery_id: _enqueue(delivery_id))
+            transaction.on_commit(partial(_enqueue, delivery_id))
 
 
 def _enqueue(delivery_id: int) -> None:
@@ -176,7 +177,10 @@ def deliver(delivery_id: int, *, is_replay: bool = False) -> str:
     lease = timedelta(seconds=settings.FEDELE_WEBHOOK_TIMEOUT_SECONDS + 30)
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_for_update().select_related("endpoint").filter(pk=delivery_id).first()
+            WebhookDelivery.objects.select_for_update()
+            .select_related("endpoint")
+            .filter(pk=delivery_id)
+            .first()
         )
         if delivery is None:
             return "missing"

@@ -38,13 +38,13 @@ class UserFactory(factory.django.DjangoModelFactory):
         if not create:
             return
         wanted = list(extracted) if extracted is not None else [Role.AGENT.value]
-        if not Group.objects.filter(name__in=wanted).count() == len(set(wanted)):
+        if Group.objects.filter(name__in=wanted).count() != len(set(wanted)):
             roles_sync()
-        self.groups.set(Group.objects.filter(name__in=wanted))
+        self.groups.set(Group.objects.filter(name__in=wanted))  # type: ignore[attr-defined]
 
 
 def user_with_roles(*roles: str, **kwargs: object) -> User:
-    user: User = UserFactory(roles=list(roles), **kwargs)
+    user: User = UserFactory(roles=list(roles), **kwargs)  # type: ignore[assignment]
     return user
 
 

@@ -36,7 +36,9 @@ class TotpForm(forms.Form):
 
 def _safe_next(request: HttpRequest) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+    if target and url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return "/"
 
@@ -75,7 +77,12 @@ def login_view(request: HttpRequest) -> HttpResponse:
                 return redirect(_safe_next(request))
     elif request.method == "POST":
         status = 400
-    return render(request, "accounts/login.html", {"form": form, "error": error, "next": _safe_next(request)}, status=status)
+    return render(
+        request,
+        "accounts/login.html",
+        {"form": form, "error": error, "next": _safe_next(request)},
+        status=status,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -120,7 +127,11 @@ def _qr_svg(data: str) -> str:
 def profile_view(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
-    context: dict[str, object] = {"tokens": selectors.api_token_list(user=user), "new_token": None, "errors": {}}
+    context: dict[str, object] = {
+        "tokens": selectors.api_token_list(user=user),
+        "new_token": None,
+        "errors": {},
+    }
     if request.method == "POST":
         action = request.POST.get("action", "")
         try:
@@ -133,7 +144,9 @@ def profile_view(request: HttpRequest) -> HttpResponse:
                 return response
             if action == "create_token":
                 scopes = request.POST.getlist("scopes") or ["read"]
-                _token, plain = services.api_token_create(user=user, name=request.POST.get("name", ""), scopes=scopes)
+                _token, plain = services.api_token_create(
+                    user=user, name=request.POST.get("name", ""), scopes=scopes
+                )
                 context["new_token"] = plain
             elif action == "revoke_token":
                 services.api_token_revoke(user=user, token_public_id=request.POST.get("token_id", ""))

@@ -16,7 +16,16 @@ from fedele.shared import audit, clock
 from fedele.shared.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from fedele.shared.events import publish
 
-CONTACT_FIELDS = ("first_name", "last_name", "job_title", "email", "phone", "mobile", "language", "is_primary")
+CONTACT_FIELDS = (
+    "first_name",
+    "last_name",
+    "job_title",
+    "email",
+    "phone",
+    "mobile",
+    "language",
+    "is_primary",
+)
 
 
 def _require(actor: Actor, permission: str) -> None:
@@ -31,7 +40,9 @@ def _locked_customer(actor: Actor, customer_public_id: str) -> Customer:
     if customer is None:
         raise NotFound("Customer not found.")
     if customer.status != CustomerStatus.ACTIVE:
-        raise Conflict(f"This customer is {customer.status} and cannot be changed.", code="customer_not_active")
+        raise Conflict(
+            f"This customer is {customer.status} and cannot be changed.", code="customer_not_active"
+        )
     return customer
 
 
@@ -42,7 +53,11 @@ def clean_contact_data(values: dict[str, Any]) -> dict[str, Any]:
         cleaned[field] = str(cleaned.get(field) or "").strip()
         if len(cleaned[field]) > 100:
             errors.setdefault(field, []).append("At most 100 characters.")
-    for field, function in (("email", normalise_email), ("phone", normalise_phone), ("mobile", normalise_phone)):
+    for field, function in (
+        ("email", normalise_email),
+        ("phone", normalise_phone),
+        ("mobile", normalise_phone),
+    ):
         try:
             cleaned[field] = function(str(cleaned.get(field) or ""), field)
         except ValidationFailed as error:
@@ -66,7 +81,7 @@ def contact_create(*, actor: Actor, customer_public_id: str, data: Mapping[str, 
     _require(actor, "customers.add_contact")
     unknown = set(data) - set(CONTACT_FIELDS)
     if unknown:
-        raise ValidationFailed("Unknown fields.", fields={name: "Unknown field." for name in sorted(unknown)})
+        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
     cleaned = clean_contact_data({"language": "it", **dict(data)})
     with transaction.atomic():
         customer = _locked_customer(actor, customer_public_id)
@@ -74,10 +89,15 @@ def contact_create(*, actor: Actor, customer_public_id: str, data: Mapping[str, 
         if cleaned["is_primary"] or not customer.contacts.exists():
             customer.contacts.update(is_primary=False)
             cleaned["is_primary"] = True
-        contact = Contact.objects.create(customer=customer, created_at=now, updated_at=now,
-                                         **{k: cleaned[k] for k in CONTACT_FIELDS})
-        audit.record(action="contact.created", object_type="contact", object_id=str(contact.public_id),
-                     after={**_snapshot(contact), "customer": str(customer.public_id)})
+        contact = Contact.objects.create(
+            customer=customer, created_at=now, updated_at=now, **{k: cleaned[k] for k in CONTACT_FIELDS}
+        )
+        audit.record(
+            action="contact.created",
+            object_type="contact",
+            object_id=str(contact.public_id),
+            after={**_snapshot(contact), "customer": str(customer.public_id)},
+        )
     return contact
 
 
@@ -85,7 +105,7 @@ def contact_update(*, actor: Actor, contact_public_id: str, data: Mapping[str, A
     _require(actor, "customers.change_contact")
     unknown = set(data) - set(CONTACT_FIELDS)
     if unknown:
-        raise ValidationFailed("Unknown fields.", fields={name: "Unknown field." for name in sorted(unknown)})
+        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
     from fedele.customers.selectors import contact_queryset_for
 
     with transaction.atomic():
@@ -96,13 +116,20 @@ def contact_update(*, actor: Actor, contact_public_id: str, data: Mapping[str, A
         before = _snapshot(contact)
         cleaned = clean_contact_data({**before, **dict(data)})
         if cleaned["is_primary"] and not before["is_primary"]:
-            Contact.objects.filter(customer_id=contact.customer_id).exclude(pk=contact.pk).update(is_primary=False)
+            Contact.objects.filter(customer_id=contact.customer_id).exclude(pk=contact.pk).update(
+                is_primary=False
+            )
         for name in CONTACT_FIELDS:
             setattr(contact, name, cleaned[name])
         contact.updated_at = clock.now()
         contact.save()
-        audit.record(action="contact.updated", object_type="contact", object_id=str(contact.public_id),
-                     before=before, after=_snapshot(contact))
+        audit.record(
+            action="contact.updated",
+            object_type="contact",
+            object_id=str(contact.public_id),
+            before=before,
+            after=_snapshot(contact),
+        )
     return contact
 
 
@@ -115,7 +142,9 @@ def contact_delete(*, actor: Actor, contact_public_id: str) -> None:
         if contact is None:
             raise NotFound("Contact not found.")
         if contact.portal_user_id is not None:
-            raise Conflict("This contact signs in to the portal; disable the login first.", code="contact_has_login")
+            raise Conflict(
+                "This contact signs in to the portal; disable the login first.", code="contact_has_login"
+            )
         customer_id = contact.customer_id
         before = _snapshot(contact)
         was_primary = contact.is_primary
@@ -140,9 +169,8 @@ def consent_record(
     contact_public_id: str | None = None,
 ) -> ConsentRecord:
     """Append a consent decision. The latest record per channel and purpose is the one in force."""
-    if actor is not None:
-        if not (actor.can("customers.record_consent") or actor.is_portal_customer):
-            raise PermissionDenied("You do not have permission for this action.")
+    if actor is not None and not (actor.can("customers.record_consent") or actor.is_portal_customer):
+        raise PermissionDenied("You do not have permission for this action.")
     errors: dict[str, str] = {}
     if channel not in {c.value for c in ConsentChannel}:
         errors["channel"] = f"Choose one of: {', '.join(c.value for c in ConsentChannel)}."
@@ -165,8 +193,10 @@ def consent_record(
         if contact_public_id:
             contact = customer.contacts.filter(public_id=contact_public_id).first()
             if contact is None:
-                raise ValidationFailed("That contact does not belong to this customer.",
-                                       fields={"contact_id": "Not a contact of this customer."})
+                raise ValidationFailed(
+                    "That contact does not belong to this customer.",
+                    fields={"contact_id": "Not a contact of this customer."},
+                )
         record = ConsentRecord.objects.create(
             customer=customer,
             contact=contact,
@@ -178,8 +208,15 @@ def consent_record(
             recorded_at=clock.now(),
             recorded_by_id=actor.user_id if actor is not None else None,
         )
-        audit.record(action="consent.recorded", object_type="customer", object_id=str(customer.public_id),
-                     after={"channel": channel, "purpose": purpose, "granted": granted, "source": source})
-        publish(events.ConsentChanged(str(customer.public_id), channel, purpose, granted),
-                aggregate_type="customer", aggregate_id=str(customer.public_id))
+        audit.record(
+            action="consent.recorded",
+            object_type="customer",
+            object_id=str(customer.public_id),
+            after={"channel": channel, "purpose": purpose, "granted": granted, "source": source},
+        )
+        publish(
+            events.ConsentChanged(str(customer.public_id), channel, purpose, granted),
+            aggregate_type="customer",
+            aggregate_id=str(customer.public_id),
+        )
     return record

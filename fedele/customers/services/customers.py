@@ -27,16 +27,49 @@ from fedele.shared.errors import Conflict, NotFound, PermissionDenied, Validatio
 from fedele.shared.events import publish
 
 EDITABLE_FIELDS = (
-    "kind", "first_name", "last_name", "company_name", "fiscal_code", "vat_number", "email", "pec",
-    "sdi_code", "phone", "language", "segment", "street", "postal_code", "city", "province", "country",
-    "birth_date", "notes",
+    "kind",
+    "first_name",
+    "last_name",
+    "company_name",
+    "fiscal_code",
+    "vat_number",
+    "email",
+    "pec",
+    "sdi_code",
+    "phone",
+    "language",
+    "segment",
+    "street",
+    "postal_code",
+    "city",
+    "province",
+    "country",
+    "birth_date",
+    "notes",
 )
 PII_FIELDS = (
-    "first_name", "last_name", "company_name", "fiscal_code", "vat_number", "email", "pec", "phone",
-    "street", "postal_code", "city", "province", "birth_date", "notes",
+    "first_name",
+    "last_name",
+    "company_name",
+    "fiscal_code",
+    "vat_number",
+    "email",
+    "pec",
+    "phone",
+    "street",
+    "postal_code",
+    "city",
+    "province",
+    "birth_date",
+    "notes",
 )
 MAX_LENGTHS = {
-    "first_name": 100, "last_name": 100, "company_name": 200, "street": 200, "city": 100, "notes": 10_000,
+    "first_name": 100,
+    "last_name": 100,
+    "company_name": 200,
+    "street": 200,
+    "city": 100,
+    "notes": 10_000,
 }
 
 
@@ -51,8 +84,15 @@ def display_name_for(values: Mapping[str, Any]) -> str:
 
 
 def search_text_for(customer: Customer) -> str:
-    parts = [customer.number, customer.display_name, customer.email, customer.phone, customer.fiscal_code,
-             customer.vat_number, customer.city]
+    parts = [
+        customer.number,
+        customer.display_name,
+        customer.email,
+        customer.phone,
+        customer.fiscal_code,
+        customer.vat_number,
+        customer.city,
+    ]
     return " ".join(p for p in parts if p).lower()
 
 
@@ -99,7 +139,12 @@ def clean_customer_data(values: dict[str, Any]) -> dict[str, Any]:
         errors.setdefault("last_name", []).append("A person needs a first or last name.")
     if kind == CustomerKind.COMPANY and not cleaned["company_name"]:
         errors.setdefault("company_name", []).append("A company needs a name.")
-    if kind == CustomerKind.COMPANY and cleaned.get("country") == "IT" and not cleaned.get("vat_number") and not cleaned.get("fiscal_code"):
+    if (
+        kind == CustomerKind.COMPANY
+        and cleaned.get("country") == "IT"
+        and not cleaned.get("vat_number")
+        and not cleaned.get("fiscal_code")
+    ):
         errors.setdefault("vat_number", []).append("An Italian company needs a VAT number or fiscal code.")
     if errors:
         raise ValidationFailed("Some fields are not valid.", fields=errors)
@@ -121,10 +166,25 @@ def _ensure_email_free(email: str, *, exclude_pk: int | None = None) -> None:
 
 
 DEFAULTS: dict[str, Any] = {
-    "kind": CustomerKind.PERSON.value, "first_name": "", "last_name": "", "company_name": "", "fiscal_code": "",
-    "vat_number": "", "email": "", "pec": "", "sdi_code": "", "phone": "", "language": "it",
-    "segment": Segment.CONSUMER.value, "street": "", "postal_code": "", "city": "", "province": "",
-    "country": "IT", "birth_date": None, "notes": "",
+    "kind": CustomerKind.PERSON.value,
+    "first_name": "",
+    "last_name": "",
+    "company_name": "",
+    "fiscal_code": "",
+    "vat_number": "",
+    "email": "",
+    "pec": "",
+    "sdi_code": "",
+    "phone": "",
+    "language": "it",
+    "segment": Segment.CONSUMER.value,
+    "street": "",
+    "postal_code": "",
+    "city": "",
+    "province": "",
+    "country": "IT",
+    "birth_date": None,
+    "notes": "",
 }
 
 
@@ -137,7 +197,7 @@ def customer_create(*, actor: Actor, data: Mapping[str, Any], source: str = "man
     _require(actor, "customers.add_customer")
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ValidationFailed("Unknown fields.", fields={name: "Unknown field." for name in sorted(unknown)})
+        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
     cleaned = clean_customer_data({**DEFAULTS, **{k: v for k, v in data.items() if v is not None}})
     managed_by_id = actor.organisation_id if actor.is_partner else None
     with transaction.atomic():
@@ -157,10 +217,17 @@ def customer_create(*, actor: Actor, data: Mapping[str, Any], source: str = "man
                 customer.save()
         except IntegrityError as error:
             # The unique index catches a concurrent insert of the same e-mail.
-            raise Conflict("Another customer already uses this e-mail address.", code="duplicate_email",
-                           fields={"email": "Already used by another customer."}) from error
-        audit.record(action="customer.created", object_type="customer", object_id=str(customer.public_id),
-                     after={**snapshot(customer), "source": source})
+            raise Conflict(
+                "Another customer already uses this e-mail address.",
+                code="duplicate_email",
+                fields={"email": "Already used by another customer."},
+            ) from error
+        audit.record(
+            action="customer.created",
+            object_type="customer",
+            object_id=str(customer.public_id),
+            after={**snapshot(customer), "source": source},
+        )
         publish(
             events.CustomerCreated(str(customer.public_id), customer.number, customer.kind, customer.segment),
             aggregate_type="customer",
@@ -173,15 +240,19 @@ def customer_update(*, actor: Actor, customer_public_id: str, data: Mapping[str,
     _require(actor, "customers.change_customer")
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ValidationFailed("Unknown fields.", fields={name: "Unknown field." for name in sorted(unknown)})
+        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
     from fedele.customers.selectors import customer_queryset_for
 
     with transaction.atomic():
-        customer = customer_queryset_for(actor).select_for_update().filter(public_id=customer_public_id).first()
+        customer = (
+            customer_queryset_for(actor).select_for_update().filter(public_id=customer_public_id).first()
+        )
         if customer is None:
             raise NotFound("Customer not found.")
         if customer.status != CustomerStatus.ACTIVE:
-            raise Conflict(f"This customer is {customer.status} and cannot be changed.", code="customer_not_active")
+            raise Conflict(
+                f"This customer is {customer.status} and cannot be changed.", code="customer_not_active"
+            )
         before = snapshot(customer)
         cleaned = clean_customer_data({**before, **dict(data)})
         _ensure_email_free(cleaned["email"], exclude_pk=customer.pk)
@@ -197,10 +268,21 @@ def customer_update(*, actor: Actor, customer_public_id: str, data: Mapping[str,
             with transaction.atomic():
                 customer.save()
         except IntegrityError as error:
-            raise Conflict("Another customer already uses this e-mail address.", code="duplicate_email",
-                           fields={"email": "Already used by another customer."}) from error
-        audit.record(action="customer.updated", object_type="customer", object_id=str(customer.public_id),
-                     before=before, after=snapshot(customer))
-        publish(events.CustomerUpdated(str(customer.public_id), changed), aggregate_type="customer",
-                aggregate_id=str(customer.public_id))
+            raise Conflict(
+                "Another customer already uses this e-mail address.",
+                code="duplicate_email",
+                fields={"email": "Already used by another customer."},
+            ) from error
+        audit.record(
+            action="customer.updated",
+            object_type="customer",
+            object_id=str(customer.public_id),
+            before=before,
+            after=snapshot(customer),
+        )
+        publish(
+            events.CustomerUpdated(str(customer.public_id), changed),
+            aggregate_type="customer",
+            aggregate_id=str(customer.public_id),
+        )
     return customer

@@ -76,12 +76,19 @@ TIMELINE_OWN_EVENTS = {
 def on_own_event(envelope: EventEnvelope) -> None:
     kind, title = TIMELINE_OWN_EVENTS[envelope.event_type]
     customer_id = envelope.payload.get("customer_id") or envelope.payload.get("survivor_customer_id")
-    customer = Customer.objects.filter(public_id=customer_id).first()
+    customer = Customer.objects.filter(public_id=str(customer_id)).first() if customer_id else None
     if customer is None:
         return
     summary = ""
     if envelope.event_type == "customers.ConsentChanged":
         state = "granted" if envelope.payload["granted"] else "withdrawn"
         summary = f"{envelope.payload['purpose']} via {envelope.payload['channel']}: {state}"
-    timeline_append(customer=customer, module="customers", kind=kind, title=title, occurred_at=envelope.occurred_at,
-                    summary=summary, source_event_id=str(envelope.event_id))
+    timeline_append(
+        customer=customer,
+        module="customers",
+        kind=kind,
+        title=title,
+        occurred_at=envelope.occurred_at,
+        summary=summary,
+        source_event_id=str(envelope.event_id),
+    )

@@ -43,7 +43,7 @@ class CustomerFactory(factory.django.DjangoModelFactory):
 class CompanyFactory(CustomerFactory):
     kind = "company"
     first_name = ""
-    last_name = ""
+    last_name = ""  # type: ignore[assignment]
     company_name = factory.Sequence(lambda n: f"Acme {n} S.p.A.")
     vat_number = factory.Sequence(valid_italian_vat)
     segment = "small_business"

@@ -32,10 +32,20 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     ordering = request.GET.get("ordering", "name")
     if ordering.lstrip("-") not in selectors.ORDERINGS:
         ordering = "name"
-    page = paginate(selectors.customer_list(actor=actor, filters=filters), ordering=ordering,
-                    allowed=selectors.ORDERINGS, cursor=request.GET.get("cursor") or None, limit=25)
-    context = {"page": page, "filters": filters, "ordering": ordering, "stats": selectors.customer_stats(actor=actor),
-               "can_add": actor.can("customers.add_customer")}
+    page = paginate(
+        selectors.customer_list(actor=actor, filters=filters),
+        ordering=ordering,
+        allowed=selectors.ORDERINGS,
+        cursor=request.GET.get("cursor") or None,
+        limit=25,
+    )
+    context = {
+        "page": page,
+        "filters": filters,
+        "ordering": ordering,
+        "stats": selectors.customer_stats(actor=actor),
+        "can_add": actor.can("customers.add_customer"),
+    }
     template = "customers/partials/_table.html" if request.htmx else "customers/list.html"  # type: ignore[attr-defined]
     return render(request, template, context)
 
@@ -46,7 +56,9 @@ def customer_create(request: HttpRequest) -> HttpResponse:
     actor = actor_for(request.user)
     if not actor.can("customers.add_customer"):
         raise PermissionDenied("You do not have permission to add customers.")
-    form = CustomerForm(request.POST or None, initial={"country": "IT", "language": "it", "segment": "consumer"})
+    form = CustomerForm(
+        request.POST or None, initial={"country": "IT", "language": "it", "segment": "consumer"}
+    )
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
@@ -73,7 +85,9 @@ def customer_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
     context = {
         "customer": customer,
         "contacts": customer.contacts.all(),
-        "consents": sorted(selectors.consent_current(customer=customer).values(), key=lambda r: (r.channel, r.purpose)),
+        "consents": sorted(
+            selectors.consent_current(customer=customer).values(), key=lambda r: (r.channel, r.purpose)
+        ),
         "timeline": selectors.timeline_list(customer=customer),
     }
     return render(request, "customers/detail.html", context)
@@ -84,9 +98,15 @@ def search_customers(request: HttpRequest, query: str, limit: int) -> list[Searc
     if not request.user.is_authenticated:
         return []
     actor = actor_for(request.user)
-    rows = selectors.customer_list(actor=actor, filters=selectors.CustomerFilters(search=query)).order_by("display_name")[:limit]
+    rows = selectors.customer_list(actor=actor, filters=selectors.CustomerFilters(search=query)).order_by(
+        "display_name"
+    )[:limit]
     return [
-        SearchHit("customers", c.display_name, f"{c.number} · {c.email or c.phone}",
-                  reverse("customers:detail", args=[c.public_id]))
+        SearchHit(
+            "customers",
+            c.display_name,
+            f"{c.number} · {c.email or c.phone}",
+            reverse("customers:detail", args=[c.public_id]),
+        )
         for c in rows
     ]

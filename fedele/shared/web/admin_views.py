@@ -59,4 +59,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         entries = entries.filter(object_id=object_id)
     if action:
         entries = entries.filter(action__startswith=action)
-    return render(request, "shared/audit_list.html", {"entries": entries[:200], "object_id": object_id, "action": action})
+    return render(
+        request,
+        "shared/audit_list.html",
+        {"entries": entries[:200], "object_id": object_id, "action": action},
+    )

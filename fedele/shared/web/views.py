@@ -31,9 +31,10 @@ def global_search(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def notifications(request: HttpRequest) -> HttpResponse:
+    user_id = int(request.user.pk or 0)
     if request.method == "POST":
-        notification_service.mark_all_read(recipient_id=request.user.pk)
-    items = notification_service.notification_list(recipient_id=request.user.pk)
+        notification_service.mark_all_read(recipient_id=user_id)
+    items = notification_service.notification_list(recipient_id=user_id)
     template = "partials/_notifications.html" if request.htmx else "notifications.html"  # type: ignore[attr-defined]
     return render(request, template, {"notifications": items})
 
