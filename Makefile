@@ -10,14 +10,14 @@ PORT ?= 8000
 export DJANGO_SETTINGS_MODULE ?= config.settings.embedded
 
 .PHONY: run run-prod test venv venv-dev assets chromium migrate demo lint typecheck importlint check migrations-check \
-        pytest pytest-postgres bench messages clean
+        pytest pytest-postgres bench messages translations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
 
 venv: $(BIN)/python ## runtime dependencies, exactly as locked
-	$(UV) pip sync --quiet --python $(BIN)/python requirements/base.lock
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements/base.lock
 
 venv-dev: $(BIN)/python ## runtime + development dependencies, exactly as locked
 	$(UV) pip sync --quiet --python $(BIN)/python requirements/dev.lock
@@ -38,7 +38,7 @@ demo: ## demo data, once (a marker in the database prevents a second load)
 	$(BIN)/python manage.py demo --if-empty
 
 run: venv assets migrate demo ## embedded mode: SQLite under var/, eager jobs, one ASGI process
-	$(BIN)/python manage.py compilemessages -v0 --ignore=.venv || true
+	$(MAKE) --no-print-directory translations
 	@echo ""
 	@echo "  fedele is starting on http://$(HOST):$(PORT)/"
 	@$(BIN)/python manage.py demo --print-logins
@@ -49,7 +49,7 @@ run: venv assets migrate demo ## embedded mode: SQLite under var/, eager jobs, o
 run-prod: venv assets ## production: needs DATABASE_URL (PostgreSQL), REDIS_URL, DJANGO_SECRET_KEY; see docs/ops.md
 	DJANGO_SETTINGS_MODULE=config.settings.production $(BIN)/python manage.py migrate --noinput
 	DJANGO_SETTINGS_MODULE=config.settings.production $(BIN)/python manage.py collectstatic --noinput -v0
-	DJANGO_SETTINGS_MODULE=config.settings.production $(BIN)/python manage.py compilemessages -v0 --ignore=.venv
+	$(MAKE) --no-print-directory translations
 	DJANGO_SETTINGS_MODULE=config.settings.production bash -c '\
 	  $(BIN)/celery -A config worker --loglevel=INFO --concurrency=$${CELERY_CONCURRENCY:-2} & W=$$!; \
 	  $(BIN)/celery -A config beat --loglevel=INFO --schedule var/celerybeat-schedule & B=$$!; \
@@ -72,12 +72,15 @@ check:
 migrations-check:
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
-messages: ## refresh the Italian catalogue
+translations: ## compile locale/*.po to .mo with Babel (pure Python: no gettext binaries needed)
+	@if [ -d locale ]; then $(BIN)/pybabel compile -q -d locale -D django; fi
+
+messages: ## refresh the Italian catalogue (needs gettext's xgettext)
 	$(BIN)/python manage.py makemessages -l it --ignore=.venv --ignore=node_modules --ignore=var
 	$(BIN)/python manage.py makemessages -d djangojs -l it --ignore=.venv --ignore=node_modules --ignore=static/vendor || true
 
 pytest:
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py compilemessages -v0 --ignore=.venv || true
+	$(MAKE) --no-print-directory translations
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest --cov --cov-report=term:skip-covered -q
 
 pytest-postgres:

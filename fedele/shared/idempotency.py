@@ -35,7 +35,18 @@ def request_fingerprint(request: HttpRequest) -> str:
     digest = hashlib.sha256()
     digest.update(request.method.encode() if request.method else b"")
     digest.update(b"\0" + request.get_full_path().encode() + b"\0")
-    digest.update(request.body)
+    if request.content_type == "multipart/form-data":
+        # Uploads may exceed the in-memory body limit: hash the parsed fields and files as streams.
+        for name in sorted(request.POST):
+            digest.update(f"{name}={request.POST.getlist(name)}\0".encode())
+        for name in sorted(request.FILES):
+            for upload in request.FILES.getlist(name):
+                digest.update(f"{name}:{upload.name}:{upload.size}\0".encode())
+                for chunk in upload.chunks():
+                    digest.update(chunk)
+                upload.seek(0)
+    else:
+        digest.update(request.body)
     return digest.hexdigest()
 
 
