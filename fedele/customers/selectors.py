@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet
 
 from fedele.accounts.facade import Actor
-from fedele.customers.contracts import CustomerStatus
+from fedele.customers.contracts import CustomerStatus, Segment
 from fedele.customers.models import ConsentRecord, Contact, Customer, TimelineEntry
 from fedele.shared.errors import NotFound
 
@@ -22,7 +22,9 @@ def customer_queryset_for(actor: Actor | None) -> QuerySet[Customer]:
     if actor.is_internal and actor.can("customers.view_customer"):
         return queryset
     if actor.is_portal_customer:
-        return queryset.filter(contacts__portal_user_id=actor.user_id).distinct()
+        # A subquery, not a join + DISTINCT: PostgreSQL refuses SELECT ... FOR UPDATE with DISTINCT.
+        own = Contact.objects.filter(portal_user_id=actor.user_id).values("customer_id")
+        return queryset.filter(pk__in=own)
     if actor.is_partner and actor.organisation_id is not None and actor.can("customers.view_customer"):
         return queryset.filter(managed_by_id=actor.organisation_id)
     return queryset.none()
@@ -73,6 +75,19 @@ def customer_stats(*, actor: Actor) -> dict[str, int]:
         persons=Count("pk", filter=Q(status=CustomerStatus.ACTIVE, kind="person")),
     )
     return {key: int(value or 0) for key, value in result.items()}
+
+
+def customer_count_by_segment(actor: Actor) -> dict[str, int]:
+    """Active customers per segment, every segment present (zero when empty), in the segments' order."""
+    rows = (
+        customer_queryset_for(actor)
+        .filter(status=CustomerStatus.ACTIVE)
+        .order_by()
+        .values_list("segment")
+        .annotate(total=Count("pk"))
+    )
+    counts = {str(segment): int(total) for segment, total in rows}
+    return {segment.value: counts.get(segment.value, 0) for segment in Segment}
 
 
 def contact_list(*, actor: Actor, customer_public_id: str) -> QuerySet[Contact]:
