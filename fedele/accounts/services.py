@@ -343,3 +343,43 @@ def totp_provisioning_uri(*, user: User) -> str:
     return str(
         pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=settings.FEDELE_BRAND_NAME)
     )
+
+
+def user_set_active(*, user: User, is_active: bool, acting_user_id: int | None = None) -> User:
+    """Deactivating keeps the account (audit trail, authorship) but stops sign-in and its API tokens."""
+    if acting_user_id is not None and acting_user_id == user.pk and not is_active:
+        raise Conflict("You cannot deactivate your own account.", code="cannot_deactivate_self")
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if locked.is_active == is_active:
+            return locked
+        locked.is_active = is_active
+        locked.save(update_fields=["is_active"])
+        audit.record(
+            action="user.activated" if is_active else "user.deactivated",
+            object_type="user",
+            object_id=str(locked.public_id),
+            before={"is_active": not is_active},
+            after={"is_active": is_active},
+        )
+    return locked
+
+
+def team_set_members(*, team: Team, member_ids: Iterable[int]) -> Team:
+    wanted = sorted(set(member_ids))
+    users = list(User.objects.filter(pk__in=wanted, is_active=True))
+    if len(users) != len(wanted):
+        raise ValidationFailed(
+            "Some members do not exist or are inactive.", fields={"members": "Unknown user."}
+        )
+    with transaction.atomic():
+        before = sorted(str(u.public_id) for u in team.members.all())
+        team.members.set(users)
+        audit.record(
+            action="team.members_changed",
+            object_type="team",
+            object_id=str(team.public_id),
+            before={"members": before},
+            after={"members": sorted(str(u.public_id) for u in users)},
+        )
+    return team

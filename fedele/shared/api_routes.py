@@ -6,7 +6,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from fedele.shared import webhooks
 from fedele.shared.api import ErrorEnvelope, StrictSchema
@@ -79,19 +79,22 @@ def list_endpoints(request: HttpRequest) -> list[WebhookEndpoint]:
 
 
 @router.post("/webhooks", response={201: EndpointCreatedOut, **ERRORS}, summary="Subscribe an endpoint")
-def create_endpoint(request: HttpRequest, payload: EndpointIn) -> tuple[int, EndpointCreatedOut]:
+def create_endpoint(request: HttpRequest, payload: EndpointIn) -> Status[EndpointCreatedOut]:
     _require(request, "write")
     endpoint = webhooks.endpoint_create(
         url=payload.url, event_types=payload.event_types, description=payload.description
     )
-    return 201, EndpointCreatedOut(
-        id=endpoint.public_id,
-        url=endpoint.url,
-        description=endpoint.description,
-        event_types=endpoint.event_types,
-        is_active=endpoint.is_active,
-        created_at=endpoint.created_at,
-        secret=endpoint.secret,
+    return Status(
+        201,
+        EndpointCreatedOut(
+            id=endpoint.public_id,
+            url=endpoint.url,
+            description=endpoint.description,
+            event_types=endpoint.event_types,
+            is_active=endpoint.is_active,
+            created_at=endpoint.created_at,
+            secret=endpoint.secret,
+        ),
     )
 
 
