@@ -61,7 +61,7 @@ lint:
 	$(BIN)/ruff format --check . || true
 
 typecheck:
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/mypy fedele config
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/mypy fedele config tests $$(test -d bench && echo bench)
 
 importlint:
 	$(BIN)/lint-imports
