@@ -58,7 +58,7 @@ run-prod: venv assets ## production: needs DATABASE_URL (PostgreSQL), REDIS_URL,
 
 lint:
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
+	$(BIN)/ruff format --check .
 
 typecheck:
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/mypy fedele config tests $$(test -d bench && echo bench)
@@ -73,7 +73,7 @@ migrations-check:
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
 translations: ## compile locale/*.po to .mo with Babel (pure Python: no gettext binaries needed)
-	@if [ -d locale ]; then $(BIN)/pybabel compile -q -d locale -D django; fi
+	@if [ -d locale ]; then $(BIN)/pybabel -q compile -d locale -D django; fi
 
 messages: ## refresh the Italian catalogue (needs gettext's xgettext)
 	$(BIN)/python manage.py makemessages -l it --ignore=.venv --ignore=node_modules --ignore=var

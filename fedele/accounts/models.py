@@ -4,6 +4,7 @@ import uuid
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from fedele.accounts.contracts import EXTERNAL_ROLES, OrganisationKind, Role
@@ -65,7 +66,7 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.get_full_name() or self.email
 
-    @property
+    @cached_property
     def role_names(self) -> frozenset[str]:
         return frozenset(g.name for g in self.groups.all())
 

@@ -128,6 +128,7 @@ def user_set_roles(*, user: User, roles: Iterable[str]) -> User:
     with transaction.atomic():
         before = sorted(user.role_names)
         user.groups.set(Group.objects.filter(name__in=chosen))
+        user.__dict__.pop("role_names", None)
         audit.record(
             action="user.roles_changed",
             object_type="user",

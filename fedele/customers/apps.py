@@ -20,5 +20,10 @@ class CustomersConfig(AppConfig):
             "customers", NavItem(_("Import"), "customers:import", "customers.import_customers")
         )
         search.register("customers", search_customers)
+        # The kernel's home page cannot import this module: it asks the widgets registered here.
+        from fedele.customers.web.views import dashboard_widget
+        from fedele.shared.web import dashboard
+
+        dashboard.register("customers", dashboard_widget)
         demo.register("customers", customers_demo.load, order=20)
         demo.register_login(customers_demo.PORTAL_EMAIL, "portal_customer")

@@ -16,19 +16,18 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     if user is None or not user.is_authenticated:
         return {"brand_name": settings.FEDELE_BRAND_NAME}
     permissions = user.get_all_permissions()
+    is_internal = getattr(user, "is_internal", False)
     sections = []
+    all_links: list[dict[str, Any]] = []
     for section in product_map.SECTIONS.values():
         links = [
-            {
-                "label": item.label,
-                "url": reverse(item.url_name),
-                "active": request.path.startswith(reverse(item.url_name)),
-            }
+            {"label": item.label, "url": reverse(item.url_name), "active": False}
             for item in section.items
             if item.permission is None or item.permission in permissions
         ]
+        all_links.extend(links)
         # Modules not installed yet are listed, disabled, for staff: the map of the product.
-        if links or (not section.installed and getattr(user, "is_internal", False)):
+        if links or (not section.installed and is_internal):
             sections.append(
                 {
                     "key": section.key,
@@ -38,6 +37,10 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
                     "installed": section.installed,
                 }
             )
+    # Only the most specific link is active: /customers/import/ is "Import", not also "Customers".
+    matching = [link for link in all_links if request.path.startswith(link["url"])]
+    if matching:
+        max(matching, key=lambda link: len(link["url"]))["active"] = True
     return {
         "brand_name": settings.FEDELE_BRAND_NAME,
         "nav_sections": sections,
