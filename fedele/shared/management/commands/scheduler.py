@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from celery import current_app
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from fedele.shared.scheduler import PERIODIC_JOBS
 
@@ -33,6 +33,11 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        # Celery discovers tasks modules lazily; load them all so every scheduled name resolves.
+        current_app.loader.import_default_modules()
+        missing = [job.task_name for job in PERIODIC_JOBS.values() if job.task_name not in current_app.tasks]
+        if missing:
+            raise CommandError(f"Scheduled tasks not registered: {', '.join(missing)}")
         next_run = dict.fromkeys(PERIODIC_JOBS, 0.0)
         while not stopping:
             now = time.monotonic()
