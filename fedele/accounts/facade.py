@@ -9,7 +9,17 @@ from fedele.accounts.auth import require_scope
 from fedele.accounts.contracts import Actor, Role, UserSummary
 from fedele.accounts.models import User
 
-__all__ = ["Actor", "Role", "UserSummary", "actor_for", "create_portal_user", "require_scope", "user_summary"]
+__all__ = [
+    "Actor",
+    "Role",
+    "UserSummary",
+    "actor_for",
+    "create_portal_user",
+    "deactivate_user",
+    "erase_user",
+    "require_scope",
+    "user_summary",
+]
 
 
 def actor_for(user: Any) -> Actor:
@@ -53,3 +63,28 @@ def set_password(*, user_id: int, password: str) -> None:
     user = User.objects.get(pk=user_id)
     user.set_password(password)
     user.save(update_fields=["password"])
+
+
+def deactivate_user(user_id: int) -> bool:
+    """Stop a login (sign-in and API tokens) while keeping the account for the audit trail.
+
+    Returns True when the user existed and was active. Runs in the caller's transaction.
+    """
+    user = User.objects.filter(pk=user_id).first()
+    if user is None or not user.is_active:
+        return False
+    services.user_set_active(user=user, is_active=False)
+    return True
+
+
+def erase_user(user_id: int) -> bool:
+    """GDPR erasure of a portal login: pseudonymised e-mail, no name, no password, tokens revoked.
+
+    Returns True when the user existed and was still active. Runs in the caller's transaction.
+    """
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return False
+    was_active = user.is_active
+    services.user_erase(user=user)
+    return was_active

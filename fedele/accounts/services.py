@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
@@ -263,8 +264,9 @@ def api_token_authenticate(plain: str) -> ApiToken | None:
 
 def login_check_allowed(*, email: str, ip_address: str) -> None:
     throttle = LoginThrottle.objects.filter(email=email.strip().lower(), ip_address=ip_address).first()
-    if throttle and throttle.locked_until and throttle.locked_until > clock.now():
-        seconds = int((throttle.locked_until - clock.now()).total_seconds()) + 1
+    now = clock.now()
+    if throttle and throttle.locked_until and throttle.locked_until > now:
+        seconds = max(1, math.ceil((throttle.locked_until - now).total_seconds()))
         raise RateLimited(
             "Too many failed sign-in attempts. Try again later.",
             retry_after_seconds=seconds,
@@ -384,3 +386,27 @@ def team_set_members(*, team: Team, member_ids: Iterable[int]) -> Team:
             after={"members": sorted(str(u.public_id) for u in users)},
         )
     return team
+
+
+def user_erase(*, user: User) -> User:
+    """GDPR erasure of a login: no name, no address, no way in; the row stays for the audit trail."""
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        before = {"email": locked.email, "first_name": locked.first_name, "last_name": locked.last_name}
+        locked.email = f"erased-{locked.public_id}@erased.invalid"
+        locked.first_name = ""
+        locked.last_name = ""
+        locked.is_active = False
+        locked.totp_secret = ""
+        locked.totp_enabled_at = None
+        locked.set_unusable_password()
+        locked.save()
+        ApiToken.objects.filter(user=locked, revoked_at__isnull=True).update(revoked_at=clock.now())
+        audit.record(
+            action="user.erased",
+            object_type="user",
+            object_id=str(locked.public_id),
+            before=dict.fromkeys(before, "[erased]"),
+            after={"email": locked.email, "is_active": False},
+        )
+    return locked

@@ -6,17 +6,22 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 
 from fedele.accounts.facade import actor_for, require_scope
 from fedele.customers import selectors
 from fedele.customers.contracts import ConsentChannel, ConsentPurpose
-from fedele.customers.models import ConsentRecord, Contact, Customer, TimelineEntry
+from fedele.customers.models import ConsentRecord, Contact, Customer, CustomerImport, TimelineEntry
 from fedele.customers.services import contacts as contact_services
 from fedele.customers.services import customers as customer_services
+from fedele.customers.services import gdpr as gdpr_services
+from fedele.customers.services import importing as import_services
+from fedele.customers.services import merging as merge_services
 from fedele.shared import audit
 from fedele.shared.api import ErrorEnvelope, StrictSchema
+from fedele.shared.errors import PayloadTooLarge
 from fedele.shared.pagination import paginate
 
 router = Router(tags=["customers"])
@@ -226,12 +231,12 @@ def list_customers(request: HttpRequest, query: Query[CustomerListQuery]) -> dic
 
 
 @router.post("/customers", response={201: CustomerOut, **ERRORS}, summary="Create a customer")
-def create_customer(request: HttpRequest, payload: CustomerIn) -> tuple[int, Customer]:
+def create_customer(request: HttpRequest, payload: CustomerIn) -> Status[Customer]:
     require_scope(request, "write")
     customer = customer_services.customer_create(
         actor=actor_for(request.user), data=payload.model_dump(), source="api"
     )
-    return 201, customer
+    return Status(201, customer)
 
 
 @router.get("/customers/{customer_id}", response={200: CustomerOut, **ERRORS}, summary="Get a customer")
@@ -274,12 +279,12 @@ def list_contacts(request: HttpRequest, customer_id: UUID) -> list[Contact]:
 @router.post(
     "/customers/{customer_id}/contacts", response={201: ContactOut, **ERRORS}, summary="Add a contact"
 )
-def create_contact(request: HttpRequest, customer_id: UUID, payload: ContactIn) -> tuple[int, Contact]:
+def create_contact(request: HttpRequest, customer_id: UUID, payload: ContactIn) -> Status[Contact]:
     require_scope(request, "write")
     contact = contact_services.contact_create(
         actor=actor_for(request.user), customer_public_id=str(customer_id), data=payload.model_dump()
     )
-    return 201, contact
+    return Status(201, contact)
 
 
 @router.patch("/contacts/{contact_id}", response={200: ContactOut, **ERRORS}, summary="Change a contact")
@@ -292,10 +297,10 @@ def update_contact(request: HttpRequest, contact_id: UUID, payload: ContactPatch
 
 
 @router.delete("/contacts/{contact_id}", response={204: None, **ERRORS}, summary="Delete a contact")
-def delete_contact(request: HttpRequest, contact_id: UUID) -> tuple[int, None]:
+def delete_contact(request: HttpRequest, contact_id: UUID) -> Status[None]:
     require_scope(request, "write")
     contact_services.contact_delete(actor=actor_for(request.user), contact_public_id=str(contact_id))
-    return 204, None
+    return Status(204, None)
 
 
 @router.get(
@@ -310,7 +315,9 @@ def list_consents(request: HttpRequest, customer_id: UUID) -> list[ConsentRecord
 @router.post(
     "/customers/{customer_id}/consents", response={201: ConsentOut, **ERRORS}, summary="Record consent"
 )
-def record_consent(request: HttpRequest, customer_id: UUID, payload: ConsentIn) -> tuple[int, ConsentRecord]:
+def record_consent(
+    request: HttpRequest, customer_id: UUID, payload: ConsentIn
+) -> Status[ConsentRecord]:
     require_scope(request, "write")
     record = contact_services.consent_record(
         actor=actor_for(request.user),
@@ -322,7 +329,7 @@ def record_consent(request: HttpRequest, customer_id: UUID, payload: ConsentIn) 
         evidence=payload.evidence,
         contact_public_id=str(payload.contact_id) if payload.contact_id else None,
     )
-    return 201, record
+    return Status(201, record)
 
 
 @router.get(
@@ -334,3 +341,157 @@ def list_timeline(
     require_scope(request, "read")
     customer = selectors.customer_get(actor=actor_for(request.user), public_id=str(customer_id))
     return list(selectors.timeline_list(customer=customer, module=module[:32], limit=max(1, min(limit, 500))))
+
+
+# --- customer data operations: import, duplicates and merge, GDPR export and erasure ---------------------
+
+
+class ImportRowOut(Schema):
+    line: int
+    valid: bool
+    values: dict[str, str]
+    errors: dict[str, list[str]]
+    customer_id: UUID | None = None
+    customer_number: str | None = None
+
+
+class ImportOut(Schema):
+    id: UUID
+    filename: str
+    status: str
+    total_rows: int
+    valid_rows: int
+    invalid_rows: int
+    created_count: int
+    created_at: datetime
+    committed_at: datetime | None
+    rows: list[ImportRowOut]
+
+    @staticmethod
+    def resolve_id(obj: CustomerImport) -> UUID:
+        return obj.public_id
+
+    @staticmethod
+    def resolve_invalid_rows(obj: CustomerImport) -> int:
+        return obj.total_rows - obj.valid_rows
+
+
+class ImportCommitIn(StrictSchema):
+    mode: Literal["all_or_nothing", "valid_rows"]
+
+
+class DuplicateOut(Schema):
+    customer: CustomerOut
+    score: int
+    reasons: list[str]
+
+
+class MergeIn(StrictSchema):
+    duplicate_id: UUID
+
+
+class EraseIn(StrictSchema):
+    reason: str = Field(..., min_length=1, max_length=500)
+
+
+@router.post(
+    "/customers/imports",
+    response={201: ImportOut, **ERRORS},
+    summary="Upload a CSV or XLSX file of customers and preview it",
+)
+def preview_import(request: HttpRequest, file: File[UploadedFile]) -> Status[CustomerImport]:
+    require_scope(request, "write")
+    if file.size is not None and file.size > settings.FEDELE_MAX_UPLOAD_BYTES:
+        raise PayloadTooLarge(
+            f"The file is too large (limit {settings.FEDELE_MAX_UPLOAD_BYTES} bytes).",
+            code="file_too_large",
+            fields={"file": "Too large."},
+        )
+    customer_import = import_services.customer_import_preview(
+        actor=actor_for(request.user), filename=file.name or "import", content=file.read()
+    )
+    return Status(201, customer_import)
+
+
+@router.get("/customers/imports/{import_id}", response={200: ImportOut, **ERRORS}, summary="Get an import")
+def get_import(request: HttpRequest, import_id: UUID) -> CustomerImport:
+    require_scope(request, "read")
+    return selectors.customer_import_get(actor=actor_for(request.user), public_id=str(import_id))
+
+
+@router.post(
+    "/customers/imports/{import_id}/commit",
+    response={200: ImportOut, **ERRORS},
+    summary="Create the customers of a previewed import",
+)
+def commit_import(request: HttpRequest, import_id: UUID, payload: ImportCommitIn) -> CustomerImport:
+    require_scope(request, "write")
+    return import_services.customer_import_commit(
+        actor=actor_for(request.user), import_public_id=str(import_id), mode=payload.mode
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/duplicates",
+    response={200: list[DuplicateOut], **ERRORS},
+    summary="Possible duplicates of a customer",
+)
+def list_duplicates(request: HttpRequest, customer_id: UUID) -> list[dict[str, object]]:
+    require_scope(request, "read")
+    candidates = selectors.customer_find_duplicates(
+        actor=actor_for(request.user), customer_public_id=str(customer_id)
+    )
+    return [{"customer": c.customer, "score": c.score, "reasons": list(c.reasons)} for c in candidates]
+
+
+@router.post(
+    "/customers/{customer_id}/merge",
+    response={200: CustomerOut, **ERRORS},
+    summary="Merge a duplicate into this customer",
+)
+def merge_customers(request: HttpRequest, customer_id: UUID, payload: MergeIn) -> Customer:
+    require_scope(request, "write")
+    return merge_services.customers_merge(
+        actor=actor_for(request.user),
+        survivor_public_id=str(customer_id),
+        duplicate_public_id=str(payload.duplicate_id),
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/personal-data",
+    response={200: None, **ERRORS},
+    summary="Export a customer's personal data (GDPR), as a ZIP",
+    openapi_extra={
+        "responses": {"200": {"description": "ZIP", "content": {"application/zip": {"schema": {}}}}}
+    },
+)
+def export_personal_data(request: HttpRequest, customer_id: UUID) -> HttpResponse:
+    require_scope(request, "read")
+    actor = actor_for(request.user)
+    content = gdpr_services.customer_export_personal_data(actor=actor, customer_public_id=str(customer_id))
+    number = selectors.customer_get(actor=actor, public_id=str(customer_id)).number
+    response = HttpResponse(content, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="personal-data-{number}.zip"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post(
+    "/customers/{customer_id}/erase",
+    response={200: CustomerOut, **ERRORS},
+    summary="Erase a customer's personal data (GDPR)",
+)
+def erase_customer(request: HttpRequest, customer_id: UUID, payload: EraseIn) -> Customer:
+    require_scope(request, "write")
+    return gdpr_services.customer_erase(
+        actor=actor_for(request.user), customer_public_id=str(customer_id), reason=payload.reason
+    )
+
+
+# Django matches URL patterns in order and "/customers/{customer_id}" takes any text, so the literal
+# "/customers/imports" must come first or its POST would be answered 405 by the customer route.
+router.path_operations = {
+    "/customers/imports": router.path_operations.pop("/customers/imports"),
+    **router.path_operations,
+}

@@ -25,5 +25,9 @@ class CustomersConfig(AppConfig):
         from fedele.shared.web import dashboard
 
         dashboard.register("customers", dashboard_widget)
+
+        from fedele.shared import scheduler
+
+        scheduler.register("customers-import-previews-purge", "customers.purge_stale_import_previews", 3600)
         demo.register("customers", customers_demo.load, order=20)
         demo.register_login(customers_demo.PORTAL_EMAIL, "portal_customer")

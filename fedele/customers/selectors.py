@@ -8,7 +8,7 @@ from django.db.models import Count, Q, QuerySet
 
 from fedele.accounts.facade import Actor
 from fedele.customers.contracts import CustomerStatus, Segment
-from fedele.customers.models import ConsentRecord, Contact, Customer, TimelineEntry
+from fedele.customers.models import ConsentRecord, Contact, Customer, CustomerImport, TimelineEntry
 from fedele.shared.errors import NotFound
 
 ORDERINGS = {"name": "display_name", "created_at": "created_at", "number": "number", "city": "city"}
@@ -112,3 +112,143 @@ def timeline_list(*, customer: Customer, module: str = "", limit: int = 100) -> 
     if module:
         queryset = queryset.filter(module=module)
     return queryset.order_by("-occurred_at", "-id")[:limit]
+
+
+# --- imports, duplicates (customer data operations) --------------------------------------------------
+
+
+def customer_import_queryset_for(actor: Actor) -> QuerySet[CustomerImport]:
+    """Imports the actor may see: all for staff who may import, their own for anyone else who may."""
+    queryset = CustomerImport.objects.all()
+    if not actor.can("customers.import_customers"):
+        return queryset.none()
+    if actor.is_internal:
+        return queryset
+    return queryset.filter(created_by_id=actor.user_id)
+
+
+def customer_import_get(*, actor: Actor, public_id: str) -> CustomerImport:
+    customer_import = customer_import_queryset_for(actor).filter(public_id=public_id).first()
+    if customer_import is None:
+        raise NotFound("Import not found.")
+    return customer_import
+
+
+REASON_SAME_EMAIL = "same e-mail"
+REASON_SAME_PHONE = "same phone"
+REASON_SAME_FISCAL_CODE = "same fiscal code"
+REASON_SAME_VAT_NUMBER = "same VAT number"
+REASON_SIMILAR_NAME = "similar name in the same city"
+DUPLICATE_WEIGHTS = {
+    REASON_SAME_FISCAL_CODE: 50,
+    REASON_SAME_VAT_NUMBER: 50,
+    REASON_SAME_EMAIL: 40,
+    REASON_SAME_PHONE: 30,
+    REASON_SIMILAR_NAME: 25,
+}
+NAME_SIMILARITY = 0.85
+MAX_DUPLICATE_CANDIDATES = 20
+_LEGAL_FORMS = frozenset({"spa", "srl", "srls", "sas", "snc", "sapa", "scarl", "coop", "ltd", "inc", "gmbh"})
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateCandidate:
+    """Another active customer that may be the same one: score 0-100 and why."""
+
+    customer: Customer
+    score: int
+    reasons: tuple[str, ...]
+
+
+def comparable_name(name: str) -> str:
+    """Lower case, no accents or punctuation, no legal form, words sorted ('Rossi Mario' = 'Mario Rossi')."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", name or "")
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    words = "".join(c if c.isalnum() else " " for c in plain.replace(".", "")).split()
+    return " ".join(sorted(w for w in words if w not in _LEGAL_FORMS))
+
+
+def names_are_similar(first: str, second: str) -> bool:
+    from difflib import SequenceMatcher
+
+    a, b = comparable_name(first), comparable_name(second)
+    if not a or not b:
+        return False
+    return a == b or SequenceMatcher(None, a, b).ratio() >= NAME_SIMILARITY
+
+
+def _reachable_at(customer: Customer) -> tuple[set[str], set[str]]:
+    """E-mail addresses and phone numbers of a customer and of its contacts (contacts prefetched)."""
+    emails = {customer.email.lower()} if customer.email else set()
+    phones = {customer.phone} if customer.phone else set()
+    for contact in customer.contacts.all():
+        if contact.email:
+            emails.add(contact.email.lower())
+        phones.update(number for number in (contact.phone, contact.mobile) if number)
+    return emails, phones
+
+
+def customer_find_duplicates(*, actor: Actor, customer_public_id: str) -> list[DuplicateCandidate]:
+    """Active customers the actor may see that share a code, an e-mail or a phone (theirs or their
+    contacts'), or have a similar name in the same city. Needs the merge permission. Best first."""
+    from django.db.models import Prefetch
+
+    from fedele.shared.errors import PermissionDenied
+
+    customer = customer_get(actor=actor, public_id=customer_public_id)
+    if not actor.can("customers.merge_customers"):
+        raise PermissionDenied("You do not have permission for this action.")
+    contacts = Prefetch("contacts", queryset=Contact.objects.only("customer_id", "email", "phone", "mobile"))
+    customer = Customer.objects.prefetch_related(contacts).get(pk=customer.pk)
+    emails, phones = _reachable_at(customer)
+    matches = Q(pk__in=[])
+    if emails:
+        by_contact_email = Contact.objects.filter(email__in=emails).values("customer_id")
+        matches |= Q(email__in=emails) | Q(pk__in=by_contact_email)
+    if phones:
+        by_contact_phone = Contact.objects.filter(Q(phone__in=phones) | Q(mobile__in=phones)).values(
+            "customer_id"
+        )
+        matches |= Q(phone__in=phones) | Q(pk__in=by_contact_phone)
+    if customer.fiscal_code:
+        matches |= Q(fiscal_code=customer.fiscal_code)
+    if customer.vat_number:
+        matches |= Q(vat_number=customer.vat_number)
+    name_words = comparable_name(customer.display_name).split()
+    if customer.city and name_words:
+        # Narrow in the database on the longest word of the name, then compare whole names in Python.
+        longest = max(name_words, key=len)
+        matches |= Q(city__iexact=customer.city, search_text__contains=longest[:4])
+    candidates = (
+        customer_queryset_for(actor)
+        .filter(status=CustomerStatus.ACTIVE)
+        .exclude(pk=customer.pk)
+        .filter(matches)
+        .prefetch_related(contacts)
+        .order_by("id")[:500]
+    )
+    found: list[DuplicateCandidate] = []
+    for candidate in candidates:
+        candidate_emails, candidate_phones = _reachable_at(candidate)
+        reasons: list[str] = []
+        if emails & candidate_emails:
+            reasons.append(REASON_SAME_EMAIL)
+        if phones & candidate_phones:
+            reasons.append(REASON_SAME_PHONE)
+        if customer.fiscal_code and candidate.fiscal_code == customer.fiscal_code:
+            reasons.append(REASON_SAME_FISCAL_CODE)
+        if customer.vat_number and candidate.vat_number == customer.vat_number:
+            reasons.append(REASON_SAME_VAT_NUMBER)
+        if (
+            customer.city
+            and candidate.city.lower() == customer.city.lower()
+            and names_are_similar(candidate.display_name, customer.display_name)
+        ):
+            reasons.append(REASON_SIMILAR_NAME)
+        if reasons:
+            score = min(100, sum(DUPLICATE_WEIGHTS[reason] for reason in reasons))
+            found.append(DuplicateCandidate(candidate, score, tuple(reasons)))
+    found.sort(key=lambda c: (-c.score, c.customer.number))
+    return found[:MAX_DUPLICATE_CANDIDATES]

@@ -79,3 +79,23 @@ def test_scheduler_once_sweeps_an_event_whose_dispatch_was_lost() -> None:
     row.refresh_from_db()
     assert row.dispatched_at is not None
     assert row.attempts == 1
+
+
+@pytest.mark.django_db
+def test_stale_import_previews_are_purged_after_a_week_but_committed_imports_stay() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from fedele.customers.models import CustomerImport
+    from fedele.customers.tasks import purge_stale_import_previews
+
+    now = timezone.now()
+    CustomerImport.objects.create(filename="old.csv", created_at=now - timedelta(days=8))
+    CustomerImport.objects.create(filename="fresh.csv", created_at=now - timedelta(days=6))
+    CustomerImport.objects.create(
+        filename="done.csv", created_at=now - timedelta(days=30), status="committed"
+    )
+    assert purge_stale_import_previews.apply().get() == 1
+    assert sorted(CustomerImport.objects.values_list("filename", flat=True)) == ["done.csv", "fresh.csv"]
+    assert "customers-import-previews-purge" in PERIODIC_JOBS

@@ -33,6 +33,27 @@ def _require(actor: Actor, permission: str) -> None:
         raise PermissionDenied("You do not have permission for this action.")
 
 
+def _require_on_customer(actor: Actor, permission: str, customer_public_id: str) -> None:
+    """A customer the actor cannot see is 404 whatever the action, so an id reveals nothing (no IDOR)."""
+    if actor.can(permission):
+        return
+    from fedele.customers.selectors import customer_queryset_for
+
+    if not customer_queryset_for(actor).filter(public_id=customer_public_id).exists():
+        raise NotFound("Customer not found.")
+    raise PermissionDenied("You do not have permission for this action.")
+
+
+def _require_on_contact(actor: Actor, permission: str, contact_public_id: str) -> None:
+    if actor.can(permission):
+        return
+    from fedele.customers.selectors import contact_queryset_for
+
+    if not contact_queryset_for(actor).filter(public_id=contact_public_id).exists():
+        raise NotFound("Contact not found.")
+    raise PermissionDenied("You do not have permission for this action.")
+
+
 def _locked_customer(actor: Actor, customer_public_id: str) -> Customer:
     from fedele.customers.selectors import customer_queryset_for
 
@@ -78,7 +99,7 @@ def _snapshot(contact: Contact) -> dict[str, Any]:
 
 
 def contact_create(*, actor: Actor, customer_public_id: str, data: Mapping[str, Any]) -> Contact:
-    _require(actor, "customers.add_contact")
+    _require_on_customer(actor, "customers.add_contact", customer_public_id)
     unknown = set(data) - set(CONTACT_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
@@ -102,7 +123,7 @@ def contact_create(*, actor: Actor, customer_public_id: str, data: Mapping[str, 
 
 
 def contact_update(*, actor: Actor, contact_public_id: str, data: Mapping[str, Any]) -> Contact:
-    _require(actor, "customers.change_contact")
+    _require_on_contact(actor, "customers.change_contact", contact_public_id)
     unknown = set(data) - set(CONTACT_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
@@ -134,7 +155,7 @@ def contact_update(*, actor: Actor, contact_public_id: str, data: Mapping[str, A
 
 
 def contact_delete(*, actor: Actor, contact_public_id: str) -> None:
-    _require(actor, "customers.delete_contact")
+    _require_on_contact(actor, "customers.delete_contact", contact_public_id)
     from fedele.customers.selectors import contact_queryset_for
 
     with transaction.atomic():
@@ -169,8 +190,8 @@ def consent_record(
     contact_public_id: str | None = None,
 ) -> ConsentRecord:
     """Append a consent decision. The latest record per channel and purpose is the one in force."""
-    if actor is not None and not (actor.can("customers.record_consent") or actor.is_portal_customer):
-        raise PermissionDenied("You do not have permission for this action.")
+    if actor is not None and not actor.is_portal_customer:
+        _require_on_customer(actor, "customers.record_consent", customer_public_id)
     errors: dict[str, str] = {}
     if channel not in {c.value for c in ConsentChannel}:
         errors["channel"] = f"Choose one of: {', '.join(c.value for c in ConsentChannel)}."

@@ -193,6 +193,17 @@ def _require(actor: Actor, permission: str) -> None:
         raise PermissionDenied("You do not have permission for this action.")
 
 
+def _require_on_customer(actor: Actor, permission: str, customer_public_id: str) -> None:
+    """A customer the actor cannot see is 404 whatever the action, so an id reveals nothing (no IDOR)."""
+    if actor.can(permission):
+        return
+    from fedele.customers.selectors import customer_queryset_for
+
+    if not customer_queryset_for(actor).filter(public_id=customer_public_id).exists():
+        raise NotFound("Customer not found.")
+    raise PermissionDenied("You do not have permission for this action.")
+
+
 def customer_create(*, actor: Actor, data: Mapping[str, Any], source: str = "manual") -> Customer:
     _require(actor, "customers.add_customer")
     unknown = set(data) - set(EDITABLE_FIELDS)
@@ -237,7 +248,7 @@ def customer_create(*, actor: Actor, data: Mapping[str, Any], source: str = "man
 
 
 def customer_update(*, actor: Actor, customer_public_id: str, data: Mapping[str, Any]) -> Customer:
-    _require(actor, "customers.change_customer")
+    _require_on_customer(actor, "customers.change_customer", customer_public_id)
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
