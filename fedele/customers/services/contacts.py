@@ -11,6 +11,7 @@ from fedele.accounts.facade import Actor
 from fedele.customers import events
 from fedele.customers.contracts import ConsentChannel, ConsentPurpose, CustomerStatus
 from fedele.customers.models import ConsentRecord, Contact, Customer
+from fedele.customers.services.guards import require_on_customer
 from fedele.customers.validation import normalise_email, normalise_phone
 from fedele.shared import audit, clock
 from fedele.shared.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -26,22 +27,6 @@ CONTACT_FIELDS = (
     "language",
     "is_primary",
 )
-
-
-def _require(actor: Actor, permission: str) -> None:
-    if not actor.can(permission):
-        raise PermissionDenied("You do not have permission for this action.")
-
-
-def _require_on_customer(actor: Actor, permission: str, customer_public_id: str) -> None:
-    """A customer the actor cannot see is 404 whatever the action, so an id reveals nothing (no IDOR)."""
-    if actor.can(permission):
-        return
-    from fedele.customers.selectors import customer_queryset_for
-
-    if not customer_queryset_for(actor).filter(public_id=customer_public_id).exists():
-        raise NotFound("Customer not found.")
-    raise PermissionDenied("You do not have permission for this action.")
 
 
 def _require_on_contact(actor: Actor, permission: str, contact_public_id: str) -> None:
@@ -99,7 +84,7 @@ def _snapshot(contact: Contact) -> dict[str, Any]:
 
 
 def contact_create(*, actor: Actor, customer_public_id: str, data: Mapping[str, Any]) -> Contact:
-    _require_on_customer(actor, "customers.add_contact", customer_public_id)
+    require_on_customer(actor, "customers.add_contact", customer_public_id)
     unknown = set(data) - set(CONTACT_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
@@ -191,7 +176,7 @@ def consent_record(
 ) -> ConsentRecord:
     """Append a consent decision. The latest record per channel and purpose is the one in force."""
     if actor is not None and not actor.is_portal_customer:
-        _require_on_customer(actor, "customers.record_consent", customer_public_id)
+        require_on_customer(actor, "customers.record_consent", customer_public_id)
     errors: dict[str, str] = {}
     if channel not in {c.value for c in ConsentChannel}:
         errors["channel"] = f"Choose one of: {', '.join(c.value for c in ConsentChannel)}."

@@ -6,12 +6,18 @@ from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from fedele.accounts.facade import Actor
 from fedele.customers import events
 from fedele.customers.contracts import CustomerKind, CustomerStatus, Segment
 from fedele.customers.models import Customer
+from fedele.customers.services.guards import (
+    ensure_email_free,
+    require,
+    require_on_customer,
+    save_guarding_email,
+)
 from fedele.customers.validation import (
     normalise_country,
     normalise_email,
@@ -23,7 +29,7 @@ from fedele.customers.validation import (
     normalise_vat_number,
 )
 from fedele.shared import audit, clock, sequences
-from fedele.shared.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from fedele.shared.errors import Conflict, NotFound, ValidationFailed
 from fedele.shared.events import publish
 
 EDITABLE_FIELDS = (
@@ -151,20 +157,6 @@ def clean_customer_data(values: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def _ensure_email_free(email: str, *, exclude_pk: int | None = None) -> None:
-    if not email:
-        return
-    clash = Customer.objects.filter(email__iexact=email, status=CustomerStatus.ACTIVE)
-    if exclude_pk is not None:
-        clash = clash.exclude(pk=exclude_pk)
-    if clash.exists():
-        raise Conflict(
-            "Another customer already uses this e-mail address.",
-            code="duplicate_email",
-            fields={"email": "Already used by another customer."},
-        )
-
-
 DEFAULTS: dict[str, Any] = {
     "kind": CustomerKind.PERSON.value,
     "first_name": "",
@@ -188,31 +180,15 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _require(actor: Actor, permission: str) -> None:
-    if not actor.can(permission):
-        raise PermissionDenied("You do not have permission for this action.")
-
-
-def _require_on_customer(actor: Actor, permission: str, customer_public_id: str) -> None:
-    """A customer the actor cannot see is 404 whatever the action, so an id reveals nothing (no IDOR)."""
-    if actor.can(permission):
-        return
-    from fedele.customers.selectors import customer_queryset_for
-
-    if not customer_queryset_for(actor).filter(public_id=customer_public_id).exists():
-        raise NotFound("Customer not found.")
-    raise PermissionDenied("You do not have permission for this action.")
-
-
 def customer_create(*, actor: Actor, data: Mapping[str, Any], source: str = "manual") -> Customer:
-    _require(actor, "customers.add_customer")
+    require(actor, "customers.add_customer")
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
     cleaned = clean_customer_data({**DEFAULTS, **{k: v for k, v in data.items() if v is not None}})
     managed_by_id = actor.organisation_id if actor.is_partner else None
     with transaction.atomic():
-        _ensure_email_free(cleaned["email"])
+        ensure_email_free(cleaned["email"])
         now = clock.now()
         customer = Customer(
             number=sequences.next_number("C"),
@@ -223,16 +199,7 @@ def customer_create(*, actor: Actor, data: Mapping[str, Any], source: str = "man
             **{name: cleaned[name] for name in EDITABLE_FIELDS},
         )
         customer.search_text = search_text_for(customer)
-        try:
-            with transaction.atomic():
-                customer.save()
-        except IntegrityError as error:
-            # The unique index catches a concurrent insert of the same e-mail.
-            raise Conflict(
-                "Another customer already uses this e-mail address.",
-                code="duplicate_email",
-                fields={"email": "Already used by another customer."},
-            ) from error
+        save_guarding_email(customer)
         audit.record(
             action="customer.created",
             object_type="customer",
@@ -248,7 +215,7 @@ def customer_create(*, actor: Actor, data: Mapping[str, Any], source: str = "man
 
 
 def customer_update(*, actor: Actor, customer_public_id: str, data: Mapping[str, Any]) -> Customer:
-    _require_on_customer(actor, "customers.change_customer", customer_public_id)
+    require_on_customer(actor, "customers.change_customer", customer_public_id)
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
@@ -266,7 +233,7 @@ def customer_update(*, actor: Actor, customer_public_id: str, data: Mapping[str,
             )
         before = snapshot(customer)
         cleaned = clean_customer_data({**before, **dict(data)})
-        _ensure_email_free(cleaned["email"], exclude_pk=customer.pk)
+        ensure_email_free(cleaned["email"], exclude_pk=customer.pk)
         changed = [name for name in EDITABLE_FIELDS if cleaned[name] != before[name]]
         if not changed:
             return customer
@@ -275,15 +242,7 @@ def customer_update(*, actor: Actor, customer_public_id: str, data: Mapping[str,
         customer.display_name = display_name_for(cleaned)
         customer.search_text = search_text_for(customer)
         customer.updated_at = clock.now()
-        try:
-            with transaction.atomic():
-                customer.save()
-        except IntegrityError as error:
-            raise Conflict(
-                "Another customer already uses this e-mail address.",
-                code="duplicate_email",
-                fields={"email": "Already used by another customer."},
-            ) from error
+        save_guarding_email(customer)
         audit.record(
             action="customer.updated",
             object_type="customer",

@@ -16,9 +16,10 @@ from fedele.customers import events
 from fedele.customers.contracts import CustomerKind, CustomerStatus
 from fedele.customers.models import ConsentRecord, Contact, Customer, CustomerImport, TimelineEntry
 from fedele.customers.services.customers import EDITABLE_FIELDS, PII_FIELDS, search_text_for
+from fedele.customers.services.guards import require
 from fedele.shared import audit, clock, gdpr
 from fedele.shared.audit import jsonable
-from fedele.shared.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from fedele.shared.errors import Conflict, NotFound, ValidationFailed
 from fedele.shared.events import publish
 
 EXPORT_FORMAT = "fedele.personal-data.v1"
@@ -56,11 +57,6 @@ customer.json contiene, in formato JSON (UTF-8):
 Exported on / Esportato il: {exported_at}
 Customer / Cliente: {number}
 """
-
-
-def _require(actor: Actor, permission: str) -> None:
-    if not actor.can(permission):
-        raise PermissionDenied("You do not have permission for this action.")
 
 
 def _visible_customer(actor: Actor, customer_public_id: str, *, lock: bool = False) -> Customer:
@@ -132,7 +128,7 @@ def personal_data(customer: Customer) -> dict[str, Any]:
 def customer_export_personal_data(*, actor: Actor, customer_public_id: str) -> bytes:
     """A ZIP with customer.json (this module's data plus every registered module's) and README.txt."""
     customer = _visible_customer(actor, customer_public_id)
-    _require(actor, "customers.export_personal_data")
+    require(actor, "customers.export_personal_data")
     exported_at = clock.now()
     with transaction.atomic():
         document = {
@@ -251,7 +247,7 @@ def customer_erase(*, actor: Actor, customer_public_id: str, reason: str) -> Cus
         )
     with transaction.atomic():
         customer = _visible_customer(actor, customer_public_id, lock=True)
-        _require(actor, "customers.erase_personal_data")
+        require(actor, "customers.erase_personal_data")
         if customer.status == CustomerStatus.ERASED:
             raise Conflict("This customer's personal data has already been erased.", code="already_erased")
         now = clock.now()

@@ -31,13 +31,13 @@ from fedele.customers.services.customers import (
     clean_customer_data,
     customer_create,
 )
+from fedele.customers.services.guards import require
 from fedele.shared import audit, clock
 from fedele.shared.errors import (
     ApplicationError,
     Conflict,
     NotFound,
     PayloadTooLarge,
-    PermissionDenied,
     ValidationFailed,
 )
 
@@ -156,11 +156,6 @@ COUNTRY_VALUES = {"italia": "IT", "italy": "IT"}
 # Spreadsheets store these as numbers and drop their leading zeros; put them back.
 NUMERIC_CODE_WIDTHS = {"postal_code": 5, "vat_number": 11, "fiscal_code": 11}
 _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")
-
-
-def _require(actor: Actor, permission: str) -> None:
-    if not actor.can(permission):
-        raise PermissionDenied("You do not have permission for this action.")
 
 
 def normalise_header(text: str) -> str:
@@ -409,7 +404,7 @@ def check_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def customer_import_preview(*, actor: Actor, filename: str, content: bytes) -> CustomerImport:
     """Read and check a file; nothing is created until customer_import_commit."""
-    _require(actor, "customers.import_customers")
+    require(actor, "customers.import_customers")
     filename = (filename or "").strip()[:255] or "import"
     parsed = parse_file(filename, content)
     rows = check_rows([{"line": line, "values": row_values(raw)} for line, raw in parsed.rows])
@@ -454,7 +449,7 @@ def _bad_lines_error(bad: list[dict[str, Any]]) -> ValidationFailed:
 
 def customer_import_commit(*, actor: Actor, import_public_id: str, mode: str) -> CustomerImport:
     """Create the customers of a previewed import: every row or none, or only the valid rows."""
-    _require(actor, "customers.import_customers")
+    require(actor, "customers.import_customers")
     if mode not in MODES:
         raise ValidationFailed("Unknown import mode.", fields={"mode": f"Choose one of: {', '.join(MODES)}."})
     with transaction.atomic():

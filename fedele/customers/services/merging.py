@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from fedele.accounts.facade import Actor
 from fedele.customers import events
@@ -15,6 +15,7 @@ from fedele.customers.services.customers import (
     search_text_for,
     snapshot,
 )
+from fedele.customers.services.guards import save_guarding_email
 from fedele.customers.services.timeline import timeline_append
 from fedele.shared import audit, clock
 from fedele.shared.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -114,15 +115,7 @@ def customers_merge(*, actor: Actor, survivor_public_id: str, duplicate_public_i
         survivor.display_name = display_name_for(cleaned)
         survivor.search_text = search_text_for(survivor)
         survivor.updated_at = now
-        try:
-            with transaction.atomic():
-                survivor.save()
-        except IntegrityError as error:
-            raise Conflict(
-                "Another customer already uses this e-mail address.",
-                code="duplicate_email",
-                fields={"email": "Already used by another customer."},
-            ) from error
+        save_guarding_email(survivor)
 
         audit.record(
             action="customer.merged",
