@@ -33,4 +33,4 @@ def user_list(*, search: str = "") -> QuerySet[User]:
 
 
 def api_token_list(*, user: User) -> QuerySet[ApiToken]:
-    return ApiToken.objects.filter(user=user).order_by("-created_at")
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-id")

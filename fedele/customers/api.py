@@ -315,9 +315,7 @@ def list_consents(request: HttpRequest, customer_id: UUID) -> list[ConsentRecord
 @router.post(
     "/customers/{customer_id}/consents", response={201: ConsentOut, **ERRORS}, summary="Record consent"
 )
-def record_consent(
-    request: HttpRequest, customer_id: UUID, payload: ConsentIn
-) -> Status[ConsentRecord]:
+def record_consent(request: HttpRequest, customer_id: UUID, payload: ConsentIn) -> Status[ConsentRecord]:
     require_scope(request, "write")
     record = contact_services.consent_record(
         actor=actor_for(request.user),

@@ -12,17 +12,35 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
 
 from fedele.shared.errors import ApplicationError, RateLimited, error_envelope
 
 logger = logging.getLogger(__name__)
 
 
+def contains_nul(value: Any) -> bool:
+    """NUL characters anywhere in a value (PostgreSQL text cannot store them: a 500, not a 422)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple, set)):
+        return any(contains_nul(v) for v in value)
+    return False
+
+
 class StrictSchema(Schema):
-    """Input schemas refuse unknown fields instead of silently dropping them."""
+    """Input schemas refuse unknown fields instead of silently dropping them, and NUL characters."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_nul_characters(cls, value: Any) -> Any:
+        if contains_nul(value):
+            raise ValueError("NUL characters are not allowed.")
+        return value
 
 
 class ErrorBody(Schema):

@@ -79,23 +79,13 @@ def list_endpoints(request: HttpRequest) -> list[WebhookEndpoint]:
 
 
 @router.post("/webhooks", response={201: EndpointCreatedOut, **ERRORS}, summary="Subscribe an endpoint")
-def create_endpoint(request: HttpRequest, payload: EndpointIn) -> Status[EndpointCreatedOut]:
+def create_endpoint(request: HttpRequest, payload: EndpointIn) -> Status[WebhookEndpoint]:
     _require(request, "write")
     endpoint = webhooks.endpoint_create(
         url=payload.url, event_types=payload.event_types, description=payload.description
     )
-    return Status(
-        201,
-        EndpointCreatedOut(
-            id=endpoint.public_id,
-            url=endpoint.url,
-            description=endpoint.description,
-            event_types=endpoint.event_types,
-            is_active=endpoint.is_active,
-            created_at=endpoint.created_at,
-            secret=endpoint.secret,
-        ),
-    )
+    # The model itself, not EndpointCreatedOut(**values): resolve_id reads obj.public_id.
+    return Status(201, endpoint)
 
 
 @router.get(

@@ -42,16 +42,18 @@ def record(
         changed = {k for k in set(before_data) | set(after_data) if before_data.get(k) != after_data.get(k)}
         before_data = {k: before_data.get(k) for k in sorted(changed)}
         after_data = {k: after_data.get(k) for k in sorted(changed)}
+    # Cut to the column widths: an e-mail used as actor label or object id (a failed login) may be
+    # longer, and PostgreSQL refuses an over-long value where SQLite would keep it.
     return AuditLog.objects.create(
         occurred_at=clock.now(),
         actor_id=actor_id if actor_id is not None else ctx.actor_id,
-        actor_label=ctx.actor_label,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
+        actor_label=ctx.actor_label[:200],
+        action=action[:100],
+        object_type=object_type[:100],
+        object_id=str(object_id)[:64],
         before=before_data,
         after=after_data,
         ip_address=ctx.ip_address,
         user_agent=ctx.user_agent[:300],
-        request_id=ctx.request_id,
+        request_id=ctx.request_id[:64],
     )

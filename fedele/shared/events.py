@@ -84,15 +84,30 @@ def subscriptions_for(event_type: str) -> list[_Subscription]:
     return [*_subscriptions.get(event_type, []), *_subscriptions.get(ALL_EVENTS, [])]
 
 
-def publish(event: DomainEvent, *, aggregate_type: str, aggregate_id: str) -> OutboxEvent:
-    if not event.event_type:
+def _payload_of(event: object) -> dict[str, Any]:
+    """DomainEvents serialise themselves; a plain frozen dataclass from a module's contracts.py
+    (which may not import Django, hence not DomainEvent, e.g. customers' TimelineAppend) is
+    serialised the same way."""
+    if isinstance(event, DomainEvent):
+        return event.to_payload()
+    if dataclasses.is_dataclass(event) and not isinstance(event, type):
+        result: dict[str, Any] = jsonable(dataclasses.asdict(event))
+        return result
+    raise TypeError(f"{type(event).__name__} is not a dataclass event.")
+
+
+def publish(event: object, *, aggregate_type: str, aggregate_id: str) -> OutboxEvent:
+    """Write a DomainEvent (or a contracts dataclass with an event_type) to the outbox."""
+    event_type = str(getattr(event, "event_type", "") or "")
+    if not event_type:
         raise TypeError(f"{type(event).__name__} has no event_type.")
+    payload = _payload_of(event)
     with transaction.atomic():
         row = OutboxEvent.objects.create(
-            event_type=event.event_type,
+            event_type=event_type,
             aggregate_type=aggregate_type,
             aggregate_id=str(aggregate_id),
-            payload=event.to_payload(),
+            payload=payload,
             occurred_at=clock.now(),
         )
         event_id = row.event_id

@@ -107,7 +107,12 @@ def handle(request: HttpRequest, call_view: object) -> HttpResponse:
         replay["Idempotent-Replayed"] = "true"
         return replay
 
-    response: HttpResponse = call_view()  # type: ignore[operator]
+    try:
+        response: HttpResponse = call_view()  # type: ignore[operator]
+    except BaseException:
+        # No answer at all: free the key at once instead of blocking retries as "in progress".
+        IdempotencyRecord.objects.filter(pk=record.pk).delete()
+        raise
     if response.status_code >= 500 or response.streaming:
         # A server error is not an answer: let the client retry with the same key.
         IdempotencyRecord.objects.filter(pk=record.pk).delete()

@@ -35,17 +35,32 @@ class BodySizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        limit = (
-            settings.FEDELE_MAX_UPLOAD_BYTES
-            if request.content_type == "multipart/form-data"
-            else settings.FEDELE_MAX_BODY_BYTES
-        )
-        if length > limit:
+        if request.content_type == "multipart/form-data":
+            limit = settings.FEDELE_MAX_UPLOAD_BYTES
+        else:
+            limit = settings.FEDELE_MAX_BODY_BYTES
+            # Django refuses to read a body above DATA_UPLOAD_MAX_MEMORY_SIZE (RequestDataTooBig,
+            # a bare 400 outside the API's envelope): refuse it here, as a 413, if that is lower.
+            if settings.DATA_UPLOAD_MAX_MEMORY_SIZE is not None:
+                limit = min(limit, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        if length > limit or (not length and self._undeclared_body_too_large(request, limit)):
             message = f"The request body is too large (limit {limit} bytes)."
             if request.path.startswith(API_PREFIX):
                 return JsonResponse(error_envelope("payload_too_large", message), status=413)
             return HttpResponse(message, status=413, content_type="text/plain")
         return self.get_response(request)
+
+    @staticmethod
+    def _undeclared_body_too_large(request: HttpRequest, limit: int) -> bool:
+        """A chunked body has no Content-Length, and Django (under ASGI) would read all of it into
+        memory: read at most limit + 1 bytes here and keep them as the body the view will read."""
+        if not request.META.get("HTTP_TRANSFER_ENCODING") or request.content_type == "multipart/form-data":
+            return False
+        data = request.read(limit + 1)
+        if len(data) > limit:
+            return True
+        request._body = data  # what HttpRequest.body returns from now on
+        return False
 
 
 class RequestContextMiddleware:
@@ -92,6 +107,19 @@ class ApiGuardMiddleware:
             response = JsonResponse(error.envelope(), status=429)
             response["Retry-After"] = str(error.retry_after_seconds)
             return response
+        bad_parameters = sorted(
+            {name for name, values in request.GET.lists() if "\x00" in name + "".join(values)}
+        )
+        if bad_parameters:
+            # PostgreSQL text cannot hold NUL: refuse it here rather than fail with a 500 in a query.
+            return JsonResponse(
+                error_envelope(
+                    "validation_error",
+                    "The request is not valid.",
+                    {name: ["NUL characters are not allowed."] for name in bad_parameters},
+                ),
+                status=422,
+            )
         return idempotency.handle(request, lambda: self.get_response(request))
 
 

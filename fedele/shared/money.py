@@ -44,7 +44,9 @@ class Money:
         if currency not in _KNOWN_CURRENCIES:
             raise ValidationFailed(f"Unknown currency '{self.currency}'.", code="invalid_currency")
         object.__setattr__(self, "currency", currency)
-        object.__setattr__(self, "amount", _to_decimal(self.amount))
+        amount = _to_decimal(self.amount)
+        # -0.004 rounds to -0.00: keep zero unsigned so it never prints or serialises as "-0.00".
+        object.__setattr__(self, "amount", amount.copy_abs() if amount.is_zero() else amount)
 
     # construction -------------------------------------------------------------------------------
     @classmethod
@@ -66,9 +68,14 @@ class Money:
         return int(self.rounded().amount.scaleb(get_currency_precision(self.currency)))
 
     def rounded(self) -> Money:
-        return Money(
-            self.amount.quantize(minor_unit_exponent(self.currency), rounding=ROUND_HALF_UP), self.currency
-        )
+        try:
+            amount = self.amount.quantize(minor_unit_exponent(self.currency), rounding=ROUND_HALF_UP)
+        except InvalidOperation as error:
+            # More digits than the decimal context holds: refuse it instead of a raw decimal error.
+            raise ValidationFailed(
+                f"'{self.amount}' is too large an amount.", code="invalid_amount"
+            ) from error
+        return Money(amount, self.currency)
 
     def is_zero(self) -> bool:
         return self.amount == 0
@@ -121,6 +128,8 @@ class Money:
         """
         if not ratios:
             raise ValidationFailed("Allocation needs at least one ratio.", code="invalid_allocation")
+        if any(isinstance(r, float) for r in ratios):
+            raise TypeError("Allocation ratios are Decimals or ints, never floats.")
         weights = [Decimal(r) for r in ratios]
         if any(w < 0 for w in weights) or sum(weights) == 0:
             raise ValidationFailed("Ratios must be non-negative and not all zero.", code="invalid_allocation")

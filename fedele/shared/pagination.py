@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, Q, QuerySet
 
 from fedele.shared.audit import jsonable
@@ -80,8 +81,11 @@ def paginate(
                 **{field: data["v"], f"pk__{comparison}": data["id"]}
             )
             queryset = queryset.filter(after)
-        except (ValueError, TypeError) as error:
-            raise ValidationFailed("The cursor is not valid.", code="invalid_cursor") from error
+        except (ValueError, TypeError, DjangoValidationError) as error:
+            # A forged value, e.g. a non-date for created_at: Django's field conversion refuses it.
+            raise ValidationFailed(
+                "The cursor is not valid.", code="invalid_cursor", fields={"cursor": "Invalid."}
+            ) from error
     rows = list(queryset[: limit + 1])
     has_more = len(rows) > limit
     rows = rows[:limit]

@@ -51,7 +51,9 @@ def verify_signature(secret: str, header: str, body: bytes, *, tolerance_seconds
     if abs(time.time() - timestamp) > tolerance_seconds:
         return False
     expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, received)
+    # Bytes, not str: compare_digest raises TypeError on non-ASCII text, and a forged header must
+    # get False, not an exception.
+    return hmac.compare_digest(expected.encode(), received.encode("utf-8", "surrogatepass"))
 
 
 def backoff_for(attempt: int) -> timedelta:
@@ -191,6 +193,7 @@ def deliver(delivery_id: int, *, is_replay: bool = False) -> str:
             if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
                 return str(delivery.status)
         WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=now + lease)
+    status_before = delivery.status
     endpoint = delivery.endpoint
     started = time.monotonic()
     status_code, response_body, error = _post(endpoint, delivery)
@@ -206,7 +209,15 @@ def deliver(delivery_id: int, *, is_replay: bool = False) -> str:
             delivery.status = WebhookDelivery.Status.SUCCEEDED
             delivery.delivered_at = now
             delivery.next_attempt_at = None
-        elif is_replay or delivery.attempts >= settings.FEDELE_WEBHOOK_MAX_ATTEMPTS:
+        elif is_replay and status_before in (
+            WebhookDelivery.Status.SUCCEEDED,
+            WebhookDelivery.Status.FAILED,
+        ):
+            # A failed manual replay leaves a finished delivery as it was (a delivered event stays
+            # delivered); the attempt log shows the failure.
+            delivery.status = status_before
+            delivery.next_attempt_at = None
+        elif delivery.attempts >= settings.FEDELE_WEBHOOK_MAX_ATTEMPTS:
             delivery.status = WebhookDelivery.Status.FAILED
             delivery.next_attempt_at = None
         else:
