@@ -10,4 +10,6 @@ if not SECRET_KEY:
 
     SECRET_KEY = load_or_create_secret_key(VAR_DIR / "secret_key")
 WHITENOISE_AUTOREFRESH = DEBUG
+# A local trial talks to receivers on the same machine or LAN.
+FEDELE_WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("FEDELE_WEBHOOK_ALLOW_PRIVATE_TARGETS", default=True)
 WHITENOISE_USE_FINDERS = True

@@ -18,5 +18,7 @@ MEDIA_ROOT = VAR_DIR / "test-media"
 FEDELE_API_RATE_LIMIT_PER_MINUTE = 100_000
 LANGUAGE_CODE = "en"
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+# The test receivers listen on 127.0.0.1; the refusal itself is tested with this turned off.
+FEDELE_WEBHOOK_ALLOW_PRIVATE_TARGETS = True
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True

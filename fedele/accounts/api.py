@@ -13,19 +13,11 @@ from ninja import Field, Router, Schema, Status
 from fedele.accounts import selectors, services
 from fedele.accounts.auth import require_scope
 from fedele.accounts.models import ApiToken, Team, User
-from fedele.shared.api import ErrorEnvelope, StrictSchema
+from fedele.shared.api import ERROR_RESPONSES, StrictSchema
 from fedele.shared.errors import NotFound, PermissionDenied, ValidationFailed
 
 router = Router(tags=["accounts"])
-ERRORS = {
-    400: ErrorEnvelope,
-    401: ErrorEnvelope,
-    403: ErrorEnvelope,
-    404: ErrorEnvelope,
-    409: ErrorEnvelope,
-    422: ErrorEnvelope,
-    429: ErrorEnvelope,
-}
+ERRORS = ERROR_RESPONSES
 
 
 class MeOut(Schema):

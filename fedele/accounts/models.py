@@ -55,6 +55,8 @@ class User(AbstractUser):
     )
     totp_secret = models.CharField(max_length=64, blank=True)
     totp_enabled_at = models.DateTimeField(null=True, blank=True)
+    # The 30-second time step of the last accepted code: a code is accepted once, never replayed.
+    totp_last_counter = models.BigIntegerField(default=0)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import secrets
 from collections.abc import Iterable
@@ -311,10 +312,26 @@ def totp_begin_setup(*, user: User) -> str:
 
 
 def totp_verify(*, user: User, code: str) -> bool:
+    """A valid code for this step or the one either side, used at most once (no replay, even racing)."""
     if not user.totp_secret:
         return False
     cleaned = "".join(ch for ch in code if ch.isdigit())
-    return len(cleaned) == 6 and bool(pyotp.TOTP(user.totp_secret).verify(cleaned, valid_window=1))
+    if len(cleaned) != 6:
+        return False
+    totp = pyotp.TOTP(user.totp_secret)
+    now = clock.now()
+    for offset in (0, -1, 1):
+        moment = now + timedelta(seconds=offset * totp.interval)
+        if hmac.compare_digest(totp.at(moment), cleaned):
+            counter = int(totp.timecode(moment))
+            # A conditional UPDATE is the lock: of two requests with the same code only one wins.
+            won = User.objects.filter(pk=user.pk, totp_last_counter__lt=counter).update(
+                totp_last_counter=counter
+            )
+            if won:
+                user.totp_last_counter = counter
+            return bool(won)
+    return False
 
 
 def totp_confirm(*, user: User, code: str) -> User:

@@ -20,21 +20,12 @@ from fedele.customers.services import gdpr as gdpr_services
 from fedele.customers.services import importing as import_services
 from fedele.customers.services import merging as merge_services
 from fedele.shared import audit
-from fedele.shared.api import ErrorEnvelope, StrictSchema
+from fedele.shared.api import ERROR_RESPONSES, StrictSchema
 from fedele.shared.errors import PayloadTooLarge
 from fedele.shared.pagination import paginate
 
 router = Router(tags=["customers"])
-ERRORS = {
-    400: ErrorEnvelope,
-    401: ErrorEnvelope,
-    403: ErrorEnvelope,
-    404: ErrorEnvelope,
-    409: ErrorEnvelope,
-    413: ErrorEnvelope,
-    422: ErrorEnvelope,
-    429: ErrorEnvelope,
-}
+ERRORS = ERROR_RESPONSES
 
 KindLiteral = Literal["person", "company"]
 SegmentLiteral = Literal["consumer", "small_business", "enterprise", "public_administration"]

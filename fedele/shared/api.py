@@ -53,6 +53,12 @@ class ErrorEnvelope(Schema):
     error: ErrorBody
 
 
+# Every operation documents the same envelope for each error status it can answer with.
+ERROR_RESPONSES: dict[int, type[ErrorEnvelope]] = dict.fromkeys(
+    (400, 401, 403, 404, 409, 413, 422, 429), ErrorEnvelope
+)
+
+
 def _field_name(location: Sequence[Any]) -> str:
     parts = [str(p) for p in location if p not in ("body", "query", "path", "header", "payload", "form")]
     return ".".join(parts) or "__all__"

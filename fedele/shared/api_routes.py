@@ -9,20 +9,12 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
 from fedele.shared import webhooks
-from fedele.shared.api import ErrorEnvelope, StrictSchema
+from fedele.shared.api import ERROR_RESPONSES, StrictSchema
 from fedele.shared.errors import NotFound, PermissionDenied
 from fedele.shared.models import WebhookDelivery, WebhookEndpoint
 
 router = Router(tags=["webhooks"])
-ERRORS = {
-    400: ErrorEnvelope,
-    401: ErrorEnvelope,
-    403: ErrorEnvelope,
-    404: ErrorEnvelope,
-    409: ErrorEnvelope,
-    422: ErrorEnvelope,
-    429: ErrorEnvelope,
-}
+ERRORS = ERROR_RESPONSES
 
 
 def _require(request: HttpRequest, scope: str) -> None:

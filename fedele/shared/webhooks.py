@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
+import socket
 import time
 from datetime import timedelta
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -64,10 +67,36 @@ def backoff_for(attempt: int) -> timedelta:
 # --- endpoints -----------------------------------------------------------------------------------
 
 
+def target_refusal(url: str) -> str | None:
+    """Why this URL may not receive webhooks, or None.
+
+    Unless FEDELE_WEBHOOK_ALLOW_PRIVATE_TARGETS is on, every address the host resolves to must be a
+    public one: a webhook must not become a way to reach the server's own network (SSRF). Checked at
+    subscription and again before every send, since DNS answers can change.
+    """
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return "Use an http(s) URL with a host name."
+    if settings.FEDELE_WEBHOOK_ALLOW_PRIVATE_TARGETS:
+        return None
+    try:
+        infos = socket.getaddrinfo(parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80))
+    except (socket.gaierror, UnicodeError):
+        return f"The host {parsed.hostname} cannot be resolved."
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            return f"The host {parsed.hostname} resolves to a private or reserved address ({address})."
+    return None
+
+
 def endpoint_create(*, url: str, event_types: list[str], description: str = "") -> WebhookEndpoint:
     url = url.strip()
     if not url.startswith(("https://", "http://")):
         raise ValidationFailed("The webhook URL must be http(s).", fields={"url": "Use an http(s) URL."})
+    refusal = target_refusal(url)
+    if refusal:
+        raise ValidationFailed(refusal, code="webhook_target_refused", fields={"url": refusal})
     cleaned = sorted({e.strip() for e in event_types if e.strip()})
     if not cleaned:
         raise ValidationFailed("Choose at least one event type.", fields={"event_types": "Required."})
@@ -160,9 +189,16 @@ def _post(endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> tuple[int | N
         DELIVERY_HEADER: str(delivery.public_id),
         "Idempotency-Key": str(delivery.event_id),
     }
+    refusal = target_refusal(endpoint.url)
+    if refusal:
+        return None, "", f"Refused: {refusal}"
     try:
         response = httpx.post(
-            endpoint.url, content=body, headers=headers, timeout=settings.FEDELE_WEBHOOK_TIMEOUT_SECONDS
+            endpoint.url,
+            content=body,
+            headers=headers,
+            timeout=settings.FEDELE_WEBHOOK_TIMEOUT_SECONDS,
+            follow_redirects=False,
         )
     except httpx.HTTPError as error:
         return None, "", f"{type(error).__name__}: {error}"

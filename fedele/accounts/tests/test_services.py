@@ -299,17 +299,25 @@ def test_totp_setup_confirm_verify_and_disable(time_machine) -> None:
     assert AuditLog.objects.filter(action="user.2fa_enabled").count() == 1
 
     now = START.timestamp()
-    assert services.totp_verify(user=user, code=totp.at(now))
-    assert services.totp_verify(user=user, code=f"{totp.at(now)[:3]} {totp.at(now)[3:]}")  # as typed
-    assert services.totp_verify(user=user, code=totp.at(now - 30))  # clock drift: one step back
-    assert services.totp_verify(user=user, code=totp.at(now + 30))
-    assert not services.totp_verify(user=user, code=totp.at(now - 90))
-    assert not services.totp_verify(user=user, code=totp.at(now)[:5])
+    # The confirming code was consumed: replaying it is refused.
+    assert not services.totp_verify(user=user, code=totp.at(now))
+    assert not services.totp_verify(user=user, code=totp.at(now - 30))  # older steps too
+    assert services.totp_verify(
+        user=user, code=f"{totp.at(now + 30)[:3]} {totp.at(now + 30)[3:]}"
+    )  # as typed
+    assert not services.totp_verify(user=user, code=totp.at(now + 30))  # used once only
+    time_machine.move_to(START + timedelta(seconds=120), tick=False)
+    later = now + 120
+    assert services.totp_verify(user=user, code=totp.at(later - 30))  # clock drift: one step back
+    assert services.totp_verify(user=user, code=totp.at(later + 30))  # and one ahead
+    assert not services.totp_verify(user=user, code=totp.at(later + 120))
+    assert not services.totp_verify(user=user, code=totp.at(later)[:5])
     assert not services.totp_verify(user=user, code="abcdef")
+    time_machine.move_to(START + timedelta(seconds=300), tick=False)
     uri = services.totp_provisioning_uri(user=user)
     assert uri.startswith("otpauth://totp/fedele:") and f"secret={secret}" in uri
 
-    services.totp_disable(user=user, code=totp.now())
+    services.totp_disable(user=user, code=totp.at(START.timestamp() + 300))
     fresh = User.objects.get(pk=user.pk)
     assert (fresh.totp_secret, fresh.totp_enabled_at) == ("", None)
     assert not services.totp_verify(user=fresh, code=totp.now())
