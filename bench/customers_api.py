@@ -137,7 +137,7 @@ def _wait_until_up(base_url: str, process: subprocess.Popen[bytes], timeout: flo
 
 
 def _measure(
-    database: str, env: dict[str, str], creates: int, lists: int, concurrency: int
+    database: str, env: dict[str, str], creates: int, lists: int, concurrency: int, workers: int
 ) -> dict[str, Any]:
     _run_checked([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], env)
     token = _run_checked([PYTHON, "manage.py", "shell", "-c", SETUP_SCRIPT], env).strip().splitlines()[-1]
@@ -155,6 +155,8 @@ def _measure(
             str(port),
             "--lifespan",
             "off",
+            "--workers",
+            str(workers),
             "--log-level",
             "warning",
             "--no-access-log",
@@ -198,10 +200,15 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--creates", type=int, default=400)
     parser.add_argument("--lists", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="uvicorn worker processes (production: 2/core)"
+    )
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args(argv)
     if not (1 <= args.creates <= 10_000 and 1 <= args.lists <= 10_000 and 1 <= args.concurrency <= 32):
         parser.error("creates and lists must be 1-10000, concurrency 1-32")
+    if not 1 <= args.workers <= 8:
+        parser.error("workers must be 1-8")
 
     base_env = {
         **os.environ,
@@ -217,7 +224,7 @@ def run(argv: list[str]) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="fedele-bench-") as directory:
         env = {**base_env, "BENCH_SQLITE_PATH": str(Path(directory) / "bench.sqlite3")}
-        results.append(_measure("sqlite", env, args.creates, args.lists, args.concurrency))
+        results.append(_measure("sqlite", env, args.creates, args.lists, args.concurrency, args.workers))
 
     if args.skip_postgres:
         results.append({"database": "postgresql", "skipped": "--skip-postgres"})
@@ -229,19 +236,26 @@ def run(argv: list[str]) -> dict[str, Any]:
         try:
             pg_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_DATABASE}"
             env = {**base_env, "DATABASE_URL": pg_url}
-            results.append(_measure("postgresql", env, args.creates, args.lists, args.concurrency))
+            results.append(
+                _measure("postgresql", env, args.creates, args.lists, args.concurrency, args.workers)
+            )
         finally:
             _pg_admin(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
 
     return {
         "benchmark": "customers_api",
-        "parameters": {"creates": args.creates, "lists": args.lists, "concurrency": args.concurrency},
+        "parameters": {
+            "creates": args.creates,
+            "lists": args.lists,
+            "concurrency": args.concurrency,
+            "workers": args.workers,
+        },
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
         },
-        "server": "uvicorn, 1 worker, embedded settings (eager jobs, local-memory cache)",
+        "server": f"uvicorn, {args.workers} worker(s), embedded settings (eager jobs, local-memory cache)",
         "results": results,
     }

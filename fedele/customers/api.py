@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 
 from fedele.accounts.facade import actor_for, require_scope
@@ -103,8 +103,21 @@ class CustomerOut(Schema):
     updated_at: datetime
 
     @staticmethod
-    def resolve_id(obj: Customer) -> UUID:
-        return obj.public_id
+    def resolve_id(obj: Customer | dict[str, Any]) -> UUID:
+        # A dict is a row already shaped by customer_row() (the list page): its id is the public id.
+        return UUID(str(obj["id"])) if isinstance(obj, dict) else obj.public_id
+
+
+CUSTOMER_OUT_FIELDS = tuple(name for name in CustomerOut.model_fields if name != "id")
+
+
+def customer_row(customer: Customer) -> dict[str, object]:
+    """CustomerOut as a plain dict. A list page is written straight to JSON from these rows: ninja's
+    per-attribute validation of ORM objects was most of the cost of the page, and the types here
+    are already those of the schema (the tests check the page against CustomerPage)."""
+    row: dict[str, object] = {name: getattr(customer, name) for name in CUSTOMER_OUT_FIELDS}
+    row["id"] = customer.public_id
+    return row
 
 
 class CustomerPage(Schema):
@@ -206,7 +219,7 @@ class TimelineOut(Schema):
 
 
 @router.get("/customers", response={200: CustomerPage, **ERRORS}, summary="List customers")
-def list_customers(request: HttpRequest, query: Query[CustomerListQuery]) -> dict[str, object]:
+def list_customers(request: HttpRequest, query: Query[CustomerListQuery]) -> HttpResponse:
     require_scope(request, "read")
     actor = actor_for(request.user)
     queryset = selectors.customer_list(
@@ -218,7 +231,8 @@ def list_customers(request: HttpRequest, query: Query[CustomerListQuery]) -> dic
     page = paginate(
         queryset, ordering=query.ordering, allowed=selectors.ORDERINGS, cursor=query.cursor, limit=query.limit
     )
-    return {"items": page.items, "next_cursor": page.next_cursor}
+    body = {"items": [customer_row(customer) for customer in page.items], "next_cursor": page.next_cursor}
+    return JsonResponse(body)
 
 
 @router.post("/customers", response={201: CustomerOut, **ERRORS}, summary="Create a customer")
