@@ -11,7 +11,7 @@ from fedele.accounts.facade import Actor
 from fedele.customers import events
 from fedele.customers.contracts import ConsentChannel, ConsentPurpose, CustomerStatus
 from fedele.customers.models import ConsentRecord, Contact, Customer
-from fedele.customers.services.guards import require_on_customer
+from fedele.customers.services.guards import refuse_unknown_fields, require_on_customer
 from fedele.customers.validation import normalise_email, normalise_phone
 from fedele.shared import audit, clock
 from fedele.shared.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -85,9 +85,7 @@ def _snapshot(contact: Contact) -> dict[str, Any]:
 
 def contact_create(*, actor: Actor, customer_public_id: str, data: Mapping[str, Any]) -> Contact:
     require_on_customer(actor, "customers.add_contact", customer_public_id)
-    unknown = set(data) - set(CONTACT_FIELDS)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
+    refuse_unknown_fields(data, CONTACT_FIELDS)
     cleaned = clean_contact_data({"language": "it", **dict(data)})
     with transaction.atomic():
         customer = _locked_customer(actor, customer_public_id)
@@ -109,9 +107,7 @@ def contact_create(*, actor: Actor, customer_public_id: str, data: Mapping[str, 
 
 def contact_update(*, actor: Actor, contact_public_id: str, data: Mapping[str, Any]) -> Contact:
     _require_on_contact(actor, "customers.change_contact", contact_public_id)
-    unknown = set(data) - set(CONTACT_FIELDS)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
+    refuse_unknown_fields(data, CONTACT_FIELDS)
     from fedele.customers.selectors import contact_queryset_for
 
     with transaction.atomic():

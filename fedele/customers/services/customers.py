@@ -14,6 +14,7 @@ from fedele.customers.contracts import CustomerKind, CustomerStatus, Segment
 from fedele.customers.models import Customer
 from fedele.customers.services.guards import (
     ensure_email_free,
+    refuse_unknown_fields,
     require,
     require_on_customer,
     save_guarding_email,
@@ -182,9 +183,7 @@ DEFAULTS: dict[str, Any] = {
 
 def customer_create(*, actor: Actor, data: Mapping[str, Any], source: str = "manual") -> Customer:
     require(actor, "customers.add_customer")
-    unknown = set(data) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
+    refuse_unknown_fields(data, EDITABLE_FIELDS)
     cleaned = clean_customer_data({**DEFAULTS, **{k: v for k, v in data.items() if v is not None}})
     managed_by_id = actor.organisation_id if actor.is_partner else None
     with transaction.atomic():
@@ -216,9 +215,7 @@ def customer_create(*, actor: Actor, data: Mapping[str, Any], source: str = "man
 
 def customer_update(*, actor: Actor, customer_public_id: str, data: Mapping[str, Any]) -> Customer:
     require_on_customer(actor, "customers.change_customer", customer_public_id)
-    unknown = set(data) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))
+    refuse_unknown_fields(data, EDITABLE_FIELDS)
     from fedele.customers.selectors import customer_queryset_for
 
     with transaction.atomic():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from typing import Any
+
 from django.db import IntegrityError, transaction
 
 from fedele.accounts.facade import Actor
 from fedele.customers.contracts import CustomerStatus
 from fedele.customers.models import Customer
-from fedele.shared.errors import Conflict, NotFound, PermissionDenied
+from fedele.shared.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 
 def require(actor: Actor, permission: str) -> None:
@@ -51,3 +54,10 @@ def save_guarding_email(customer: Customer) -> None:
             customer.save()
     except IntegrityError as error:
         raise email_taken() from error
+
+
+def refuse_unknown_fields(data: Mapping[str, Any], allowed: Collection[str]) -> None:
+    """Callers other than the API (imports, other modules) get the same strictness as its schemas."""
+    unknown = set(data) - set(allowed)
+    if unknown:
+        raise ValidationFailed("Unknown fields.", fields=dict.fromkeys(sorted(unknown), "Unknown field."))

@@ -67,7 +67,6 @@ def on_timeline_append(envelope: EventEnvelope) -> None:
 TIMELINE_OWN_EVENTS = {
     "customers.CustomerCreated": ("customer.created", "Customer created"),
     "customers.ConsentChanged": ("consent.changed", "Consent updated"),
-    "customers.CustomersMerged": ("customer.merged", "Duplicate merged into this customer"),
 }
 
 
