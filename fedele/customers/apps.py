@@ -21,10 +21,11 @@ class CustomersConfig(AppConfig):
         )
         search.register("customers", search_customers)
         # The kernel's home page cannot import this module: it asks the widgets registered here.
-        from fedele.customers.web.views import dashboard_widget
+        from fedele.customers.web.views import dashboard_widget, portal_widget
         from fedele.shared.web import dashboard
 
         dashboard.register("customers", dashboard_widget)
+        dashboard.register("customers-portal", portal_widget)
 
         from fedele.shared import scheduler
 

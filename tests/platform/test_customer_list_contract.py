@@ -23,3 +23,35 @@ def test_list_page_validates_against_the_schema_and_matches_the_detail_view(clie
     assert response.json()["items"][0] == detail  # same fields, same JSON formats
     assert set(detail) == set(CustomerOut.model_fields)
     assert detail["birth_date"] == "1985-12-10"
+
+
+@pytest.mark.django_db
+def test_portal_customer_home_shows_only_their_own_record(client: Client) -> None:
+    from fedele.accounts.tests.factories import DEFAULT_PASSWORD
+    from fedele.customers.tests.factories import ContactFactory
+
+    portal = user_with_roles("portal_customer")
+    own = CustomerFactory(
+        first_name="Ivo", last_name="Conte", display_name="Ivo Conte", email="ivo@example.it"
+    )
+    ContactFactory(customer=own, portal_user=portal)
+    other = CustomerFactory(first_name="Eva", last_name="Altri", display_name="Eva Altri")
+    assert client.login(username=portal.email, password=DEFAULT_PASSWORD)
+    page = client.get("/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert 'id="portal-customer-card"' in body
+    assert "Ivo Conte" in body and own.number in body and "ivo@example.it" in body
+    assert "Eva Altri" not in body and other.number not in body
+    assert client.get(f"/customers/{own.public_id}/").status_code == 200
+    assert client.get(f"/customers/{other.public_id}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_staff_home_has_no_portal_card(client: Client) -> None:
+    from fedele.accounts.tests.factories import DEFAULT_PASSWORD
+
+    agent = user_with_roles("agent")
+    assert client.login(username=agent.email, password=DEFAULT_PASSWORD)
+    body = client.get("/").content.decode()
+    assert 'id="portal-customer-card"' not in body

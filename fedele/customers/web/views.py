@@ -277,6 +277,24 @@ def search_customers(request: HttpRequest, query: str, limit: int) -> list[Searc
     ]
 
 
+def portal_widget(request: HttpRequest) -> dashboard.DashboardWidget | None:
+    """A portal customer's home: the customer record they belong to, its contacts and consent."""
+    if not request.user.is_authenticated:
+        return None
+    actor = actor_for(request.user)
+    if not actor.is_portal_customer:
+        return None
+    customer = selectors.customer_queryset_for(actor).order_by("id").first()
+    if customer is None:
+        return None
+    consents = sorted(
+        selectors.consent_current(customer=customer).values(), key=lambda r: (r.channel, r.purpose)
+    )
+    return dashboard.DashboardWidget(
+        "customers/partials/_portal_card.html", {"customer": customer, "consents": consents}, order=5
+    )
+
+
 def dashboard_widget(request: HttpRequest) -> dashboard.DashboardWidget | None:
     """Home dashboard: customer counts and customers by segment, as numbers and as a chart."""
     if not request.user.is_authenticated:

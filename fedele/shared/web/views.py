@@ -41,7 +41,8 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "home.html",
         {
-            "widgets": dashboard.widgets_for(request) if getattr(user, "is_internal", False) else [],
+            # Each widget source decides what this user may see (portal customers get their own card).
+            "widgets": dashboard.widgets_for(request),
             "search_sources": search.source_names(),
         },
     )
