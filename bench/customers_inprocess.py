@@ -101,7 +101,7 @@ def _postgres(sql: str) -> bool:
         import psycopg
 
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as connection:
-            connection.execute(sql)  # type: ignore[arg-type]
+            connection.execute(sql)  # type: ignore[arg-type,unused-ignore]
         return True
     except Exception:
         return False
