@@ -24,6 +24,7 @@ class AccountsConfig(AppConfig):
             demo.register_login(email, ", ".join(roles))
         navigation.register("settings", NavItem(_("Profile"), "accounts:profile"))
         navigation.register("settings", NavItem(_("Users"), "accounts:user_list", "accounts.manage_users"))
+        navigation.register("settings", NavItem(_("Teams"), "accounts:team_list", "accounts.manage_users"))
         navigation.register("settings", NavItem(_("Webhooks"), "webhooks:list", "shared.manage_webhooks"))
         navigation.register("settings", NavItem(_("Audit log"), "audit:list", "shared.view_audit"))
 

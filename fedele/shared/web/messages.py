@@ -27,6 +27,12 @@ SERVICE_MESSAGES = (
     gettext_noop("Invalid preferences."),
     gettext_noop("Too many failed sign-in attempts. Try again later."),
     gettext_noop("The request body is too large."),
+    gettext_noop("Already in use."),
+    gettext_noop("A user with this e-mail already exists."),
+    gettext_noop("A team with this name exists."),
+    gettext_noop("A user needs at least one role."),
+    gettext_noop("Choose at least one role."),
+    gettext_noop("The password is too weak."),
 )
 
 # Titles the customers module writes on its own 360 timeline entries.
