@@ -16,9 +16,9 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 
-from fedele.accounts.contracts import Role
+from fedele.accounts.contracts import EXTERNAL_ROLES, Role
 from fedele.accounts.models import ApiToken, LoginThrottle, Organisation, Team, User
 from fedele.accounts.roles import ROLE_PERMISSIONS
 from fedele.shared import audit, clock
@@ -180,14 +180,33 @@ def organisation_create(*, name: str, kind: str) -> Organisation:
     return organisation
 
 
+def staff_queryset() -> QuerySet[User]:
+    """Active users with at least one internal role: the people who can be in a team."""
+    internal = [role.value for role in Role if role not in EXTERNAL_ROLES]
+    return User.objects.filter(is_active=True).filter(
+        Q(is_superuser=True) | Q(pk__in=Group.objects.filter(name__in=internal).values("user"))
+    )
+
+
+def _staff_members(member_ids: Iterable[int]) -> list[User]:
+    wanted = sorted(set(member_ids))
+    members = list(staff_queryset().filter(pk__in=wanted))
+    if len(members) != len(wanted):
+        raise ValidationFailed(
+            "Teams are made of active staff only.", fields={"members": "Only active staff can be members."}
+        )
+    return members
+
+
 def team_create(*, name: str, member_ids: Iterable[int] = ()) -> Team:
     if not name.strip():
         raise ValidationFailed("A team needs a name.", fields={"name": "Required."})
+    members = _staff_members(member_ids)
     with transaction.atomic():
         if Team.objects.filter(name=name.strip()).exists():
             raise Conflict("A team with this name exists.", fields={"name": "Already in use."})
         team = Team.objects.create(name=name.strip())
-        team.members.set(User.objects.filter(pk__in=list(member_ids)))
+        team.members.set(members)
         audit.record(
             action="team.created", object_type="team", object_id=str(team.public_id), after={"name": name}
         )
@@ -386,12 +405,7 @@ def user_set_active(*, user: User, is_active: bool, acting_user_id: int | None =
 
 
 def team_set_members(*, team: Team, member_ids: Iterable[int]) -> Team:
-    wanted = sorted(set(member_ids))
-    users = list(User.objects.filter(pk__in=wanted, is_active=True))
-    if len(users) != len(wanted):
-        raise ValidationFailed(
-            "Some members do not exist or are inactive.", fields={"members": "Unknown user."}
-        )
+    users = _staff_members(member_ids)
     with transaction.atomic():
         before = sorted(str(u.public_id) for u in team.members.all())
         team.members.set(users)

@@ -95,3 +95,22 @@ def test_teams_page_creates_a_team_with_members(client: Client) -> None:
 def test_administration_pages_are_refused_to_other_roles(client: Client, path: str) -> None:
     signed_in(client, "supervisor")
     assert client.get(path).status_code == 403
+
+
+@pytest.mark.django_db
+def test_teams_take_active_staff_only(client: Client) -> None:
+    signed_in(client, "admin")
+    portal = user_with_roles("portal_customer")
+    partner = user_with_roles("partner")
+    staff = user_with_roles("technician")
+    page = client.get("/accounts/teams/").content.decode()
+    assert f'value="{portal.pk}"' not in page and f'value="{partner.pk}"' not in page
+    assert f'value="{staff.pk}"' in page
+
+    from fedele.accounts import services
+    from fedele.shared.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as caught:
+        services.team_create(name="Mixed", member_ids=[staff.pk, portal.pk])
+    assert caught.value.fields == {"members": ["Only active staff can be members."]}
+    assert not Team.objects.filter(name="Mixed").exists()

@@ -71,7 +71,7 @@ class TeamForm(BootstrapFormMixin, forms.Form):
         super().__init__(*args, **kwargs)
         members = self.fields["members"]
         assert isinstance(members, forms.ModelMultipleChoiceField)
-        members.queryset = User.objects.filter(is_active=True).order_by("last_name", "first_name", "email")
+        members.queryset = services.staff_queryset().order_by("last_name", "first_name", "email")
 
 
 @login_required

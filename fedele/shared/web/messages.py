@@ -33,6 +33,8 @@ SERVICE_MESSAGES = (
     gettext_noop("A user needs at least one role."),
     gettext_noop("Choose at least one role."),
     gettext_noop("The password is too weak."),
+    gettext_noop("Teams are made of active staff only."),
+    gettext_noop("Only active staff can be members."),
 )
 
 # Titles the customers module writes on its own 360 timeline entries.
