@@ -1,0 +1,1 @@
+"""Billing: catalog price models, proration, and (later) subscriptions, usage and invoicing."""
