@@ -11,13 +11,11 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
 from fedele.accounts import selectors, services
-from fedele.accounts.auth import require_scope
 from fedele.accounts.models import ApiToken, Team, User
-from fedele.shared.api import ERROR_RESPONSES, StrictSchema
+from fedele.shared.api import ERROR_RESPONSES, StrictSchema, require_scope
 from fedele.shared.errors import NotFound, PermissionDenied, ValidationFailed
 
 router = Router(tags=["accounts"])
-ERRORS = ERROR_RESPONSES
 
 
 class MeOut(Schema):
@@ -61,7 +59,7 @@ def _user(request: HttpRequest) -> User:
     return user
 
 
-@router.get("/me", response={200: MeOut, **ERRORS}, summary="The calling user")
+@router.get("/me", response={200: MeOut, **ERROR_RESPONSES}, summary="The calling user")
 def me(request: HttpRequest) -> MeOut:
     user = _user(request)
     return MeOut(
@@ -75,14 +73,16 @@ def me(request: HttpRequest) -> MeOut:
     )
 
 
-@router.get("/me/tokens", response={200: list[TokenOut], **ERRORS}, summary="My API tokens")
+@router.get("/me/tokens", response={200: list[TokenOut], **ERROR_RESPONSES}, summary="My API tokens")
 def list_tokens(request: HttpRequest) -> list[ApiToken]:
     require_scope(request, "read")
     return list(selectors.api_token_list(user=_user(request)))
 
 
 @router.post(
-    "/me/tokens", response={201: TokenCreatedOut, **ERRORS}, summary="Create an API token (shown once)"
+    "/me/tokens",
+    response={201: TokenCreatedOut, **ERROR_RESPONSES},
+    summary="Create an API token (shown once)",
 )
 def create_token(request: HttpRequest, payload: TokenIn) -> Status[ApiToken]:
     require_scope(request, "write")
@@ -96,7 +96,7 @@ def create_token(request: HttpRequest, payload: TokenIn) -> Status[ApiToken]:
 
 
 @router.post(
-    "/me/tokens/{token_id}/revoke", response={200: TokenOut, **ERRORS}, summary="Revoke an API token"
+    "/me/tokens/{token_id}/revoke", response={200: TokenOut, **ERROR_RESPONSES}, summary="Revoke an API token"
 )
 def revoke_token(request: HttpRequest, token_id: UUID) -> ApiToken:
     require_scope(request, "write")
@@ -199,13 +199,13 @@ def _user_ids(public_ids: list[UUID]) -> list[int]:
     return [found[p] for p in public_ids]
 
 
-@router.get("/users", response={200: list[UserOut], **ERRORS}, summary="List users (admin)")
+@router.get("/users", response={200: list[UserOut], **ERROR_RESPONSES}, summary="List users (admin)")
 def list_users(request: HttpRequest, search: str = "") -> list[User]:
     _require_admin(request, "read")
     return list(selectors.user_list(search=search[:100])[:500])
 
 
-@router.post("/users", response={201: UserOut, **ERRORS}, summary="Create a user (admin)")
+@router.post("/users", response={201: UserOut, **ERROR_RESPONSES}, summary="Create a user (admin)")
 def create_user(request: HttpRequest, payload: UserIn) -> Status[User]:
     _require_admin(request, "write")
     user = services.user_create(
@@ -220,7 +220,9 @@ def create_user(request: HttpRequest, payload: UserIn) -> Status[User]:
 
 
 @router.patch(
-    "/users/{user_id}", response={200: UserOut, **ERRORS}, summary="Change roles or activation (admin)"
+    "/users/{user_id}",
+    response={200: UserOut, **ERROR_RESPONSES},
+    summary="Change roles or activation (admin)",
 )
 def update_user(request: HttpRequest, user_id: UUID, payload: UserPatch) -> User:
     admin = _require_admin(request, "write")
@@ -235,13 +237,13 @@ def update_user(request: HttpRequest, user_id: UUID, payload: UserPatch) -> User
     return selectors.user_list().get(pk=user.pk)
 
 
-@router.get("/teams", response={200: list[TeamOut], **ERRORS}, summary="List teams (admin)")
+@router.get("/teams", response={200: list[TeamOut], **ERROR_RESPONSES}, summary="List teams (admin)")
 def list_teams(request: HttpRequest) -> list[Team]:
     _require_admin(request, "read")
     return list(Team.objects.prefetch_related("members").order_by("name"))
 
 
-@router.post("/teams", response={201: TeamOut, **ERRORS}, summary="Create a team (admin)")
+@router.post("/teams", response={201: TeamOut, **ERROR_RESPONSES}, summary="Create a team (admin)")
 def create_team(request: HttpRequest, payload: TeamIn) -> Status[Team]:
     _require_admin(request, "write")
     team = services.team_create(name=payload.name, member_ids=_user_ids(payload.member_ids))

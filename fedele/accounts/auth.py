@@ -10,12 +10,13 @@ from ninja.security import HttpBearer, SessionAuth
 from fedele.accounts.models import User
 from fedele.accounts.services import api_token_authenticate
 from fedele.shared import context
+from fedele.shared.api import SCOPES_ATTRIBUTE
 from fedele.shared.middleware import client_address
 
 
 def _bind(request: HttpRequest, user: User, scopes: list[str]) -> User:
     request.user = user
-    request.fedele_scopes = frozenset(scopes)  # type: ignore[attr-defined]
+    setattr(request, SCOPES_ATTRIBUTE, frozenset(scopes))
     context.set_current(
         context.RequestContext(
             actor_id=user.pk,
@@ -44,11 +45,3 @@ class WebSessionAuth(SessionAuth):
         if user is None:
             return None
         return _bind(request, user, ["read", "write"])
-
-
-def require_scope(request: HttpRequest, scope: str) -> None:
-    from fedele.shared.errors import PermissionDenied
-
-    scopes: frozenset[str] = getattr(request, "fedele_scopes", frozenset())
-    if scope not in scopes:
-        raise PermissionDenied(f"This token lacks the '{scope}' scope.", code="insufficient_scope")

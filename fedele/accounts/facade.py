@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fedele.accounts import selectors, services
-from fedele.accounts.auth import require_scope
 from fedele.accounts.contracts import Actor, Role, UserSummary
 from fedele.accounts.models import User
 
@@ -15,9 +14,7 @@ __all__ = [
     "UserSummary",
     "actor_for",
     "create_portal_user",
-    "deactivate_user",
     "erase_user",
-    "require_scope",
     "user_summary",
 ]
 
@@ -41,7 +38,13 @@ def user_summary(user_id: int) -> UserSummary | None:
 
 
 def create_portal_user(
-    *, email: str, password: str | None, first_name: str = "", last_name: str = "", language: str = "it"
+    *,
+    email: str,
+    password: str | None,
+    first_name: str = "",
+    last_name: str = "",
+    language: str = "it",
+    validate_strength: bool = True,
 ) -> int:
     user = services.user_create(
         email=email,
@@ -50,31 +53,13 @@ def create_portal_user(
         first_name=first_name,
         last_name=last_name,
         language=language,
+        validate_strength=validate_strength,
     )
     return user.pk
 
 
 def user_id_for_email(email: str) -> int | None:
     return User.objects.filter(email=email.strip().lower()).values_list("pk", flat=True).first()
-
-
-def set_password(*, user_id: int, password: str) -> None:
-    """For set-up paths (demo, invitations) that create a login first and set its password after."""
-    user = User.objects.get(pk=user_id)
-    user.set_password(password)
-    user.save(update_fields=["password"])
-
-
-def deactivate_user(user_id: int) -> bool:
-    """Stop a login (sign-in and API tokens) while keeping the account for the audit trail.
-
-    Returns True when the user existed and was active. Runs in the caller's transaction.
-    """
-    user = User.objects.filter(pk=user_id).first()
-    if user is None or not user.is_active:
-        return False
-    services.user_set_active(user=user, is_active=False)
-    return True
 
 
 def erase_user(user_id: int) -> bool:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Field, File, Query, Router, Schema, Status, UploadedFile
 
-from fedele.accounts.facade import actor_for, require_scope
+from fedele.accounts.facade import actor_for
 from fedele.customers import selectors
 from fedele.customers.contracts import ConsentChannel, ConsentPurpose
 from fedele.customers.models import ConsentRecord, Contact, Customer, CustomerImport, TimelineEntry
@@ -20,12 +20,11 @@ from fedele.customers.services import gdpr as gdpr_services
 from fedele.customers.services import importing as import_services
 from fedele.customers.services import merging as merge_services
 from fedele.shared import audit
-from fedele.shared.api import ERROR_RESPONSES, StrictSchema
+from fedele.shared.api import ERROR_RESPONSES, StrictSchema, require_scope
 from fedele.shared.errors import PayloadTooLarge
 from fedele.shared.pagination import paginate
 
 router = Router(tags=["customers"])
-ERRORS = ERROR_RESPONSES
 
 KindLiteral = Literal["person", "company"]
 SegmentLiteral = Literal["consumer", "small_business", "enterprise", "public_administration"]
@@ -218,7 +217,7 @@ class TimelineOut(Schema):
         return obj.public_id
 
 
-@router.get("/customers", response={200: CustomerPage, **ERRORS}, summary="List customers")
+@router.get("/customers", response={200: CustomerPage, **ERROR_RESPONSES}, summary="List customers")
 def list_customers(request: HttpRequest, query: Query[CustomerListQuery]) -> HttpResponse:
     require_scope(request, "read")
     actor = actor_for(request.user)
@@ -235,7 +234,7 @@ def list_customers(request: HttpRequest, query: Query[CustomerListQuery]) -> Htt
     return JsonResponse(body)
 
 
-@router.post("/customers", response={201: CustomerOut, **ERRORS}, summary="Create a customer")
+@router.post("/customers", response={201: CustomerOut, **ERROR_RESPONSES}, summary="Create a customer")
 def create_customer(request: HttpRequest, payload: CustomerIn) -> Status[Customer]:
     require_scope(request, "write")
     customer = customer_services.customer_create(
@@ -244,7 +243,9 @@ def create_customer(request: HttpRequest, payload: CustomerIn) -> Status[Custome
     return Status(201, customer)
 
 
-@router.get("/customers/{customer_id}", response={200: CustomerOut, **ERRORS}, summary="Get a customer")
+@router.get(
+    "/customers/{customer_id}", response={200: CustomerOut, **ERROR_RESPONSES}, summary="Get a customer"
+)
 def get_customer(request: HttpRequest, customer_id: UUID) -> Customer:
     require_scope(request, "read")
     customer = selectors.customer_get(actor=actor_for(request.user), public_id=str(customer_id))
@@ -252,7 +253,9 @@ def get_customer(request: HttpRequest, customer_id: UUID) -> Customer:
     return customer
 
 
-@router.patch("/customers/{customer_id}", response={200: CustomerOut, **ERRORS}, summary="Change a customer")
+@router.patch(
+    "/customers/{customer_id}", response={200: CustomerOut, **ERROR_RESPONSES}, summary="Change a customer"
+)
 def update_customer(request: HttpRequest, customer_id: UUID, payload: CustomerPatch) -> Customer:
     require_scope(request, "write")
     data = payload.model_dump(exclude_unset=True)
@@ -270,7 +273,9 @@ def update_customer(request: HttpRequest, customer_id: UUID, payload: CustomerPa
 
 
 @router.get(
-    "/customers/{customer_id}/contacts", response={200: list[ContactOut], **ERRORS}, summary="List contacts"
+    "/customers/{customer_id}/contacts",
+    response={200: list[ContactOut], **ERROR_RESPONSES},
+    summary="List contacts",
 )
 def list_contacts(request: HttpRequest, customer_id: UUID) -> list[Contact]:
     require_scope(request, "read")
@@ -282,7 +287,9 @@ def list_contacts(request: HttpRequest, customer_id: UUID) -> list[Contact]:
 
 
 @router.post(
-    "/customers/{customer_id}/contacts", response={201: ContactOut, **ERRORS}, summary="Add a contact"
+    "/customers/{customer_id}/contacts",
+    response={201: ContactOut, **ERROR_RESPONSES},
+    summary="Add a contact",
 )
 def create_contact(request: HttpRequest, customer_id: UUID, payload: ContactIn) -> Status[Contact]:
     require_scope(request, "write")
@@ -292,7 +299,9 @@ def create_contact(request: HttpRequest, customer_id: UUID, payload: ContactIn) 
     return Status(201, contact)
 
 
-@router.patch("/contacts/{contact_id}", response={200: ContactOut, **ERRORS}, summary="Change a contact")
+@router.patch(
+    "/contacts/{contact_id}", response={200: ContactOut, **ERROR_RESPONSES}, summary="Change a contact"
+)
 def update_contact(request: HttpRequest, contact_id: UUID, payload: ContactPatch) -> Contact:
     require_scope(request, "write")
     data = {k: v for k, v in payload.model_dump(exclude_unset=True).items() if v is not None}
@@ -301,7 +310,7 @@ def update_contact(request: HttpRequest, contact_id: UUID, payload: ContactPatch
     )
 
 
-@router.delete("/contacts/{contact_id}", response={204: None, **ERRORS}, summary="Delete a contact")
+@router.delete("/contacts/{contact_id}", response={204: None, **ERROR_RESPONSES}, summary="Delete a contact")
 def delete_contact(request: HttpRequest, contact_id: UUID) -> Status[None]:
     require_scope(request, "write")
     contact_services.contact_delete(actor=actor_for(request.user), contact_public_id=str(contact_id))
@@ -309,7 +318,9 @@ def delete_contact(request: HttpRequest, contact_id: UUID) -> Status[None]:
 
 
 @router.get(
-    "/customers/{customer_id}/consents", response={200: list[ConsentOut], **ERRORS}, summary="Consent history"
+    "/customers/{customer_id}/consents",
+    response={200: list[ConsentOut], **ERROR_RESPONSES},
+    summary="Consent history",
 )
 def list_consents(request: HttpRequest, customer_id: UUID) -> list[ConsentRecord]:
     require_scope(request, "read")
@@ -318,7 +329,9 @@ def list_consents(request: HttpRequest, customer_id: UUID) -> list[ConsentRecord
 
 
 @router.post(
-    "/customers/{customer_id}/consents", response={201: ConsentOut, **ERRORS}, summary="Record consent"
+    "/customers/{customer_id}/consents",
+    response={201: ConsentOut, **ERROR_RESPONSES},
+    summary="Record consent",
 )
 def record_consent(request: HttpRequest, customer_id: UUID, payload: ConsentIn) -> Status[ConsentRecord]:
     require_scope(request, "write")
@@ -336,7 +349,9 @@ def record_consent(request: HttpRequest, customer_id: UUID, payload: ConsentIn) 
 
 
 @router.get(
-    "/customers/{customer_id}/timeline", response={200: list[TimelineOut], **ERRORS}, summary="360 timeline"
+    "/customers/{customer_id}/timeline",
+    response={200: list[TimelineOut], **ERROR_RESPONSES},
+    summary="360 timeline",
 )
 def list_timeline(
     request: HttpRequest, customer_id: UUID, module: str = "", limit: int = 100
@@ -399,7 +414,7 @@ class EraseIn(StrictSchema):
 
 @router.post(
     "/customers/imports",
-    response={201: ImportOut, **ERRORS},
+    response={201: ImportOut, **ERROR_RESPONSES},
     summary="Upload a CSV or XLSX file of customers and preview it",
 )
 def preview_import(request: HttpRequest, file: File[UploadedFile]) -> Status[CustomerImport]:
@@ -416,7 +431,9 @@ def preview_import(request: HttpRequest, file: File[UploadedFile]) -> Status[Cus
     return Status(201, customer_import)
 
 
-@router.get("/customers/imports/{import_id}", response={200: ImportOut, **ERRORS}, summary="Get an import")
+@router.get(
+    "/customers/imports/{import_id}", response={200: ImportOut, **ERROR_RESPONSES}, summary="Get an import"
+)
 def get_import(request: HttpRequest, import_id: UUID) -> CustomerImport:
     require_scope(request, "read")
     return selectors.customer_import_get(actor=actor_for(request.user), public_id=str(import_id))
@@ -424,7 +441,7 @@ def get_import(request: HttpRequest, import_id: UUID) -> CustomerImport:
 
 @router.post(
     "/customers/imports/{import_id}/commit",
-    response={200: ImportOut, **ERRORS},
+    response={200: ImportOut, **ERROR_RESPONSES},
     summary="Create the customers of a previewed import",
 )
 def commit_import(request: HttpRequest, import_id: UUID, payload: ImportCommitIn) -> CustomerImport:
@@ -436,7 +453,7 @@ def commit_import(request: HttpRequest, import_id: UUID, payload: ImportCommitIn
 
 @router.get(
     "/customers/{customer_id}/duplicates",
-    response={200: list[DuplicateOut], **ERRORS},
+    response={200: list[DuplicateOut], **ERROR_RESPONSES},
     summary="Possible duplicates of a customer",
 )
 def list_duplicates(request: HttpRequest, customer_id: UUID) -> list[dict[str, object]]:
@@ -449,7 +466,7 @@ def list_duplicates(request: HttpRequest, customer_id: UUID) -> list[dict[str, o
 
 @router.post(
     "/customers/{customer_id}/merge",
-    response={200: CustomerOut, **ERRORS},
+    response={200: CustomerOut, **ERROR_RESPONSES},
     summary="Merge a duplicate into this customer",
 )
 def merge_customers(request: HttpRequest, customer_id: UUID, payload: MergeIn) -> Customer:
@@ -463,7 +480,7 @@ def merge_customers(request: HttpRequest, customer_id: UUID, payload: MergeIn) -
 
 @router.get(
     "/customers/{customer_id}/personal-data",
-    response={200: None, **ERRORS},
+    response={200: None, **ERROR_RESPONSES},
     summary="Export a customer's personal data (GDPR), as a ZIP",
     openapi_extra={
         "responses": {"200": {"description": "ZIP", "content": {"application/zip": {"schema": {}}}}}
@@ -482,7 +499,7 @@ def export_personal_data(request: HttpRequest, customer_id: UUID) -> HttpRespons
 
 @router.post(
     "/customers/{customer_id}/erase",
-    response={200: CustomerOut, **ERRORS},
+    response={200: CustomerOut, **ERROR_RESPONSES},
     summary="Erase a customer's personal data (GDPR)",
 )
 def erase_customer(request: HttpRequest, customer_id: UUID, payload: EraseIn) -> Customer:

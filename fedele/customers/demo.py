@@ -7,8 +7,8 @@ import random
 from fedele.accounts.facade import actor_for, create_portal_user
 from fedele.customers.contracts import ConsentChannel, ConsentPurpose
 from fedele.customers.models import Contact, Customer
-from fedele.customers.services.contacts import consent_record, contact_create
-from fedele.customers.services.customers import customer_create
+from fedele.customers.services.contacts import consent_record, contact_create, contact_link_portal_user
+from fedele.customers.services.customers import customer_assign_partner, customer_create
 from fedele.shared.demo import DEMO_PASSWORD, DemoContext
 
 PORTAL_EMAIL = "cliente@fedele.demo"
@@ -56,7 +56,9 @@ def load(context: DemoContext) -> None:
             data["fiscal_code"] = faker.ssn()
         customer = customer_create(actor=admin, data=data, source="demo")
         if partner_id and index % 25 == 0:
-            Customer.objects.filter(pk=customer.pk).update(managed_by_id=partner_id)
+            customer_assign_partner(
+                actor=admin, customer_public_id=str(customer.public_id), organisation_id=partner_id
+            )
         if is_company:
             contact_create(
                 actor=admin,
@@ -105,9 +107,10 @@ def _portal_login(context: DemoContext) -> None:
         },
     )
     user_id = create_portal_user(
-        email=PORTAL_EMAIL, password=None, first_name=customer.first_name, last_name=customer.last_name
+        email=PORTAL_EMAIL,
+        password=DEMO_PASSWORD,
+        first_name=customer.first_name,
+        last_name=customer.last_name,
+        validate_strength=False,
     )
-    from fedele.accounts.facade import set_password
-
-    set_password(user_id=user_id, password=DEMO_PASSWORD)
-    Contact.objects.filter(pk=contact.pk).update(portal_user_id=user_id)
+    contact_link_portal_user(actor=admin, contact_public_id=str(contact.public_id), user_id=user_id)

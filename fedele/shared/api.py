@@ -14,7 +14,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from pydantic import ConfigDict, field_validator
 
-from fedele.shared.errors import ApplicationError, RateLimited, error_envelope
+from fedele.shared.errors import ApplicationError, PermissionDenied, RateLimited, error_envelope
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,16 @@ def validation_fields(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
             message = "Unknown field."
         fields.setdefault(_field_name(error.get("loc", ())), []).append(message)
     return fields
+
+
+SCOPES_ATTRIBUTE = "fedele_scopes"
+
+
+def require_scope(request: HttpRequest, scope: str) -> None:
+    """The authenticated caller's token (or web session) must carry this scope."""
+    scopes: frozenset[str] = getattr(request, SCOPES_ATTRIBUTE, frozenset())
+    if scope not in scopes:
+        raise PermissionDenied(f"This token lacks the '{scope}' scope.", code="insufficient_scope")
 
 
 def build_api(*, auth: Sequence[Any], title: str = "fedele API") -> NinjaAPI:

@@ -9,18 +9,15 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 
 from fedele.shared import webhooks
-from fedele.shared.api import ERROR_RESPONSES, StrictSchema
+from fedele.shared.api import ERROR_RESPONSES, StrictSchema, require_scope
 from fedele.shared.errors import NotFound, PermissionDenied
 from fedele.shared.models import WebhookDelivery, WebhookEndpoint
 
 router = Router(tags=["webhooks"])
-ERRORS = ERROR_RESPONSES
 
 
 def _require(request: HttpRequest, scope: str) -> None:
-    scopes: frozenset[str] = getattr(request, "fedele_scopes", frozenset())
-    if scope not in scopes:
-        raise PermissionDenied(f"This token lacks the '{scope}' scope.", code="insufficient_scope")
+    require_scope(request, scope)
     if not request.user.has_perm("shared.manage_webhooks"):
         raise PermissionDenied("You do not have permission to manage webhooks.")
 
@@ -64,13 +61,17 @@ class DeliveryOut(Schema):
         return obj.public_id
 
 
-@router.get("/webhooks", response={200: list[EndpointOut], **ERRORS}, summary="List webhook endpoints")
+@router.get(
+    "/webhooks", response={200: list[EndpointOut], **ERROR_RESPONSES}, summary="List webhook endpoints"
+)
 def list_endpoints(request: HttpRequest) -> list[WebhookEndpoint]:
     _require(request, "read")
     return list(WebhookEndpoint.objects.order_by("id"))
 
 
-@router.post("/webhooks", response={201: EndpointCreatedOut, **ERRORS}, summary="Subscribe an endpoint")
+@router.post(
+    "/webhooks", response={201: EndpointCreatedOut, **ERROR_RESPONSES}, summary="Subscribe an endpoint"
+)
 def create_endpoint(request: HttpRequest, payload: EndpointIn) -> Status[WebhookEndpoint]:
     _require(request, "write")
     endpoint = webhooks.endpoint_create(
@@ -82,7 +83,7 @@ def create_endpoint(request: HttpRequest, payload: EndpointIn) -> Status[Webhook
 
 @router.get(
     "/webhooks/{endpoint_id}/deliveries",
-    response={200: list[DeliveryOut], **ERRORS},
+    response={200: list[DeliveryOut], **ERROR_RESPONSES},
     summary="Delivery log of an endpoint",
 )
 def list_deliveries(request: HttpRequest, endpoint_id: UUID, limit: int = 50) -> list[WebhookDelivery]:
@@ -95,7 +96,7 @@ def list_deliveries(request: HttpRequest, endpoint_id: UUID, limit: int = 50) ->
 
 @router.post(
     "/webhooks/deliveries/{delivery_id}/replay",
-    response={200: DeliveryOut, **ERRORS},
+    response={200: DeliveryOut, **ERROR_RESPONSES},
     summary="Send a delivery again",
 )
 def replay_delivery(request: HttpRequest, delivery_id: UUID) -> WebhookDelivery:

@@ -19,18 +19,9 @@ from fedele.accounts import services
 from fedele.accounts.models import Team, User
 from fedele.accounts.web.views import ROLE_LABELS
 from fedele.shared.errors import ApplicationError
-from fedele.shared.web.forms import BootstrapFormMixin
+from fedele.shared.web.forms import BootstrapFormMixin, apply_service_errors
 
 ROLE_CHOICES = [(value, label) for value, label in ROLE_LABELS.items()]
-
-
-def _apply_errors(form: forms.Form, failure: ApplicationError) -> None:
-    """Service errors under their fields, in the user's language when the message is a known one."""
-    for field, field_messages in failure.fields.items():
-        for message in field_messages:
-            form.add_error(field if field in form.fields else None, _(message))
-    if not failure.fields:
-        form.add_error(None, _(failure.message))
 
 
 class UserCreateForm(BootstrapFormMixin, forms.Form):
@@ -92,7 +83,7 @@ def user_create_view(request: HttpRequest) -> HttpResponse:
                     language=form.cleaned_data["language"],
                 )
             except ApplicationError as failure:
-                _apply_errors(form, failure)
+                apply_service_errors(form, failure)
             else:
                 messages.success(request, _("User %(email)s created.") % {"email": user.email})
                 return redirect("accounts:user_list")
@@ -119,7 +110,7 @@ def user_edit_view(request: HttpRequest, public_id: UUID) -> HttpResponse:
                         user=account, is_active=form.cleaned_data["is_active"], acting_user_id=request.user.pk
                     )
             except ApplicationError as failure:
-                _apply_errors(form, failure)
+                apply_service_errors(form, failure)
             else:
                 messages.success(request, _("Changes to %(email)s saved.") % {"email": account.email})
                 return redirect("accounts:user_list")
@@ -141,7 +132,7 @@ def team_list_view(request: HttpRequest) -> HttpResponse:
                     name=form.cleaned_data["name"], member_ids=[u.pk for u in form.cleaned_data["members"]]
                 )
             except ApplicationError as failure:
-                _apply_errors(form, failure)
+                apply_service_errors(form, failure)
             else:
                 messages.success(request, _("Team %(name)s created.") % {"name": team.name})
                 return redirect("accounts:team_list")

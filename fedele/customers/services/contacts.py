@@ -222,3 +222,26 @@ def consent_record(
             aggregate_id=str(customer.public_id),
         )
     return record
+
+
+def contact_link_portal_user(*, actor: Actor, contact_public_id: str, user_id: int) -> Contact:
+    """Let a contact sign in to the self-service pages with an existing portal login."""
+    _require_on_contact(actor, "customers.change_contact", contact_public_id)
+    from fedele.customers.selectors import contact_queryset_for
+
+    with transaction.atomic():
+        contact = contact_queryset_for(actor).select_for_update().filter(public_id=contact_public_id).first()
+        if contact is None:
+            raise NotFound("Contact not found.")
+        if Contact.objects.filter(portal_user_id=user_id).exclude(pk=contact.pk).exists():
+            raise Conflict("This login already belongs to another contact.", code="login_in_use")
+        contact.portal_user_id = user_id
+        contact.updated_at = clock.now()
+        contact.save(update_fields=["portal_user", "updated_at"])
+        audit.record(
+            action="contact.portal_login_linked",
+            object_type="contact",
+            object_id=str(contact.public_id),
+            after={"portal_user": user_id},
+        )
+    return contact

@@ -253,3 +253,32 @@ def customer_update(*, actor: Actor, customer_public_id: str, data: Mapping[str,
             aggregate_id=str(customer.public_id),
         )
     return customer
+
+
+def customer_assign_partner(
+    *, actor: Actor, customer_public_id: str, organisation_id: int | None
+) -> Customer:
+    """Hand a customer to a partner organisation (or take it back with None); partners see only theirs."""
+    require_on_customer(actor, "customers.change_customer", customer_public_id)
+    from fedele.customers.selectors import customer_queryset_for
+
+    with transaction.atomic():
+        customer = (
+            customer_queryset_for(actor).select_for_update().filter(public_id=customer_public_id).first()
+        )
+        if customer is None:
+            raise NotFound("Customer not found.")
+        if customer.managed_by_id == organisation_id:
+            return customer
+        before = {"managed_by": customer.managed_by_id}
+        customer.managed_by_id = organisation_id
+        customer.updated_at = clock.now()
+        customer.save(update_fields=["managed_by", "updated_at"])
+        audit.record(
+            action="customer.partner_assigned",
+            object_type="customer",
+            object_id=str(customer.public_id),
+            before=before,
+            after={"managed_by": organisation_id},
+        )
+    return customer

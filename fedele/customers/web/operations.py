@@ -25,7 +25,7 @@ from fedele.customers.services import importing as import_services
 from fedele.customers.services import merging as merge_services
 from fedele.customers.web.forms import KIND_LABELS, STATUS_LABELS, translated_service_message
 from fedele.shared.errors import ApplicationError, NotFound, PayloadTooLarge, PermissionDenied
-from fedele.shared.web.forms import BootstrapFormMixin
+from fedele.shared.web.forms import BootstrapFormMixin, apply_service_errors
 
 MAX_PREVIEW_ROWS = 500
 REASON_LABELS: dict[str, Promise] = {
@@ -295,11 +295,7 @@ def customer_erase(request: HttpRequest, public_id: UUID) -> HttpResponse:
             except ApplicationError as failure:
                 if isinstance(failure, (NotFound, PermissionDenied)):
                     raise
-                for field, field_messages in failure.fields.items():
-                    for message in field_messages:
-                        form.add_error(field if field in form.fields else None, message)
-                if not failure.fields:
-                    form.add_error(None, translated_service_message(failure.message))
+                apply_service_errors(form, failure, translated_service_message)
             else:
                 messages.success(
                     request,

@@ -38,6 +38,7 @@ from fedele.shared.errors import ApplicationError, PermissionDenied
 from fedele.shared.pagination import paginate
 from fedele.shared.search import SearchHit
 from fedele.shared.web import dashboard
+from fedele.shared.web.forms import apply_service_errors
 
 PAGE_SIZE = 25
 SORTABLE_COLUMNS = ("name", "number", "city", "created_at")
@@ -143,13 +144,7 @@ def customer_create(request: HttpRequest) -> HttpResponse:
         try:
             customer = customer_services.customer_create(actor=actor, data=form.service_data(), source="web")
         except ApplicationError as failure:
-            for field, field_messages in failure.fields.items():
-                for message in field_messages:
-                    form.add_error(
-                        field if field in form.fields else None, translated_service_message(message)
-                    )
-            if not failure.fields:
-                form.add_error(None, translated_service_message(failure.message))
+            apply_service_errors(form, failure, translated_service_message)
             status = 422
         else:
             messages.success(

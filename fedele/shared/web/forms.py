@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext
+
+from fedele.shared.errors import ApplicationError
 
 CHECK_WIDGETS = (forms.CheckboxInput, forms.RadioSelect, forms.CheckboxSelectMultiple)
 
@@ -37,3 +41,15 @@ class BootstrapFormMixin:
                     attrs["class"] = f"{attrs.get('class', '')} is-invalid".strip()
                 attrs["aria-invalid"] = "true"
                 attrs["aria-describedby"] = f"id_{name}_errors"
+
+
+def apply_service_errors(
+    form: forms.Form, failure: ApplicationError, translate: Callable[[str], str] = gettext
+) -> None:
+    """A service's ApplicationError onto a form: each message under its field (or the form when the
+    field is not on it), in the user's language when the message is a known one."""
+    for field, field_messages in failure.fields.items():
+        for message in field_messages:
+            form.add_error(field if field in form.fields else None, translate(message))
+    if not failure.fields:
+        form.add_error(None, translate(failure.message))
