@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "fedele.shared",
     "fedele.accounts",
     "fedele.customers",
+    "fedele.billing",
 ]
 
 MIDDLEWARE = [

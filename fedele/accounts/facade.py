@@ -15,6 +15,7 @@ __all__ = [
     "actor_for",
     "create_portal_user",
     "erase_user",
+    "grant_to_role",
     "user_summary",
 ]
 
@@ -73,3 +74,10 @@ def erase_user(user_id: int) -> bool:
     was_active = user.is_active
     services.user_erase(user=user)
     return was_active
+
+
+def grant_to_role(role: Role, permissions: set[str]) -> None:
+    """Modules add their permissions to the standard roles from their AppConfig.ready()."""
+    from fedele.accounts import roles
+
+    roles.extend(role, permissions)

@@ -214,3 +214,83 @@ class ProrationResult:
     net: Money
     days_remaining: int
     days_in_period: int
+
+
+# catalog, subscriptions, invoices: the vocabulary other modules may use ---------------------------
+
+
+class BillingPeriod(StrEnum):
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+    @property
+    def months(self) -> int:
+        return {"month": 1, "quarter": 3, "year": 12}[self.value]
+
+
+class ChargeKind(StrEnum):
+    RECURRING = "recurring"
+    """Billed in advance for each period, per subscription quantity."""
+    USAGE = "usage"
+    """Billed in arrears from the period's aggregated usage of one metric."""
+
+
+class UsageAggregation(StrEnum):
+    SUM = "sum"
+    MAX = "max"
+    UNIQUE_COUNT = "unique_count"
+    LAST = "last"
+
+
+class SubscriptionStatus(StrEnum):
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+LIVE_SUBSCRIPTION_STATUSES = frozenset(
+    {SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE}
+)
+
+
+class InvoiceKind(StrEnum):
+    INVOICE = "invoice"
+    CREDIT_NOTE = "credit_note"
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "draft"
+    FINALISED = "finalised"
+    PAID = "paid"
+    VOID = "void"
+
+
+class InvoiceLineKind(StrEnum):
+    RECURRING = "recurring"
+    USAGE = "usage"
+    SETUP_FEE = "setup_fee"
+    PRORATION_CREDIT = "proration_credit"
+    PRORATION_CHARGE = "proration_charge"
+    DISCOUNT = "discount"
+    ONE_TIME = "one_time"
+    ADJUSTMENT = "adjustment"
+
+
+class VatNature(StrEnum):
+    """FatturaPA <Natura> codes for lines without VAT (tracciato 1.2.2)."""
+
+    EXCLUDED_ART15 = "N1"
+    NOT_SUBJECT_ART7 = "N2.1"
+    NOT_SUBJECT_OTHER = "N2.2"
+    NON_TAXABLE_EXPORT = "N3.1"
+    NON_TAXABLE_INTRA_EU = "N3.2"
+    EXEMPT = "N4"
+    MARGIN_SCHEME = "N5"
+    REVERSE_CHARGE_OTHER = "N6.9"
+    VAT_PAID_IN_OTHER_EU = "N7"
+
+
+ITALIAN_VAT_RATES = (Decimal("22"), Decimal("10"), Decimal("5"), Decimal("4"), Decimal("0"))
