@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fedele.accounts.api import router as accounts_router
 from fedele.accounts.auth import ApiTokenAuth, WebSessionAuth
+from fedele.billing.api import router as billing_router
 from fedele.customers.api import router as customers_router
 from fedele.shared.api import build_api
 from fedele.shared.api_routes import router as kernel_router
@@ -11,4 +12,5 @@ from fedele.shared.api_routes import router as kernel_router
 api = build_api(auth=[ApiTokenAuth(), WebSessionAuth()])
 api.add_router("/", accounts_router)
 api.add_router("/", customers_router)
+api.add_router("/billing/", billing_router)
 api.add_router("/", kernel_router)

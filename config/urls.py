@@ -14,6 +14,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("fedele.accounts.web.urls")),
     path("customers/", include("fedele.customers.web.urls")),
+    path("billing/", include("fedele.billing.web.urls")),
     path("settings/webhooks/", include("fedele.shared.web.webhook_urls")),
     path("settings/audit/", include("fedele.shared.web.audit_urls")),
     path("admin/", admin.site.urls),

@@ -22,5 +22,30 @@ def _roles() -> None:
     grant_to_role(Role.AGENT, BILLING_VIEW)
 
 
+def _catalog_and_subscriptions() -> None:
+    pass
+
+
+def _invoicing() -> None:
+    pass
+
+
+def _usage_and_orders() -> None:
+    pass
+
+
+def _payments_and_dunning() -> None:
+    pass
+
+
+def _analytics_and_portal() -> None:
+    pass
+
+
 def register() -> None:
     _roles()
+    _catalog_and_subscriptions()
+    _invoicing()
+    _usage_and_orders()
+    _payments_and_dunning()
+    _analytics_and_portal()

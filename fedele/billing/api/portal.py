@@ -1,0 +1,7 @@
+"""Billing API: portal."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+router = Router(tags=["billing: portal"])

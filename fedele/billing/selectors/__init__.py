@@ -1,0 +1,1 @@
+"""Billing reads, one file per area."""
