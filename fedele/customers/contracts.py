@@ -57,6 +57,17 @@ class CustomerSummary:
     fiscal_code: str
     vat_number: str
     country: str
+    first_name: str = ""
+    last_name: str = ""
+    company_name: str = ""
+    pec: str = ""
+    sdi_code: str = ""
+    street: str = ""
+    postal_code: str = ""
+    city: str = ""
+    province: str = ""
+    customer_id: int = 0
+    """Internal key, for modules whose tables reference customers.Customer by foreign key."""
 
 
 @dataclass(frozen=True, slots=True)

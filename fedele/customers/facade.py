@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fedele.accounts.contracts import Actor
 from fedele.customers.contracts import CustomerSummary, TimelineAppend
 from fedele.customers.models import Contact, Customer
 from fedele.customers.validation import normalise_email, normalise_phone
@@ -10,7 +14,9 @@ from fedele.shared.errors import ValidationFailed
 __all__ = [
     "CustomerSummary",
     "TimelineAppend",
+    "create_customer",
     "customer_for_user",
+    "customer_summaries",
     "customer_summary",
     "find_customer_by_email",
     "find_customer_by_phone",
@@ -31,6 +37,16 @@ def _summary(customer: Customer) -> CustomerSummary:
         fiscal_code=customer.fiscal_code,
         vat_number=customer.vat_number,
         country=customer.country,
+        first_name=customer.first_name,
+        last_name=customer.last_name,
+        company_name=customer.company_name,
+        pec=customer.pec,
+        sdi_code=customer.sdi_code,
+        street=customer.street,
+        postal_code=customer.postal_code,
+        city=customer.city,
+        province=customer.province,
+        customer_id=customer.pk,
     )
 
 
@@ -93,3 +109,17 @@ def customer_for_user(user_id: int) -> CustomerSummary | None:
     """The customer a portal user belongs to."""
     contact = Contact.objects.filter(portal_user_id=user_id).select_related("customer").first()
     return _summary(contact.customer) if contact else None
+
+
+def customer_summaries(customer_ids: Iterable[int]) -> dict[int, CustomerSummary]:
+    """Batch lookup by internal key (one query), for modules that hold customer foreign keys."""
+    ids = sorted(set(customer_ids))
+    return {customer.pk: _summary(customer) for customer in Customer.objects.filter(pk__in=ids)}
+
+
+def create_customer(*, actor: Actor, data: Mapping[str, Any], source: str) -> CustomerSummary:
+    """Create a customer through the customers service (validation, audit, events), e.g. for imports
+    in other modules. Raises ValidationFailed like the customers API does."""
+    from fedele.customers.services.customers import customer_create
+
+    return _summary(customer_create(actor=actor, data=data, source=source))

@@ -1,0 +1,77 @@
+"""What a subscription is worth per month, and the state snapshot kept in its change history.
+
+Every SubscriptionChange row stores ``before``/``after`` snapshots with the same keys
+(:data:`SNAPSHOT_KEYS`), so revenue analytics can replay MRR movements from the history alone:
+
+- ``status``, ``plan_code``, ``plan_version_id``, ``quantity`` (str), ``currency``,
+- ``mrr``: monthly recurring revenue as a str Decimal rounded to the cent (0 when not billing:
+  trialing, paused or cancelled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from fedele.billing.contracts import BillingPeriod, ChargeKind, SubscriptionStatus
+from fedele.billing.models import Coupon, PlanCharge, Subscription
+from fedele.billing.pricing import charge_amount
+from fedele.shared.money import Money
+
+SNAPSHOT_KEYS = ("status", "plan_code", "plan_version_id", "quantity", "currency", "mrr")
+BILLING_STATUSES = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE})
+
+
+def recurring_amount(charges: Iterable[PlanCharge], quantity: Decimal) -> Decimal:
+    """The recurring charges of one period at ``quantity`` (each charge priced and rounded on its own)."""
+    total = Decimal(0)
+    for charge in charges:
+        if charge.kind == ChargeKind.RECURRING:
+            total += charge_amount(charge.as_charge(), quantity).total.amount
+    return total
+
+
+def discounted(amount: Decimal, coupon: Coupon | None, currency: str) -> Decimal:
+    """``amount`` after a coupon (percent, or a fixed amount never below zero), rounded to the cent."""
+    if coupon is None:
+        return amount
+    if coupon.percent_off is not None:
+        reduced = amount - amount * coupon.percent_off / Decimal(100)
+    else:
+        reduced = max(Decimal(0), amount - (coupon.amount_off or Decimal(0)))
+    return Money(reduced, currency).rounded().amount
+
+
+def monthly_recurring_revenue(
+    subscription: Subscription, charges: Iterable[PlanCharge] | None = None
+) -> Decimal:
+    """Normalised to one month: a yearly 120.00 plan is 10.00 MRR. Zero when the subscription is not
+    billing. A coupon counts while it is still applied (periods remaining, or forever)."""
+    if subscription.status not in BILLING_STATUSES:
+        return Decimal(0)
+    rows = list(charges) if charges is not None else list(subscription.plan_version.charges.all())
+    per_period = recurring_amount(rows, subscription.quantity)
+    coupon = subscription.coupon if subscription.coupon_id else None
+    if (
+        coupon is not None
+        and coupon.duration != Coupon.Duration.FOREVER
+        and not subscription.coupon_periods_remaining
+    ):
+        coupon = None
+    per_period = discounted(per_period, coupon, subscription.plan_version.currency)
+    months = BillingPeriod(subscription.billing_period).months
+    return Money(per_period / months, subscription.plan_version.currency).rounded().amount
+
+
+def subscription_snapshot(
+    subscription: Subscription, charges: Iterable[PlanCharge] | None = None
+) -> dict[str, Any]:
+    return {
+        "status": subscription.status,
+        "plan_code": subscription.plan.code,
+        "plan_version_id": subscription.plan_version_id,
+        "quantity": str(subscription.quantity),
+        "currency": subscription.plan_version.currency,
+        "mrr": str(monthly_recurring_revenue(subscription, charges)),
+    }
