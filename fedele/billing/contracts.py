@@ -7,6 +7,7 @@ Every problem is reported at once in one ValidationFailed, keyed by field (``tie
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
@@ -294,3 +295,62 @@ class VatNature(StrEnum):
 
 
 ITALIAN_VAT_RATES = (Decimal("22"), Decimal("10"), Decimal("5"), Decimal("4"), Decimal("0"))
+
+
+# what the facade returns to other modules ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    """A customer's position: ``open_amount`` is owed on finalised invoices, of which
+    ``overdue_amount`` is past its due date; ``credit_balance`` is theirs to spend."""
+
+    customer_id: str
+    currency: str
+    open_amount: Decimal
+    overdue_amount: Decimal
+    credit_balance: Decimal
+    open_invoices: int
+    is_suspended: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSummary:
+    subscription_id: str
+    number: str
+    plan_code: str
+    plan_name: str
+    status: str
+    quantity: Decimal
+    currency: str
+    mrr: Decimal
+    current_period_start: date
+    current_period_end: date
+    next_billing_on: date | None
+    cancel_at_period_end: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceSummary:
+    invoice_id: str
+    number: str
+    kind: str
+    status: str
+    currency: str
+    total: Decimal
+    amount_due: Decimal
+    issue_date: date | None
+    due_date: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeReceipt:
+    """A one-off charge (or credit, when negative) waiting for the customer's next invoice."""
+
+    charge_id: str
+    customer_id: str
+    description: str
+    amount: Decimal
+    currency: str
+    created: bool
+    """False when the idempotency key had already been used: the first charge is returned."""
