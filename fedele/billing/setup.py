@@ -23,11 +23,34 @@ def _roles() -> None:
 
 
 def _catalog_and_subscriptions() -> None:
-    pass
+    from django.utils.translation import gettext_lazy as _
+
+    from fedele.billing.services import subscription_rules  # noqa: F401  (registers the Celery task)
+    from fedele.shared import navigation, scheduler
+    from fedele.shared.navigation import NavItem
+
+    navigation.register("billing", NavItem(_("Subscriptions"), "billing:subscription_list", "billing.view_billing"))
+    navigation.register("billing", NavItem(_("Catalog"), "billing:catalog", "billing.view_billing"))
+    navigation.register("billing", NavItem(_("Coupons"), "billing:coupon_list", "billing.view_billing"))
+    navigation.register(
+        "billing", NavItem(_("Import subscriptions"), "billing:subscription_import", "billing.manage_billing")
+    )
+    # Renewal reminders, scheduled pauses and resumes: hourly is enough for day-granular dates.
+    scheduler.register("billing-subscription-schedules", "billing.subscription_schedules", 3600)
 
 
 def _invoicing() -> None:
-    pass
+    from django.utils.translation import gettext_lazy as _
+
+    from fedele.shared import navigation, scheduler
+
+    navigation.register("billing", navigation.NavItem(_("Invoices"), "billing:invoice_list", "billing.view_billing"))
+    navigation.register(
+        "billing", navigation.NavItem(_("Billing runs"), "billing:billing_run_list", "billing.run_billing")
+    )
+    # Daily run (resumes a crashed one first); hourly sweep e-mails issued invoices not sent yet.
+    scheduler.register("billing-daily-run", "billing.daily_billing_run", 24 * 3600)
+    scheduler.register("billing-deliver-invoices", "billing.deliver_pending_invoices", 3600)
 
 
 def _usage_and_orders() -> None:
@@ -35,11 +58,35 @@ def _usage_and_orders() -> None:
 
 
 def _payments_and_dunning() -> None:
-    pass
+    from django.utils.translation import gettext_lazy as _
+
+    from fedele.billing.gateways import manual, sepa, stripe
+    from fedele.billing.services import dunning  # noqa: F401 (subscribes billing.dunning.on_invoice_paid)
+    from fedele.shared import navigation, scheduler
+    from fedele.shared.navigation import NavItem
+
+    manual.install()
+    sepa.install()
+    stripe.install()
+    navigation.register("billing", NavItem(_("Payments"), "billing:payments", "billing.view_billing"))
+    navigation.register(
+        "billing", NavItem(_("Bank reconciliation"), "billing:reconciliation", "billing.manage_billing")
+    )
+    navigation.register("billing", NavItem(_("Dunning"), "billing:dunning", "billing.view_billing"))
+    navigation.register("billing", NavItem(_("Collections"), "billing:collections", "billing.view_billing"))
+    scheduler.register("billing-dunning", "billing.dunning_run", 3600)
 
 
 def _analytics_and_portal() -> None:
-    pass
+    from django.utils.translation import gettext_lazy as _
+
+    from fedele.billing.web.portal import portal_widget
+    from fedele.shared import navigation
+    from fedele.shared.navigation import NavItem
+    from fedele.shared.web import dashboard
+
+    navigation.register("billing", NavItem(_("Revenue"), "billing:revenue", "billing.view_revenue"))
+    dashboard.register("billing-portal", portal_widget)
 
 
 def register() -> None:
