@@ -44,5 +44,8 @@ ROLE_PERMISSIONS: dict[Role, set[str]] = {
 
 
 def extend(role: Role, permissions: set[str]) -> None:
-    """Later modules add their permissions to roles from their AppConfig.ready()."""
-    ROLE_PERMISSIONS[role] |= permissions
+    """Later modules add their permissions to roles from their AppConfig.ready().
+
+    A new set each time: several roles start from the same constant (CUSTOMER_WRITE), and an
+    in-place ``|=`` would hand one role's grants to every role sharing it."""
+    ROLE_PERMISSIONS[role] = ROLE_PERMISSIONS[role] | permissions
