@@ -49,7 +49,7 @@ def _compile_catalogues() -> None:
         trans_real._translations = {}
         trans_real._active = Local()
         trans_real._default = None
-        trans_real.check_for_language.cache_clear()
+        trans_real.reset_cache(setting="LANGUAGES")
 
 
 @pytest.fixture(scope="module")
