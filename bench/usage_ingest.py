@@ -33,16 +33,22 @@ call_command("migrate", verbosity=0)
 from django.test import Client
 from django.utils import timezone
 from fedele.accounts import services
-from fedele.billing.models import BillingAccount, Metric, Plan, PlanCharge, PlanVersion, Product, Subscription, UsageEvent
+from fedele.billing.models import (
+    BillingAccount, Metric, Plan, PlanCharge, PlanVersion, Product, Subscription, UsageEvent,
+)
 from fedele.customers.models import Customer
 
 batches, size = int(sys.argv[1]), int(sys.argv[2])
 now = timezone.now()
-user = services.user_create(email="bench@example.it", password=None, roles=["billing_clerk"], validate_strength=False)
+user = services.user_create(
+    email="bench@example.it", password=None, roles=["billing_clerk"], validate_strength=False
+)
 _, token = services.api_token_create(user=user, name="bench")
 client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
 customers = [
-    Customer.objects.create(kind="company", company_name=f"Bench {i}", number=f"BENCH-{i}", created_at=now, updated_at=now)
+    Customer.objects.create(
+        kind="company", company_name=f"Bench {i}", number=f"BENCH-{i}", created_at=now, updated_at=now
+    )
     for i in range(20)
 ]
 product = Product.objects.create(code="bench", name="Bench", created_at=now, updated_at=now)
@@ -62,7 +68,8 @@ stamp = (now - timedelta(hours=1)).isoformat()
 
 def batch(b):
     return {"mode": "all_or_nothing", "events": [
-        {"external_id": f"evt-{b}-{i}", "customer": customer_ids[i % len(customer_ids)], "metric": "api-calls",
+        {"external_id": f"evt-{b}-{i}", "customer": customer_ids[i % len(customer_ids)],
+         "metric": "api-calls",
          "quantity": str(1 + i % 7), "timestamp": stamp, "properties": {"region": "it"}}
         for i in range(size)]}
 

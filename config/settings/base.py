@@ -194,6 +194,20 @@ FEDELE_WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("FEDELE_WEBHOOK_ALLOW_PRIVATE_TA
 FEDELE_BRAND_NAME = env.str("FEDELE_BRAND_NAME", default="fedele")
 FEDELE_DEFAULT_CURRENCY = "EUR"
 
+# Billing. The issuing company for invoices (PDF, FatturaPA): FEDELE_SELLER_NAME, _VAT_NUMBER, _FISCAL_CODE,
+# _STREET, _POSTAL_CODE, _CITY, _PROVINCE, _COUNTRY, _IBAN, _BIC, _BANK, _EMAIL, _PEC, _PHONE, _TAX_REGIME
+# are read from the environment by fedele.billing.documents (placeholders when unset, demo only).
+# Placeholder seller and SEPA creditor data are allowed for demos and tests only (production sets False).
+FEDELE_ALLOW_PLACEHOLDER_IDENTITY = True
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+SEPA_CREDITOR_NAME = env.str("SEPA_CREDITOR_NAME", default="")
+SEPA_CREDITOR_IBAN = env.str("SEPA_CREDITOR_IBAN", default="")
+SEPA_CREDITOR_BIC = env.str("SEPA_CREDITOR_BIC", default="")
+SEPA_CREDITOR_ID = env.str("SEPA_CREDITOR_ID", default="")
+FEDELE_USAGE_MAX_AGE_DAYS = env.int("FEDELE_USAGE_MAX_AGE_DAYS", default=35)
+FEDELE_PROVISIONING_SECRET = env.str("FEDELE_PROVISIONING_SECRET", default="")
+
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="fedele <noreply@fedele.local>")
 

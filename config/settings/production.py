@@ -12,6 +12,9 @@ if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
 if not REDIS_URL:
     raise ImproperlyConfigured("REDIS_URL must be set in production (Celery broker, channel layer, cache).")
 
+# Invoices and SEPA files must carry the real company: no placeholder seller or creditor here.
+FEDELE_ALLOW_PLACEHOLDER_IDENTITY = False
+
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

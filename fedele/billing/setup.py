@@ -29,7 +29,9 @@ def _catalog_and_subscriptions() -> None:
     from fedele.shared import navigation, scheduler
     from fedele.shared.navigation import NavItem
 
-    navigation.register("billing", NavItem(_("Subscriptions"), "billing:subscription_list", "billing.view_billing"))
+    navigation.register(
+        "billing", NavItem(_("Subscriptions"), "billing:subscription_list", "billing.view_billing")
+    )
     navigation.register("billing", NavItem(_("Catalog"), "billing:catalog", "billing.view_billing"))
     navigation.register("billing", NavItem(_("Coupons"), "billing:coupon_list", "billing.view_billing"))
     navigation.register(
@@ -44,7 +46,9 @@ def _invoicing() -> None:
 
     from fedele.shared import navigation, scheduler
 
-    navigation.register("billing", navigation.NavItem(_("Invoices"), "billing:invoice_list", "billing.view_billing"))
+    navigation.register(
+        "billing", navigation.NavItem(_("Invoices"), "billing:invoice_list", "billing.view_billing")
+    )
     navigation.register(
         "billing", navigation.NavItem(_("Billing runs"), "billing:billing_run_list", "billing.run_billing")
     )
@@ -54,7 +58,19 @@ def _invoicing() -> None:
 
 
 def _usage_and_orders() -> None:
-    pass
+    from django.utils.translation import gettext_lazy as _
+
+    import fedele.billing.orders_tasks  # noqa: F401  (registers the Celery tasks below)
+    from fedele.shared import navigation, scheduler
+    from fedele.shared.navigation import NavItem
+
+    navigation.register("billing", NavItem(_("Quotes"), "billing:quote_list", "billing.view_billing"))
+    navigation.register("billing", NavItem(_("Orders"), "billing:order_list", "billing.view_billing"))
+    navigation.register("billing", NavItem(_("Usage"), "billing:usage", "billing.view_billing"))
+
+    # Retry due provisioning steps (backoff passed, or stuck running); expire quotes past validity.
+    scheduler.register("billing-provisioning-due", "billing.provisioning_run_due", 60)
+    scheduler.register("billing-quotes-expire", "billing.quotes_expire_due", 3600)
 
 
 def _payments_and_dunning() -> None:

@@ -27,6 +27,7 @@ def load(context: DemoContext) -> None:
     total = int(context.options.get("customers", 500))
     partner_id = context.options.get("partner_organisation_id")
     created = 0
+    made: list[str] = context.records.setdefault("customers", [])
     segments = list(SEGMENT_WEIGHTS)
     weights = list(SEGMENT_WEIGHTS.values())
     for index in range(total):
@@ -55,6 +56,7 @@ def load(context: DemoContext) -> None:
             data["last_name"] = faker.last_name()
             data["fiscal_code"] = faker.ssn()
         customer = customer_create(actor=admin, data=data, source="demo")
+        made.append(str(customer.public_id))
         if partner_id and index % 25 == 0:
             customer_assign_partner(
                 actor=admin, customer_public_id=str(customer.public_id), organisation_id=partner_id
@@ -96,6 +98,7 @@ def _portal_login(context: DemoContext) -> None:
     customer = Customer.objects.filter(kind="person", status="active").order_by("id").first()
     if customer is None:
         return
+    context.records["portal_customer"] = str(customer.public_id)
     admin = actor_for(context.users["admin@fedele.demo"])
     contact = contact_create(
         actor=admin,

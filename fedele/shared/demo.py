@@ -20,6 +20,8 @@ class DemoContext:
     users: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    records: dict[str, Any] = field(default_factory=dict)
+    """What one loader made that later loaders build on (e.g. customers' public ids for billing)."""
     progress: Callable[[str, int, int], None] = lambda label, done, total: None
 
 

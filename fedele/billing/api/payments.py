@@ -126,7 +126,9 @@ class PaymentListQuery(Schema):
     customer: str = Field("", max_length=64)
     status: Literal["pending", "succeeded", "failed", ""] = ""
     gateway: Literal["manual", "bank", "sepa", "stripe", ""] = ""
-    ordering: Literal["created_at", "-created_at", "received_on", "-received_on", "amount", "-amount"] = "-created_at"
+    ordering: Literal["created_at", "-created_at", "received_on", "-received_on", "amount", "-amount"] = (
+        "-created_at"
+    )
     cursor: str | None = Field(None, max_length=500)
     limit: int = Field(50, ge=1, le=200)
 
@@ -213,7 +215,7 @@ class BankLineOut(Schema):
 
     @staticmethod
     def resolve_id(obj: object) -> UUID:
-        return obj.public_id  # type: ignore[attr-defined, no-any-return]
+        return obj.public_id  # type: ignore[attr-defined]
 
     @staticmethod
     def resolve_matched_invoice_number(obj: object) -> str | None:
@@ -233,7 +235,7 @@ class BankImportOut(Schema):
 
     @staticmethod
     def resolve_id(obj: object) -> UUID:
-        return obj.public_id  # type: ignore[attr-defined, no-any-return]
+        return obj.public_id  # type: ignore[attr-defined]
 
     @staticmethod
     def resolve_lines(obj: object) -> list[object]:
@@ -318,7 +320,9 @@ def _invoice_of(account_id: int, invoice_id: UUID | None) -> Invoice | None:
     invoice = Invoice.objects.filter(public_id=invoice_id, account_id=account_id).first()
     if invoice is None:
         raise ValidationFailed(
-            "The invoice is not one of this customer's.", code="invalid_invoice", fields={"invoice_id": "Not found."}
+            "The invoice is not one of this customer's.",
+            code="invalid_invoice",
+            fields={"invoice_id": "Not found."},
         )
     return invoice
 
@@ -330,7 +334,9 @@ def list_payments(request: HttpRequest, query: Query[PaymentListQuery]) -> dict[
         actor=actor_for(request.user),
         filters=selectors.PaymentFilters(customer=query.customer, status=query.status, gateway=query.gateway),
     ).select_related("account__customer")
-    page = paginate(queryset, ordering=query.ordering, allowed=selectors.ORDERINGS, cursor=query.cursor, limit=query.limit)
+    page = paginate(
+        queryset, ordering=query.ordering, allowed=selectors.ORDERINGS, cursor=query.cursor, limit=query.limit
+    )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
@@ -352,7 +358,9 @@ def record_payment(request: HttpRequest, payload: PaymentIn) -> Status[Payment]:
     return Status(201, payment)
 
 
-@router.get("/payments/{payment_id}", response={200: PaymentDetailOut, **ERROR_RESPONSES}, summary="Get a payment")
+@router.get(
+    "/payments/{payment_id}", response={200: PaymentDetailOut, **ERROR_RESPONSES}, summary="Get a payment"
+)
 def get_payment(request: HttpRequest, payment_id: str) -> Payment:
     require_scope(request, "read")
     return selectors.payment_get(actor=actor_for(request.user), public_id=payment_id)
@@ -364,7 +372,9 @@ def get_payment(request: HttpRequest, payment_id: str) -> Payment:
 def refund_payment(request: HttpRequest, payment_id: str, payload: RefundIn) -> Status[Refund]:
     actor = _manager(request)
     payment = selectors.payment_get(actor=actor, public_id=payment_id)
-    refund = refunds.refund_create(payment=payment, amount=payload.amount, reason=payload.reason, actor_id=actor.user_id)
+    refund = refunds.refund_create(
+        payment=payment, amount=payload.amount, reason=payload.reason, actor_id=actor.user_id
+    )
     return Status(201, refund)
 
 
@@ -405,7 +415,9 @@ def create_mandate(request: HttpRequest, customer_id: str, payload: MandateIn) -
 
 
 @router.post(
-    "/sepa-mandates/{mandate_id}/revoke", response={200: MandateOut, **ERROR_RESPONSES}, summary="Revoke a mandate"
+    "/sepa-mandates/{mandate_id}/revoke",
+    response={200: MandateOut, **ERROR_RESPONSES},
+    summary="Revoke a mandate",
 )
 def revoke_mandate(request: HttpRequest, mandate_id: str) -> SepaMandate:
     actor = _manager(request)
@@ -414,10 +426,14 @@ def revoke_mandate(request: HttpRequest, mandate_id: str) -> SepaMandate:
     )
 
 
-@router.post("/sepa-batches", response={201: SepaBatchOut, **ERROR_RESPONSES}, summary="Create a SEPA collection file")
+@router.post(
+    "/sepa-batches", response={201: SepaBatchOut, **ERROR_RESPONSES}, summary="Create a SEPA collection file"
+)
 def create_sepa_batch(request: HttpRequest, payload: SepaBatchIn) -> Status[dict[str, object]]:
     actor = _manager(request)
-    result = payment_methods.sepa_batch_create(collection_date=payload.collection_date, actor_id=actor.user_id)
+    result = payment_methods.sepa_batch_create(
+        collection_date=payload.collection_date, actor_id=actor.user_id
+    )
     batch = result.batch
     return Status(
         201,
@@ -430,7 +446,11 @@ def create_sepa_batch(request: HttpRequest, payload: SepaBatchIn) -> Status[dict
     )
 
 
-@router.get("/sepa-batches/{batch_id}/xml", response={200: None, **ERROR_RESPONSES}, summary="Download a pain.008 file")
+@router.get(
+    "/sepa-batches/{batch_id}/xml",
+    response={200: None, **ERROR_RESPONSES},
+    summary="Download a pain.008 file",
+)
 def download_sepa_batch(request: HttpRequest, batch_id: str) -> HttpResponse:
     require_scope(request, "read")
     batch = selectors.sepa_batch_get(actor=actor_for(request.user), public_id=batch_id)
@@ -439,7 +459,9 @@ def download_sepa_batch(request: HttpRequest, batch_id: str) -> HttpResponse:
     return response
 
 
-@router.post("/sepa-returns", response={200: PaymentOut, **ERROR_RESPONSES}, summary="Record a returned debit")
+@router.post(
+    "/sepa-returns", response={200: PaymentOut, **ERROR_RESPONSES}, summary="Record a returned debit"
+)
 def record_sepa_return(request: HttpRequest, payload: SepaReturnIn) -> Payment:
     actor = _manager(request)
     return payment_methods.sepa_return_record(
@@ -473,7 +495,9 @@ def get_statement_csv(request: HttpRequest, customer_id: str, query: Query[State
 
 
 @router.post(
-    "/bank-statements", response={201: BankImportOut, **ERROR_RESPONSES}, summary="Import a bank statement CSV"
+    "/bank-statements",
+    response={201: BankImportOut, **ERROR_RESPONSES},
+    summary="Import a bank statement CSV",
 )
 def import_bank_statement(
     request: HttpRequest, file: File[UploadedFile], skip_bad_lines: bool = False
@@ -482,13 +506,18 @@ def import_bank_statement(
     if (file.size or 0) > reconciliation.MAX_BYTES:
         raise PayloadTooLarge("The file is larger than 5 MB.")
     statement = reconciliation.statement_import(
-        content=file.read(), filename=file.name or "statement.csv", skip_bad_lines=skip_bad_lines, actor_id=actor.user_id
+        content=file.read(),
+        filename=file.name or "statement.csv",
+        skip_bad_lines=skip_bad_lines,
+        actor_id=actor.user_id,
     )
     return Status(201, statement)
 
 
 @router.get(
-    "/bank-statements/{statement_id}", response={200: BankImportOut, **ERROR_RESPONSES}, summary="A statement import"
+    "/bank-statements/{statement_id}",
+    response={200: BankImportOut, **ERROR_RESPONSES},
+    summary="A statement import",
 )
 def get_bank_statement(request: HttpRequest, statement_id: str) -> object:
     require_scope(request, "read")
@@ -508,18 +537,36 @@ def confirm_bank_line(request: HttpRequest, line_id: str, payload: LineConfirmIn
         invoice = Invoice.objects.filter(public_id=payload.invoice_id).first()
         if invoice is None:
             raise NotFound("Invoice not found.", code="invoice_not_found")
-    return Status(201, reconciliation.statement_line_confirm(line=line, invoice=invoice, actor_id=actor.user_id))
+    return Status(
+        201, reconciliation.statement_line_confirm(line=line, invoice=invoice, actor_id=actor.user_id)
+    )
 
 
-@router.get("/dunning/cases", response={200: DunningCasePage, **ERROR_RESPONSES}, summary="Dunning and collections queue")
+@router.get(
+    "/dunning/cases",
+    response={200: DunningCasePage, **ERROR_RESPONSES},
+    summary="Dunning and collections queue",
+)
 def list_dunning_cases(request: HttpRequest, query: Query[DunningQuery]) -> dict[str, object]:
     require_scope(request, "read")
     queryset = dunning_selectors.case_list(actor=actor_for(request.user), status=query.status)
-    page = paginate(queryset, ordering="due_date", allowed=dunning_selectors.ORDERINGS, cursor=query.cursor, limit=query.limit)
+    page = paginate(
+        queryset,
+        ordering="due_date",
+        allowed=dunning_selectors.ORDERINGS,
+        cursor=query.cursor,
+        limit=query.limit,
+    )
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 
-@router.post("/webhooks/stripe", auth=None, response={200: None, 400: None}, summary="Stripe webhook", include_in_schema=True)
+@router.post(
+    "/webhooks/stripe",
+    auth=None,
+    response={200: None, 400: None},
+    summary="Stripe webhook",
+    include_in_schema=True,
+)
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     """Verified with the Stripe-Signature header and STRIPE_WEBHOOK_SECRET; a bad or missing
     signature is a 400 and nothing is stored. A replayed event is acknowledged and changes nothing."""

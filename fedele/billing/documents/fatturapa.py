@@ -26,7 +26,19 @@ DSIG = "http://www.w3.org/2000/09/xmldsig#"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 FOREIGN_RECIPIENT = "XXXXXXX"
 PEC_OR_PORTAL_RECIPIENT = "0000000"
-ASCII_REPLACEMENTS = {"≤": "<=", "≥": ">=", "→": "->", "–": "-", "—": "-", "€": "EUR", "’": "'", "‘": "'", "“": '"', "”": '"', "…": "..."}
+ASCII_REPLACEMENTS = {
+    "≤": "<=",
+    "≥": ">=",
+    "→": "->",
+    "–": "-",
+    "—": "-",
+    "€": "EUR",
+    "’": "'",
+    "‘": "'",
+    "“": '"',
+    "”": '"',
+    "…": "...",
+}
 
 
 def latin(text: str, limit: int) -> str:
@@ -146,7 +158,11 @@ def _header(root: etree._Element, invoice: Invoice, company: dict[str, str]) -> 
         _sub(registry, "Nome", latin(first, 60))
         _sub(registry, "Cognome", latin(last, 60))
     else:
-        _sub(registry, "Denominazione", latin(str(snapshot.get("name") or snapshot.get("company_name") or "-"), 80))
+        _sub(
+            registry,
+            "Denominazione",
+            latin(str(snapshot.get("name") or snapshot.get("company_name") or "-"), 80),
+        )
     _address(
         buyer,
         str(snapshot.get("street") or ""),
@@ -157,7 +173,9 @@ def _header(root: etree._Element, invoice: Invoice, company: dict[str, str]) -> 
     )
 
 
-def _address(parent: etree._Element, street: str, postal_code: str, city: str, province: str, country: str) -> None:
+def _address(
+    parent: etree._Element, street: str, postal_code: str, city: str, province: str, country: str
+) -> None:
     seat = _sub(parent, "Sede")
     _sub(seat, "Indirizzo", latin(street or "-", 60))
     _sub(seat, "CAP", postal_code if re.fullmatch(r"[0-9]{5}", postal_code or "") else "00000")
@@ -173,7 +191,7 @@ def _body(root: etree._Element, invoice: Invoice, company: dict[str, str]) -> No
     document = _sub(general, "DatiGeneraliDocumento")
     _sub(document, "TipoDocumento", "TD04" if invoice.kind == InvoiceKind.CREDIT_NOTE else "TD01")
     _sub(document, "Divisa", invoice.currency)
-    _sub(document, "Data", (invoice.issue_date or date.today()).isoformat())
+    _sub(document, "Data", (invoice.issue_date or invoice.created_at.date()).isoformat())
     _sub(document, "Numero", invoice.number or "")
     _sub(document, "ImportoTotaleDocumento", amount2(invoice.total))
     if invoice.reverse_charge:
@@ -201,7 +219,11 @@ def _body(root: etree._Element, invoice: Invoice, company: dict[str, str]) -> No
             _sub(detail, "DataInizioPeriodo", line.period_start.isoformat())
             # Periods are half-open [start, end): the document shows the last day billed.
             last_day = line.period_end.toordinal() - 1
-            _sub(detail, "DataFinePeriodo", date.fromordinal(max(last_day, line.period_start.toordinal())).isoformat())
+            _sub(
+                detail,
+                "DataFinePeriodo",
+                date.fromordinal(max(last_day, line.period_start.toordinal())).isoformat(),
+            )
         _sub(detail, "PrezzoUnitario", amount8(unit_price))
         _sub(detail, "PrezzoTotale", amount2(line.amount))
         _sub(detail, "AliquotaIVA", amount2(line.vat_rate))

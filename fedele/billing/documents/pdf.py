@@ -140,7 +140,9 @@ def render_invoice_pdf(invoice: Invoice, language: str) -> bytes:
     currency = invoice.currency
     pdf = _Document(format="A4")
     pdf.set_compression(COMPRESS)
-    pdf.footer_text = f"{company['name']} - {text['vat_number']} IT{company['vat_number']} - {text['electronic']}"
+    pdf.footer_text = (
+        f"{company['name']} - {text['vat_number']} IT{company['vat_number']} - {text['electronic']}"
+    )
     pdf.set_title(latin(f"{text[invoice.kind]} {invoice.number or ''}", 100))
     pdf.set_author(latin(company["name"], 80))
     pdf.alias_nb_pages()
@@ -154,7 +156,8 @@ def render_invoice_pdf(invoice: Invoice, language: str) -> bytes:
 
     # seller block
     line(company["name"], size=14, style="B", height=7)
-    line(f"{company['street']}, {company['postal_code']} {company['city']} ({company['province']}) {company['country']}")
+    place = f"{company['postal_code']} {company['city']} ({company['province']}) {company['country']}"
+    line(f"{company['street']}, {place}")
     line(f"{text['vat_number']} IT{company['vat_number']}  {text['fiscal_code']} {company['fiscal_code']}")
     contacts = "  ".join(v for v in (company["email"], company["pec"], company["phone"]) if v)
     if contacts:
@@ -188,7 +191,9 @@ def render_invoice_pdf(invoice: Invoice, language: str) -> bytes:
     # customer block
     line(text["customer"], style="B")
     line(str(snapshot.get("name") or ""), style="B")
-    address = f"{snapshot.get('street') or ''}, {snapshot.get('postal_code') or ''} {snapshot.get('city') or ''}"
+    address = (
+        f"{snapshot.get('street') or ''}, {snapshot.get('postal_code') or ''} {snapshot.get('city') or ''}"
+    )
     if snapshot.get("province"):
         address += f" ({snapshot['province']})"
     line(f"{address.strip(', ')} {snapshot.get('country') or ''}".strip())
@@ -211,7 +216,9 @@ def render_invoice_pdf(invoice: Invoice, language: str) -> bytes:
     pdf.set_font("Helvetica", style="B", size=8.5)
     pdf.set_fill_color(235, 238, 242)
     for width, header in zip(widths, headers, strict=True):
-        pdf.cell(width, 6, latin(header, 40), border="B", fill=True, align="L" if header == headers[0] else "R")
+        pdf.cell(
+            width, 6, latin(header, 40), border="B", fill=True, align="L" if header == headers[0] else "R"
+        )
     pdf.ln()
     pdf.set_font("Helvetica", size=8.5)
     for invoice_line in invoice.lines.all():
@@ -221,7 +228,11 @@ def render_invoice_pdf(invoice: Invoice, language: str) -> bytes:
                 f" ({format_date(invoice_line.period_start, language)} - "
                 f"{format_date(_last_day(invoice_line.period_end), language)})"
             )
-        rate = f"{invoice_line.vat_rate.normalize():f}%" if invoice_line.vat_rate else (invoice_line.vat_nature or "0%")
+        rate = (
+            f"{invoice_line.vat_rate.normalize():f}%"
+            if invoice_line.vat_rate
+            else (invoice_line.vat_nature or "0%")
+        )
         y_before = pdf.get_y()
         pdf.multi_cell(widths[0], 4.6, latin(description, 500), new_x="RIGHT", new_y="TOP")
         height = max(pdf.get_y() - y_before, 4.6)
@@ -243,7 +254,12 @@ def render_invoice_pdf(invoice: Invoice, language: str) -> bytes:
             label += f" - {summary.legal_reference}"
         natures.append(summary.vat_nature)
         pdf.cell(96, 4.6, latin(label, 100))
-        pdf.cell(42, 4.6, f"{text['taxable']} {format_amount(summary.taxable_amount, currency, language)}", align="R")
+        pdf.cell(
+            42,
+            4.6,
+            f"{text['taxable']} {format_amount(summary.taxable_amount, currency, language)}",
+            align="R",
+        )
         pdf.cell(42, 4.6, f"{text['tax']} {format_amount(summary.tax_amount, currency, language)}", align="R")
         pdf.ln()
     pdf.ln(2)
@@ -271,7 +287,11 @@ def render_invoice_pdf(invoice: Invoice, language: str) -> bytes:
         line(sentence, size=8.5, style="I")
     if invoice.notes:
         line(invoice.notes, size=8.5)
-    if invoice.kind == InvoiceKind.INVOICE and invoice.amount_due > 0 and invoice.status != InvoiceStatus.VOID:
+    if (
+        invoice.kind == InvoiceKind.INVOICE
+        and invoice.amount_due > 0
+        and invoice.status != InvoiceStatus.VOID
+    ):
         pdf.ln(2)
         line(f"{text['payment']} {format_date(invoice.due_date, language)}", style="B")
         line(f"{text['iban']}: {company['iban']}" + (f"  BIC {company['bic']}" if company["bic"] else ""))

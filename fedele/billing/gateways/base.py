@@ -58,8 +58,7 @@ class PaymentGateway(Protocol):
 
     def refund(
         self, *, payment_external_id: str, amount: Decimal, currency: str, idempotency_key: str
-    ) -> GatewayResult:
-        ...
+    ) -> GatewayResult: ...
 
 
 GatewayFactory = Callable[[], PaymentGateway]

@@ -56,6 +56,14 @@ class Creditor:
 
 
 def configured_creditor() -> Creditor:
+    if not getattr(settings, "FEDELE_ALLOW_PLACEHOLDER_IDENTITY", False) and not (
+        getattr(settings, "SEPA_CREDITOR_IBAN", "") and getattr(settings, "SEPA_CREDITOR_ID", "")
+    ):
+        raise ValidationFailed(
+            "SEPA collections need the creditor's IBAN and creditor identifier "
+            "(SEPA_CREDITOR_IBAN, SEPA_CREDITOR_ID).",
+            code="sepa_not_configured",
+        )
     creditor = Creditor(
         name=getattr(settings, "SEPA_CREDITOR_NAME", "") or "fedele",
         iban=getattr(settings, "SEPA_CREDITOR_IBAN", "") or "IT60X0542811101000000123456",

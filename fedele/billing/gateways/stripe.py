@@ -57,7 +57,9 @@ def _result_of_intent(resource: Any) -> GatewayResult:
     return GatewayResult(ResultStatus.PENDING, str(intent["id"]), amount, currency, raw=dict(intent))
 
 
-def _failure_from_error(error: stripe_sdk.StripeError, request_amount: Decimal, currency: str) -> GatewayResult:
+def _failure_from_error(
+    error: stripe_sdk.StripeError, request_amount: Decimal, currency: str
+) -> GatewayResult:
     body = error.json_body or {}
     detail = body.get("error", {}) if isinstance(body, dict) else {}
     intent = detail.get("payment_intent") or {}
@@ -115,7 +117,7 @@ class StripeGateway:
         try:
             intent = self.client.v1.payment_intents.confirm(external_id)
         except stripe_sdk.CardError as error:
-            body = error.json_body or {}
+            body: dict[str, Any] = error.json_body if isinstance(error.json_body, dict) else {}
             currency = str(body.get("error", {}).get("payment_intent", {}).get("currency", "eur")).upper()
             return _failure_from_error(error, Decimal(0), currency)
         return _result_of_intent(intent)

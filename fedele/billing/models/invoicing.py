@@ -93,6 +93,12 @@ class Invoice(models.Model):
     notes = models.TextField(blank=True)
     finalised_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    first_paid_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When it was paid the first time: InvoicePaid is published once, even if a refund "
+        "or a returned debit reopens it and it is paid again.",
+    )
     voided_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(db_index=True)

@@ -107,6 +107,9 @@ def average(values: Sequence[int]) -> Decimal | None:
     return (Decimal(sum(values)) / len(values)).quantize(DAYS, rounding=ROUND_HALF_UP)
 
 
+MONTH_COLUMNS = frozenset({"month", "cohort"})
+
+
 @dataclass(frozen=True, slots=True)
 class Table:
     """Rows ready for a page table or a CSV file: ``columns`` are (key, header) pairs."""
@@ -120,8 +123,14 @@ class Table:
         return [header for _, header in self.columns]
 
     def matrix(self) -> list[list[object]]:
-        """The rows as lists of cells in column order (for templates)."""
-        return [[row.get(key) for key, _ in self.columns] for row in self.rows]
+        """The rows as lists of cells in column order, for the page: months read as 2026-03."""
+        return [
+            [
+                f"{row[key]:%Y-%m}" if key in MONTH_COLUMNS and row.get(key) else row.get(key)
+                for key, _ in self.columns
+            ]
+            for row in self.rows
+        ]
 
     def as_csv(self) -> str:
         buffer = io.StringIO()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from django.utils.translation import gettext as _
+
 from fedele.billing.contracts import InvoiceKind, InvoiceStatus
 from fedele.billing.models import BillingAccount, CreditEntry, Invoice, Payment, Refund
 
@@ -60,7 +62,7 @@ def account_statement(
                     document.pk,
                     "credit_note",
                     document.number or "",
-                    "Credit note",
+                    _("Credit note"),
                     Decimal(0),
                     document.total,
                     str(document.public_id),
@@ -74,7 +76,7 @@ def account_statement(
                     document.pk,
                     "invoice",
                     document.number or "",
-                    "Invoice",
+                    _("Invoice"),
                     document.total,
                     Decimal(0),
                     str(document.public_id),
@@ -88,7 +90,7 @@ def account_statement(
                 payment.pk,
                 "payment",
                 payment.external_id,
-                f"Payment ({payment.get_method_kind_display()})",
+                _("Payment (%(method)s)") % {"method": payment.get_method_kind_display()},
                 Decimal(0),
                 payment.amount,
                 str(payment.public_id),
@@ -102,7 +104,7 @@ def account_statement(
                 refund.pk,
                 "refund",
                 refund.external_id,
-                f"Refund: {refund.reason}",
+                _("Refund: %(reason)s") % {"reason": refund.reason},
                 refund.amount,
                 Decimal(0),
                 str(refund.public_id),
@@ -133,7 +135,7 @@ def account_statement(
         if date_from is not None and not entries and opening:
             entries.append(
                 StatementEntry(
-                    date_from, "opening", "", "Opening balance", Decimal(0), Decimal(0), opening, ""
+                    date_from, "opening", "", _("Opening balance"), Decimal(0), Decimal(0), opening, ""
                 )
             )
         balance += debit - credit

@@ -18,17 +18,20 @@ and its invoice, in batches of set-based statements.
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import JSONField, Model, Q
 
 from fedele.billing import usage_aggregation
 from fedele.billing.contracts import InvoiceKind, InvoiceStatus, SubscriptionStatus
@@ -58,7 +61,6 @@ from fedele.billing.services.invoicing import (
     finalised_event,
     number_text,
     series_for,
-    tax_summary_rows,
     totals_for,
     vat_customer,
 )
@@ -73,6 +75,22 @@ BATCH_SIZE = 500
 MAX_PASSES = 60
 """A subscription many periods behind is invoiced one period per pass (at most this many)."""
 STALE_AFTER = timedelta(minutes=2)
+SUBSCRIPTION_STATE_FIELDS = (
+    "status",
+    "plan_id",
+    "plan_version_id",
+    "quantity",
+    "billing_period",
+    "current_period_start",
+    "current_period_end",
+    "next_billing_on",
+    "coupon_periods_remaining",
+    "cancel_at_period_end",
+    "cancelled_at",
+    "ended_on",
+    "cancellation_reason",
+    "pending_change",
+)
 DUE_STATUSES = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 
 
@@ -157,7 +175,12 @@ def billing_run_latest_resumable(as_of: date | None = None) -> BillingRun | None
 # executing -----------------------------------------------------------------------------------------
 
 
-def billing_run_execute(run_id: int, *, batch_size: int = BATCH_SIZE) -> BillingRun:
+def billing_run_execute(
+    run_id: int,
+    *,
+    batch_size: int = BATCH_SIZE,
+    on_progress: Callable[[BillingRun], None] | None = None,
+) -> BillingRun:
     """Process every due subscription; safe to call again on a crashed or failed run."""
     now = clock.now()
     claimed = (
@@ -187,6 +210,8 @@ def billing_run_execute(run_id: int, *, batch_size: int = BATCH_SIZE) -> Billing
                 found = True
                 last_id = ids[-1]
                 processor.process(ids)
+                if on_progress is not None:
+                    on_progress(BillingRun.objects.get(pk=run_id))
             if not found:
                 break
     except Exception:
@@ -229,13 +254,54 @@ def reserve_numbers(series: str, count: int) -> int:
     return int(row[0]) - count + 1
 
 
+def fast_insert(
+    model: type[Model], rows: Sequence[Model] | Sequence[dict[str, Any]], *, with_ids: bool = False
+) -> None:
+    """Insert many rows (model instances, or dicts of attname → value with the fields' defaults for
+    the rest): PostgreSQL COPY, with ids drawn from the table's sequence first when the caller needs
+    them; bulk_create elsewhere. Django's bulk_create spends most of a large run building model
+    instances and adapting parameters; COPY streams plain values."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        objects = [model(**row) if isinstance(row, dict) else row for row in rows]
+        model.objects.bulk_create(objects, batch_size=1000)  # type: ignore[attr-defined]
+        return
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if with_ids:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, len(rows)],
+            )
+            for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+                assert isinstance(row, Model)
+                row.pk = pk
+        fields = [field for field in model._meta.concrete_fields if with_ids or not field.primary_key]
+        json_fields = {field.attname for field in fields if isinstance(field, JSONField)}
+        columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+        sql = f"COPY {connection.ops.quote_name(table)} ({columns}) FROM STDIN"
+        with cursor.cursor.copy(sql) as copy:
+            for row in rows:
+                values = []
+                for field in fields:
+                    if isinstance(row, dict):
+                        value = row[field.attname] if field.attname in row else field.get_default()
+                    else:
+                        value = getattr(row, field.attname)
+                    if field.attname in json_fields and value is not None:
+                        value = json.dumps(value, cls=DjangoJSONEncoder)
+                    values.append(value)
+                copy.write_row(values)
+
+
 @dataclass(slots=True)
 class _Planned:
     subscription: Subscription
     due: date
     lines: list[build.DraftLine]
     period: tuple[date, date]
-    changes: list[SubscriptionChange] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
     events: list[Any] = field(default_factory=list)
     one_off_ids: list[int] = field(default_factory=list)
     usage_until: date | None = None
@@ -254,6 +320,9 @@ class _Processor:
         self.cache = build.PriceCache(self.prices)
         self.coupons: dict[int, Coupon] = {}
         self.products: dict[int, Product] = {}
+        self._snapshots: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._received_before = clock.now()
+        self._usage_subscriptions: set[int] = set()
         self.now = clock.now()
         self.today = business_today()
         self.actor_label = context.current().actor_label[:200]
@@ -377,7 +446,8 @@ class _Processor:
             planned.append(plan)
         return planned
 
-    def _usage(self, subscriptions: list[Subscription]) -> dict[tuple[int, int], Any]:
+    def _usage(self, subscriptions: list[Subscription]) -> dict[int, dict[int, Any]]:
+        """{subscription id: {metric id: aggregated quantity}} of the periods that just ended."""
         by_until: dict[date, list[int]] = defaultdict(list)
         for sub in subscriptions:
             if (
@@ -387,9 +457,20 @@ class _Processor:
             ):
                 by_until[sub.current_period_end].append(sub.pk)
         result: dict[tuple[int, int], Any] = {}
+        # Captured once and passed to mark_billed too: an event arriving in between waits for the
+        # next invoice instead of being marked without being counted.
+        self._received_before = clock.now()
         for until, ids in by_until.items():
-            result.update(usage_aggregation.aggregate_unbilled(ids, business_midnight(until)))
-        return result
+            result.update(
+                usage_aggregation.aggregate_unbilled(
+                    ids, business_midnight(until), received_before=self._received_before
+                )
+            )
+        by_subscription: dict[int, dict[int, Any]] = defaultdict(dict)
+        for (subscription_id, metric_id), value in result.items():
+            by_subscription[subscription_id][metric_id] = value
+        self._usage_subscriptions = set(by_subscription)
+        return by_subscription
 
     def _attach(self, sub: Subscription) -> None:
         version = self.prices[sub.plan_version_id].version
@@ -398,22 +479,36 @@ class _Processor:
         sub.coupon = self.coupons.get(sub.coupon_id) if sub.coupon_id else None
 
     def _snapshot(self, sub: Subscription) -> dict[str, Any]:
-        self._attach(sub)
-        return subscription_snapshot(sub, self.prices[sub.plan_version_id].recurring)
+        """Snapshots repeat across thousands of subscriptions: computed once per distinct state."""
+        key = (
+            sub.status,
+            sub.plan_version_id,
+            sub.quantity,
+            sub.billing_period,
+            sub.coupon_id,
+            sub.coupon_periods_remaining if sub.coupon_id else None,
+        )
+        cached = self._snapshots.get(key)
+        if cached is None:
+            self._attach(sub)
+            cached = self._snapshots[key] = subscription_snapshot(
+                sub, self.prices[sub.plan_version_id].recurring
+            )
+        return dict(cached)
 
     def _change(
         self, sub: Subscription, kind: str, before: dict[str, Any], effective_on: date, note: str = ""
-    ) -> SubscriptionChange:
-        return SubscriptionChange(
-            subscription_id=sub.pk,
-            kind=kind,
-            effective_on=effective_on,
-            before=before,
-            after=self._snapshot(sub),
-            actor_id=self.run.started_by_id,
-            note=note or f"billing run {self.run.pk}",
-            occurred_at=self.now,
-        )
+    ) -> dict[str, Any]:
+        return {
+            "subscription_id": sub.pk,
+            "kind": kind,
+            "effective_on": effective_on,
+            "before": before,
+            "after": self._snapshot(sub),
+            "actor_id": self.run.started_by_id,
+            "note": note or f"billing run {self.run.pk}",
+            "occurred_at": self.now,
+        }
 
     def _plan(
         self,
@@ -422,7 +517,7 @@ class _Processor:
         snapshot: dict[str, Any],
         addons: list[SubscriptionAddOn],
         one_offs: dict[int, list[OneOffCharge]],
-        usage: dict[tuple[int, int], Any],
+        usage: dict[int, dict[int, Any]],
     ) -> _Planned:
         assert sub.next_billing_on is not None
         due = sub.next_billing_on
@@ -473,7 +568,7 @@ class _Processor:
                         subscription_id=str(sub.public_id),
                         number=sub.number,
                         customer_id=snapshot["public_id"],
-                        plan_code=sub.plan.code,
+                        plan_code=self.prices[sub.plan_version_id].version.plan.code,
                         ended_on=boundary.isoformat(),
                         reason=reason,
                     )
@@ -527,7 +622,7 @@ class _Processor:
                 ):
                     sub.coupon_periods_remaining -= 1
         if plan.usage_until is not None:
-            quantities = {metric_id: value for (sid, metric_id), value in usage.items() if sid == sub.pk}
+            quantities = usage.get(sub.pk, {})
             ended = plan.ended_period
             for template in self.cache.usage(usage_version_id, quantities):
                 line_vat = self.cache.line_vat(
@@ -557,7 +652,7 @@ class _Processor:
         if not isinstance(change, dict) or not change:
             return
         before = self._snapshot(sub)
-        old_code, old_quantity = sub.plan.code, sub.quantity
+        old_code, old_quantity = self.prices[sub.plan_version_id].version.plan.code, sub.quantity
         version_id = int(change.get("plan_version_id") or sub.plan_version_id)
         version = self.prices[version_id].version
         if version.currency != self.prices[sub.plan_version_id].version.currency:
@@ -661,39 +756,49 @@ class _Processor:
             )
         )
         if existing:
-            raise Conflict(f"Already invoiced: {sorted(existing)[:5]}", code="already_invoiced")
+            raise Conflict(
+                f"Already invoiced: {sorted(str(key) for key in existing)[:5]}", code="already_invoiced"
+            )
         self._number(invoices)
-        Invoice.objects.bulk_create(invoices)
-        lines: list[InvoiceLine] = []
-        summaries: list[InvoiceTaxSummary] = []
+        fast_insert(Invoice, invoices, with_ids=True)
+        lines: list[dict[str, Any]] = []
+        summaries: list[dict[str, Any]] = []
         for plan in with_invoice:
             invoice = plan.invoice
             assert invoice is not None
             lines += [
-                InvoiceLine(
-                    invoice_id=invoice.pk,
-                    kind=line.kind,
-                    description=line.description,
-                    quantity=line.quantity,
-                    unit_amount=line.unit_amount,
-                    amount=line.amount,
-                    vat_rate=line.vat_rate,
-                    vat_nature=line.vat_nature,
-                    period_start=line.period_start,
-                    period_end=line.period_end,
-                    product_id=line.product_id,
-                    plan_charge_id=line.plan_charge_id,
-                    position=position,
-                )
+                {
+                    "invoice_id": invoice.pk,
+                    "kind": line.kind,
+                    "description": line.description,
+                    "quantity": line.quantity,
+                    "unit_amount": line.unit_amount,
+                    "amount": line.amount,
+                    "vat_rate": line.vat_rate,
+                    "vat_nature": line.vat_nature,
+                    "period_start": line.period_start,
+                    "period_end": line.period_end,
+                    "product_id": line.product_id,
+                    "plan_charge_id": line.plan_charge_id,
+                    "position": position,
+                }
                 for position, line in enumerate(plan.lines, start=1)
             ]
-            summaries += tax_summary_rows(invoice.pk, invoice._fedele_groups)  # type: ignore[attr-defined]
-        InvoiceLine.objects.bulk_create(lines, batch_size=2000)
-        InvoiceTaxSummary.objects.bulk_create(summaries, batch_size=2000)
+            summaries += [
+                {
+                    "invoice_id": invoice.pk,
+                    "vat_rate": group.rate,
+                    "vat_nature": group.nature,
+                    "taxable_amount": group.taxable,
+                    "tax_amount": group.tax,
+                    "legal_reference": group.legal_reference,
+                }
+                for group in invoice._fedele_groups  # type: ignore[attr-defined]
+            ]
+        fast_insert(InvoiceLine, lines)
+        fast_insert(InvoiceTaxSummary, summaries)
         self._update_subscriptions(planned)
-        SubscriptionChange.objects.bulk_create(
-            [change for plan in planned for change in plan.changes], batch_size=2000
-        )
+        fast_insert(SubscriptionChange, [change for plan in planned for change in plan.changes])
         self._link_one_offs(with_invoice)
         self._mark_usage(planned)
         self._outbox_and_audit(planned)
@@ -714,28 +819,18 @@ class _Processor:
                 invoice.number = number_text(kind, year, first + offset)
 
     def _update_subscriptions(self, planned: list[_Planned]) -> None:
-        subs = [plan.subscription for plan in planned]
-        Subscription.objects.bulk_update(
-            subs,
-            [
-                "status",
-                "plan",
-                "plan_version",
-                "quantity",
-                "billing_period",
-                "current_period_start",
-                "current_period_end",
-                "next_billing_on",
-                "pending_change",
-                "coupon_periods_remaining",
-                "cancel_at_period_end",
-                "cancelled_at",
-                "ended_on",
-                "cancellation_reason",
-                "updated_at",
-            ],
-            batch_size=BATCH_SIZE,
-        )
+        """Set-based: one UPDATE per distinct new state (a daily run has a handful: one per period
+        length and anchor), instead of bulk_update's CASE per row and field."""
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for plan in planned:
+            sub = plan.subscription
+            key = tuple(getattr(sub, name) for name in SUBSCRIPTION_STATE_FIELDS[:-1])
+            key += (json.dumps(sub.pending_change, sort_keys=True, default=str),)
+            groups[key].append(sub.pk)
+        for key, ids in groups.items():
+            values = dict(zip(SUBSCRIPTION_STATE_FIELDS[:-1], key[:-1], strict=True))
+            values["pending_change"] = json.loads(key[-1])
+            Subscription.objects.filter(pk__in=ids).update(**values, updated_at=self.now)
 
     def _link_one_offs(self, with_invoice: list[_Planned]) -> None:
         by_invoice = {
@@ -745,44 +840,54 @@ class _Processor:
             OneOffCharge.objects.filter(pk__in=charge_ids, invoice__isnull=True).update(invoice_id=invoice_id)
 
     def _mark_usage(self, planned: list[_Planned]) -> None:
+        """Only subscriptions that had unbilled usage (or whose trial usage is absorbed) are marked:
+        with the same ``received_before`` the others have nothing to mark."""
         groups: dict[date, dict[int, int]] = defaultdict(dict)
         for plan in planned:
-            until = plan.usage_until or plan.absorb_usage_until
-            if until is None:
+            sub_id = plan.subscription.pk
+            if plan.invoice is None:
                 continue
-            if plan.invoice is not None:
-                groups[until][plan.subscription.pk] = plan.invoice.pk
+            if plan.usage_until is not None and sub_id in self._usage_subscriptions:
+                groups[plan.usage_until][sub_id] = plan.invoice.pk
+            elif plan.absorb_usage_until is not None:
+                groups[plan.absorb_usage_until][sub_id] = plan.invoice.pk
         for until, invoice_by_subscription in groups.items():
             usage_aggregation.mark_billed(
-                list(invoice_by_subscription), business_midnight(until), invoice_by_subscription
+                list(invoice_by_subscription),
+                business_midnight(until),
+                invoice_by_subscription,
+                received_before=self._received_before,
             )
 
     def _outbox_and_audit(self, planned: list[_Planned]) -> None:
-        outbox: list[OutboxEvent] = []
-        audit_rows: list[AuditLog] = []
+        outbox: list[dict[str, Any]] = []
+        audit_rows: list[dict[str, Any]] = []
         ctx = context.current()
         for plan in planned:
             for event in plan.events:
                 outbox.append(
-                    OutboxEvent(
-                        event_type=event.event_type,
-                        aggregate_type="billing.subscription",
-                        aggregate_id=str(plan.subscription.public_id),
-                        payload=event.to_payload(),
-                        occurred_at=self.now,
-                    )
+                    {
+                        "event_id": uuid.uuid4(),
+                        "event_type": event.event_type,
+                        "aggregate_type": "billing.subscription",
+                        "aggregate_id": str(plan.subscription.public_id),
+                        "payload": event.to_payload(),
+                        "occurred_at": self.now,
+                    }
                 )
             invoice = plan.invoice
             if invoice is None or invoice.status == InvoiceStatus.DRAFT:
                 continue
+            finalised = finalised_event(invoice)
             outbox.append(
-                OutboxEvent(
-                    event_type=finalised_event(invoice).event_type,
-                    aggregate_type="billing.invoice",
-                    aggregate_id=str(invoice.public_id),
-                    payload=finalised_event(invoice).to_payload(),
-                    occurred_at=self.now,
-                )
+                {
+                    "event_id": uuid.uuid4(),
+                    "event_type": finalised.event_type,
+                    "aggregate_type": "billing.invoice",
+                    "aggregate_id": str(invoice.public_id),
+                    "payload": finalised.to_payload(),
+                    "occurred_at": self.now,
+                }
             )
             if invoice.status == InvoiceStatus.PAID:
                 paid = InvoicePaid(
@@ -794,31 +899,36 @@ class _Processor:
                     paid_at=self.now.isoformat(),
                 )
                 outbox.append(
-                    OutboxEvent(
-                        event_type=paid.event_type,
-                        aggregate_type="billing.invoice",
-                        aggregate_id=str(invoice.public_id),
-                        payload=paid.to_payload(),
-                        occurred_at=self.now,
-                    )
+                    {
+                        "event_id": uuid.uuid4(),
+                        "event_type": paid.event_type,
+                        "aggregate_type": "billing.invoice",
+                        "aggregate_id": str(invoice.public_id),
+                        "payload": paid.to_payload(),
+                        "occurred_at": self.now,
+                    }
                 )
             audit_rows.append(
-                AuditLog(
-                    occurred_at=self.now,
-                    actor_id=self.run.started_by_id,
-                    actor_label=self.actor_label,
-                    action="billing.invoice_finalised",
-                    object_type="billing.invoice",
-                    object_id=str(invoice.public_id),
-                    after={"number": invoice.number, "total": str(invoice.total), "billing_run": self.run.pk},
-                    ip_address=ctx.ip_address,
-                    user_agent=ctx.user_agent[:300],
-                    request_id=ctx.request_id[:64],
-                )
+                {
+                    "occurred_at": self.now,
+                    "actor_id": self.run.started_by_id,
+                    "actor_label": self.actor_label,
+                    "action": "billing.invoice_finalised",
+                    "object_type": "billing.invoice",
+                    "object_id": str(invoice.public_id),
+                    "after": {
+                        "number": invoice.number,
+                        "total": str(invoice.total),
+                        "billing_run": self.run.pk,
+                    },
+                    "ip_address": ctx.ip_address,
+                    "user_agent": ctx.user_agent[:300],
+                    "request_id": ctx.request_id[:64],
+                }
             )
-        OutboxEvent.objects.bulk_create(outbox, batch_size=2000)
-        AuditLog.objects.bulk_create(audit_rows, batch_size=2000)
-        self._event_ids = [str(row.event_id) for row in outbox]
+        fast_insert(OutboxEvent, outbox)
+        fast_insert(AuditLog, audit_rows)
+        self._event_ids = [str(row["event_id"]) for row in outbox]
 
     def _settle(self, invoices: list[Invoice]) -> None:
         if not self.run.finalise:

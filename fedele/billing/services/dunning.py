@@ -249,18 +249,15 @@ def _case_step(case_id: int, today: date, result: RunResult) -> None:
                 )
         if claimed_step is not None:
             case.steps_done = claimed_step + 1
-        if (
-            policy.escalate_after_days
-            and overdue_days >= policy.escalate_after_days
-            and case.escalated_at is None
-        ):
-            if _claim(case, DunningAction.Kind.ESCALATE, 0, "escalated", f"{overdue_days} days overdue"):
-                _escalate_locked(case, overdue_days)
-                result.escalated += 1
-        if policy.suspend_after_days and overdue_days >= policy.suspend_after_days and not case.suspended:
-            if _claim(case, DunningAction.Kind.SUSPEND, 0, "suspended", f"{overdue_days} days overdue"):
-                _suspend_locked(case, today)
-                result.suspended += 1
+        detail = f"{overdue_days} days overdue"
+        escalate_due = policy.escalate_after_days and overdue_days >= policy.escalate_after_days
+        if escalate_due and case.escalated_at is None and _claim(case, "escalate", 0, "escalated", detail):
+            _escalate_locked(case, overdue_days)
+            result.escalated += 1
+        suspend_due = policy.suspend_after_days and overdue_days >= policy.suspend_after_days
+        if suspend_due and not case.suspended and _claim(case, "suspend", 0, "suspended", detail):
+            _suspend_locked(case, today)
+            result.suspended += 1
         case.next_action_on = _next_action_on(policy, case.due_date, today)
         case.updated_at = clock.now()
         case.save()
@@ -279,7 +276,7 @@ def _retry(case: DunningCase, step: int) -> None:
     try:
         outcome = payments.invoice_charge(invoice=case.invoice)
         status, detail = outcome.status, outcome.message
-    except Exception as error:  # noqa: BLE001 (a gateway outage must not stop the other cases)
+    except Exception as error:
         logger.exception("Dunning retry of case %s failed", case.pk)
         status, detail = "error", f"{type(error).__name__}: {error}"
     DunningAction.objects.filter(case=case, kind=DunningAction.Kind.RETRY, step=step).update(
@@ -463,7 +460,9 @@ def dunning_case_close(*, case: DunningCase, reason: str, actor_id: int | None =
 
 @handles("billing.invoice_paid", name="billing.dunning.on_invoice_paid")
 def on_invoice_paid(envelope: EventEnvelope) -> None:
-    invoice_public_id = envelope.payload.get("invoice_id")
+    invoice_public_id = str(envelope.payload.get("invoice_id") or "")
+    if not invoice_public_id:
+        return
     case_id = (
         DunningCase.objects.filter(invoice__public_id=invoice_public_id, status__in=LIVE_CASE)
         .values_list("pk", flat=True)

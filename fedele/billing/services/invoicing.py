@@ -445,7 +445,9 @@ def _split_gross(amount: Decimal, invoice: Invoice) -> list[tuple[Decimal, Decim
     return result
 
 
-def _issue_credit_note(original: Invoice, amount: Decimal | None, reason: str, actor_id: int | None) -> Invoice:
+def _issue_credit_note(
+    original: Invoice, amount: Decimal | None, reason: str, actor_id: int | None
+) -> Invoice:
     """Create and number the credit note (caller holds the original's lock and allocates it)."""
     if original.kind != InvoiceKind.INVOICE or original.status not in (
         InvoiceStatus.FINALISED,
@@ -567,8 +569,9 @@ def _allocate_credit_note(note: Invoice, original: Invoice | None) -> None:
 
 
 def invoice_void(*, invoice: Invoice, reason: str, actor_id: int | None = None) -> Invoice:
-    """A draft is deleted (it was never numbered; the returned object says ``void``); a finalised, unpaid invoice is cancelled by a full credit
-    note and marked void. A paid (even partly) invoice must be refunded or credited instead."""
+    """A draft is deleted (it was never numbered; the returned object says ``void``); a finalised,
+    unpaid invoice is cancelled by a full credit note and marked void. A paid (even partly) invoice
+    must be refunded or credited instead."""
     reason = (reason or "").strip()
     if not reason or len(reason) > 300:
         raise ValidationFailed(

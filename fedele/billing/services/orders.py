@@ -57,17 +57,18 @@ def order_create(
     actor_id: int | None = None,
 ) -> OrderResult:
     """A new order (ORD-<year>-NNNNNN). The same non-empty ``external_reference`` for the same account
-    returns the first order (``created`` False) instead of creating a second one."""
+    returns the first order (``created`` False) instead of creating a second one; with different
+    lines or start date it is refused (Conflict ``external_reference_reused``)."""
     reference = (external_reference or "").strip()
     if len(reference) > 100:
         raise ValidationFailed(
             "The external reference is too long.", fields={"external_reference": ["at most 100 characters."]}
         )
+    priced = price_lines(lines, currency=account.currency, discount_percent=discount_percent)
     if reference:
         existing = Order.objects.filter(account=account, external_reference=reference).first()
         if existing is not None:
-            return OrderResult(existing, False)
-    priced = price_lines(lines, currency=account.currency, discount_percent=discount_percent)
+            return OrderResult(_same_order(existing, priced, start_on), False)
     try:
         with transaction.atomic():
             order = _insert(account, priced, reference, start_on, quote, actor_id)
@@ -75,11 +76,61 @@ def order_create(
         # A concurrent request with the same reference won the race: answer with its order.
         existing = Order.objects.filter(account=account, external_reference=reference).first()
         if reference and existing is not None:
-            return OrderResult(existing, False)
+            return OrderResult(_same_order(existing, priced, start_on), False)
         raise
     if fulfil:
         order = order_fulfil(order=order, actor_id=actor_id)
     return OrderResult(order, True)
+
+
+def _signature(
+    kind: str,
+    plan_version_id: int | None,
+    product_id: int | None,
+    quantity: Decimal,
+    unit_amount: Decimal,
+    discount_percent: Decimal,
+    amount: Decimal,
+) -> tuple[object, ...]:
+    # Decimals compare by value, so 2 and 2.000000 (as stored) are the same line.
+    return (kind, plan_version_id, product_id, quantity, unit_amount, discount_percent, amount)
+
+
+def _same_order(existing: Order, priced: list[PricedLine], start_on: date | None) -> Order:
+    """A retry must repeat the first request: the same reference with other lines (or another
+    start date) is a different order, refused rather than silently answered with the first one."""
+    stored = [
+        _signature(
+            line.kind,
+            line.plan_version_id,
+            line.product_id,
+            line.quantity,
+            line.unit_amount,
+            line.discount_percent,
+            line.amount,
+        )
+        for line in existing.lines.order_by("position", "id")
+    ]
+    requested = [
+        _signature(
+            line.kind,
+            line.plan_version.pk if line.plan_version else None,
+            line.product.pk if line.product else None,
+            line.quantity,
+            line.unit_amount,
+            line.discount_percent,
+            line.net_amount,
+        )
+        for line in priced
+    ]
+    if stored != requested or existing.start_on != start_on:
+        raise Conflict(
+            f"The external reference {existing.external_reference} was already used for order "
+            f"{existing.number} with different lines.",
+            code="external_reference_reused",
+            fields={"external_reference": ["already used for a different order."]},
+        )
+    return existing
 
 
 def _insert(

@@ -4,8 +4,9 @@ through here, so the invariants hold whoever settles:
 
 - ``amount_paid + amount_credited`` never exceeds ``total`` (the excess is the caller's to keep as
   customer credit, see :func:`account_credit_add`);
-- an invoice becomes ``paid`` exactly once, when its amount due reaches zero, and ``InvoicePaid`` is
-  published in the same transaction;
+- an invoice becomes ``paid`` when its amount due reaches zero; ``InvoicePaid`` is published in the
+  same transaction the first time only (``first_paid_at``), even if a refund or a returned debit
+  reopens the invoice and it is settled again;
 - ``BillingAccount.credit_balance`` always equals the sum of the account's CreditEntry rows.
 
 Callers hold the invoice's row lock (``select_for_update``) and run inside ``transaction.atomic``.
@@ -61,7 +62,12 @@ def invoice_settle(
         invoice.status = InvoiceStatus.PAID
         invoice.paid_at = now
         fields += ["status", "paid_at"]
-        _publish_paid(invoice)
+        if invoice.first_paid_at is None:
+            # Once per invoice: a refund that reopens it and a credit note that settles it again
+            # must not make loyalty earn twice or support close a collections case twice.
+            invoice.first_paid_at = now
+            fields.append("first_paid_at")
+            _publish_paid(invoice)
     invoice.save(update_fields=fields)
     audit.record(
         action="billing.invoice_settled",

@@ -26,8 +26,11 @@ from fedele.shared.errors import ValidationFailed
 from fedele.shared.money import Money
 
 EU_COUNTRIES = frozenset(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
-)
+    {
+        "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU",
+        "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+    }
+)  # fmt: skip
 """EU member states by ISO 3166 code (Greece's VAT prefix is EL, its country code GR)."""
 
 REVERSE_CHARGE_REFERENCE = "Inversione contabile - art. 7-ter DPR 633/72"

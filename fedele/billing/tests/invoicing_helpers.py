@@ -19,25 +19,38 @@ GERMAN_VAT = "DE136695976"
 
 def italian_consumer_account(**account: Any) -> BillingAccount:
     customer = CustomerFactory(
-        fiscal_code="RSSMRA85T10A562S", street="Via Garibaldi 10", postal_code="00185", city="Roma", province="RM"
+        fiscal_code="RSSMRA85T10A562S",
+        street="Via Garibaldi 10",
+        postal_code="00185",
+        city="Roma",
+        province="RM",
     )
     return BillingAccountFactory(customer=customer, **account)  # type: ignore[no-any-return]
 
 
 def italian_company_account(**account: Any) -> BillingAccount:
-    customer = CompanyFactory(sdi_code="ABC1234", street="Via Torino 5", postal_code="20123", city="Milano", province="MI")
+    customer = CompanyFactory(
+        sdi_code="ABC1234", street="Via Torino 5", postal_code="20123", city="Milano", province="MI"
+    )
     return BillingAccountFactory(customer=customer, **account)  # type: ignore[no-any-return]
 
 
 def german_company_account(vat_number: str = GERMAN_VAT) -> BillingAccount:
     customer = CompanyFactory(
-        country="DE", vat_number=vat_number, city="Berlin", province="", postal_code="10115", street="Hauptstr. 1"
+        country="DE",
+        vat_number=vat_number,
+        city="Berlin",
+        province="",
+        postal_code="10115",
+        street="Hauptstr. 1",
     )
     return BillingAccountFactory(customer=customer)  # type: ignore[no-any-return]
 
 
 def swiss_company_account() -> BillingAccount:
-    customer = CompanyFactory(country="CH", vat_number="CHE-116.281.710", city="Zurich", province="", postal_code="8001")
+    customer = CompanyFactory(
+        country="CH", vat_number="CHE-116.281.710", city="Zurich", province="", postal_code="8001"
+    )
     return BillingAccountFactory(customer=customer)  # type: ignore[no-any-return]
 
 
@@ -70,7 +83,11 @@ def one_off(
 
 
 def monthly(
-    amount: str = "30.00", *, account: BillingAccount | None = None, start: date = date(2026, 1, 1), **kwargs: Any
+    amount: str = "30.00",
+    *,
+    account: BillingAccount | None = None,
+    start: date = date(2026, 1, 1),
+    **kwargs: Any,
 ) -> Subscription:
     version: PlanVersion = flat_plan(amount, **kwargs)
     return subscription(version, account=account or italian_consumer_account(), start=start)

@@ -20,7 +20,7 @@ from fedele.billing.services import invoicing
 from fedele.billing.tests.factories import BillingAccountFactory
 
 FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
-WEBHOOK_SECRET = "whsec_test_fedele"  # noqa: S105 (a test secret)
+WEBHOOK_SECRET = "whsec_test_fedele"
 
 
 def account(**fields: Any) -> BillingAccount:
@@ -48,7 +48,9 @@ def fixture(name: str) -> dict[str, Any]:
     return data
 
 
-def signed_headers(payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> dict[str, str]:
+def signed_headers(
+    payload: bytes, secret: str = WEBHOOK_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     """Stripe's scheme: t=<unix time>,v1=<hex HMAC-SHA256 of "t.payload" with the endpoint secret>."""
     moment = int(time.time()) if timestamp is None else timestamp
     signature = hmac.new(secret.encode(), f"{moment}.".encode() + payload, hashlib.sha256).hexdigest()
@@ -78,6 +80,8 @@ class RecordedStripe(stripe.HTTPClient):
         return None
 
 
-def stripe_client(responses: list[tuple[int, Mapping[str, Any]]]) -> tuple[stripe.StripeClient, RecordedStripe]:
+def stripe_client(
+    responses: list[tuple[int, Mapping[str, Any]]],
+) -> tuple[stripe.StripeClient, RecordedStripe]:
     http = RecordedStripe(responses)
     return stripe.StripeClient("sk_test_fedele", http_client=http, max_network_retries=0), http

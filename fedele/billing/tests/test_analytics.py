@@ -524,6 +524,7 @@ def test_every_table_exports_csv(story: dict[str, object]) -> None:
         lines = table.as_csv().splitlines()
         assert len(lines) == len(table.rows) + 1
         assert lines[0].split(",")[0] == table.columns[0][1]
+    assert analytics.table("mrr", query).matrix()[0][:2] == ["2026-01", D("200.00")]
     mrr_lines = analytics.table("mrr", query).as_csv().splitlines()
     assert mrr_lines[2].startswith(
         "2026-02-01,190.00,30.00,10.00,0.00,-50.00,0.00,180.00,2160.00,3,1,1,0,60.00,33.33,26.32,78.95,"

@@ -167,3 +167,54 @@ def test_query_count_does_not_grow_with_data(
         with django_assert_max_num_queries(12):  # type: ignore[operator]
             response = client.get(f"{BASE}/{path}", {"from": "2026-01", "to": "2026-03"}, **analyst)
         assert response.status_code == 200, (path, response.content)
+
+
+# the Revenue page --------------------------------------------------------------------------------
+
+
+@time_machine.travel("2026-03-20 10:00 +01:00", tick=False)
+def test_revenue_page_shows_kpis_charts_and_tables(client: Client, history: None) -> None:
+    client.force_login(user_with_roles("analyst"))
+    response = client.get("/billing/revenue/", {"from": "2026-01", "to": "2026-03"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'data-kpi="mrr">130.00' in page
+    assert 'data-kpi="arr">1560.00' in page
+    assert 'data-kpi="arpa">130.00' in page
+    assert 'data-kpi="logo_churn">50.00%' in page
+    assert 'data-kpi="nrr">—' in page  # nobody paid in March 2025
+    for chart in ("chart-movements", "chart-cohorts", "chart-deferred", "chart-ageing"):
+        assert f'id="{chart}"' in page
+    for table in ("mrr", "cohorts", "deferred", "ageing", "usage", "payments", "payers"):
+        assert f'data-csv="{table}"' in page
+    assert response.context["charts"]["movements"]["line"]["values"] == [150.0, 180.0, 130.0]
+    assert response.context["charts"]["ageing"]["values"] == [0.0, 0.0, 100.0, 0.0, 0.0]
+
+
+@time_machine.travel("2026-03-20 10:00 +01:00", tick=False)
+def test_revenue_csv_export(client: Client, history: None) -> None:
+    client.force_login(user_with_roles("billing_clerk"))
+    response = client.get("/billing/revenue/cohorts.csv", {"from": "2026-01", "to": "2026-03"})
+    assert response.status_code == 200
+    assert response.content.decode().splitlines() == [
+        "Cohort,Customers,Starting MRR,Customers % month 0,Customers % month 1,Customers % month 2,"
+        "MRR % month 0,MRR % month 1,MRR % month 2",
+        "2026-01-01,2,150.00,100.00,100.00,50.00,100.00,120.00,86.67",
+    ]
+    assert client.get("/billing/revenue/secrets.csv").status_code == 404
+    assert client.get("/billing/revenue/mrr.csv", {"from": "2026-05", "to": "2026-01"}).status_code == 422
+
+
+@time_machine.travel("2026-03-20 10:00 +01:00", tick=False)
+def test_revenue_page_with_a_bad_range_falls_back_and_says_so(client: Client, history: None) -> None:
+    client.force_login(user_with_roles("analyst"))
+    response = client.get("/billing/revenue/", {"from": "2026-05", "to": "2026-01", "currency": "ZZZ"})
+    assert response.status_code == 422
+    assert response.context["query"].from_month == date(2025, 4, 1)
+    assert "Some filters were not valid" in response.content.decode()
+
+
+def test_revenue_page_needs_view_revenue(client: Client) -> None:
+    client.force_login(user_with_roles("technician"))
+    assert client.get("/billing/revenue/").status_code == 403
+    assert client.get("/billing/revenue/mrr.csv").status_code == 403

@@ -23,7 +23,13 @@ from fedele.billing.models import (
 )
 from fedele.billing.services import billing_run as billing_run_service
 from fedele.billing.services.billing_run import billing_run_execute, billing_run_start, business_midnight
-from fedele.billing.tests.factories import MetricFactory, PlanVersionFactory, flat_plan, subscription, usage_charge
+from fedele.billing.tests.factories import (
+    MetricFactory,
+    PlanVersionFactory,
+    flat_plan,
+    subscription,
+    usage_charge,
+)
 from fedele.billing.tests.invoicing_helpers import (
     german_company_account,
     italian_consumer_account,
@@ -47,7 +53,9 @@ def lines_of(invoice: Invoice) -> list[tuple[str, str, Decimal, Decimal]]:
     return [(line.kind, line.description, line.amount, line.vat_rate) for line in invoice.lines.all()]
 
 
-def test_first_invoice_bills_the_period_in_advance_with_the_setup_fee(django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_first_invoice_bills_the_period_in_advance_with_the_setup_fee(
+    django_capture_on_commit_callbacks,
+) -> None:  # type: ignore[no-untyped-def]
     sub = monthly("30.00")
     version = sub.plan_version
     version.setup_fee = D("49.99")
@@ -76,9 +84,16 @@ def test_first_invoice_bills_the_period_in_advance_with_the_setup_fee(django_cap
         date(2026, 2, 1),
     )
     summary = invoice.tax_summaries.get()
-    assert (summary.vat_rate, summary.taxable_amount, summary.tax_amount) == (D("22.00"), D("79.99"), D("17.60"))
+    assert (summary.vat_rate, summary.taxable_amount, summary.tax_amount) == (
+        D("22.00"),
+        D("79.99"),
+        D("17.60"),
+    )
     assert OutboxEvent.objects.filter(event_type="billing.invoice_finalised").count() == 1
-    assert AuditLog.objects.filter(action="billing.invoice_finalised", object_id=str(invoice.public_id)).count() == 1
+    assert (
+        AuditLog.objects.filter(action="billing.invoice_finalised", object_id=str(invoice.public_id)).count()
+        == 1
+    )
     assert len(mail.outbox) == 1 and mail.outbox[0].attachments[0][0] == "INV-2026-000001.pdf"
     assert mail.outbox[0].to == [sub.account.customer.email]
     assert mail.outbox[0].attachments[0][1][:5] == b"%PDF-"
@@ -125,7 +140,7 @@ def test_renewal_advances_the_period_and_bills_usage_in_arrears() -> None:
     )
     change = SubscriptionChange.objects.get(subscription=sub)
     assert change.kind == "renewed" and change.effective_on == date(2026, 2, 1)
-    assert change.before["mrr"] == "30.00" and change.after["mrr"] == "30.00"
+    assert (change.before or {})["mrr"] == "30.00" and (change.after or {})["mrr"] == "30.00"
     assert business_midnight(date(2026, 2, 1)).astimezone(UTC) == datetime(2026, 1, 31, 23, 0, tzinfo=UTC)
 
 
@@ -147,7 +162,11 @@ def test_mixed_rates_make_one_summary_row_each() -> None:
     run(date(2026, 1, 1))
     invoice = Invoice.objects.get()
     rows = [(s.vat_rate, s.taxable_amount, s.tax_amount) for s in invoice.tax_summaries.all()]
-    assert rows == [(D("22.00"), D("100.00"), D("22.00")), (D("10.00"), D("15.55"), D("1.56")), (D("4.00"), D("9.99"), D("0.40"))]
+    assert rows == [
+        (D("22.00"), D("100.00"), D("22.00")),
+        (D("10.00"), D("15.55"), D("1.56")),
+        (D("4.00"), D("9.99"), D("0.40")),
+    ]
     assert (invoice.subtotal, invoice.tax_total, invoice.total) == (D("125.54"), D("23.96"), D("149.50"))
 
 
@@ -156,21 +175,41 @@ def test_cancel_at_period_end_issues_a_final_usage_invoice_and_cancels() -> None
     metric = MetricFactory()
     usage_charge(sub.plan_version, metric, unit_amount=D("0.50"))
     UsageEvent.objects.create(
-        account=sub.account, subscription=sub, metric=metric, external_id="x", quantity=D("7"),
-        occurred_at=datetime(2026, 1, 20, tzinfo=UTC), received_at=datetime(2026, 1, 20, tzinfo=UTC),
+        account=sub.account,
+        subscription=sub,
+        metric=metric,
+        external_id="x",
+        quantity=D("7"),
+        occurred_at=datetime(2026, 1, 20, tzinfo=UTC),
+        received_at=datetime(2026, 1, 20, tzinfo=UTC),
     )
     Subscription.objects.filter(pk=sub.pk).update(next_billing_on=date(2026, 2, 1), cancel_at_period_end=True)
     run(date(2026, 2, 1))
     invoice = Invoice.objects.get()
     assert [(k, a) for k, _d, a, _r in lines_of(invoice)] == [("usage", D("3.50"))]
-    assert (invoice.period_start, invoice.period_end, invoice.total) == (date(2026, 1, 1), date(2026, 2, 1), D("4.27"))
+    assert (invoice.period_start, invoice.period_end, invoice.total) == (
+        date(2026, 1, 1),
+        date(2026, 2, 1),
+        D("4.27"),
+    )
     sub.refresh_from_db()
     assert (sub.status, sub.ended_on, sub.next_billing_on, sub.cancel_at_period_end) == (
-        "cancelled", date(2026, 2, 1), None, False,
+        "cancelled",
+        date(2026, 2, 1),
+        None,
+        False,
     )
     change = SubscriptionChange.objects.get(subscription=sub)
-    assert (change.kind, change.before["mrr"], change.after["mrr"], change.after["status"]) == (
-        "cancelled", "30.00", "0", "cancelled",
+    assert (
+        change.kind,
+        (change.before or {})["mrr"],
+        (change.after or {})["mrr"],
+        (change.after or {})["status"],
+    ) == (
+        "cancelled",
+        "30.00",
+        "0",
+        "cancelled",
     )
     assert OutboxEvent.objects.filter(event_type="billing.subscription_cancelled").count() == 1
 
@@ -191,14 +230,20 @@ def test_term_end_without_auto_renew_cancels() -> None:
     )
     run(date(2026, 2, 1))
     sub.refresh_from_db()
-    assert (sub.status, sub.ended_on, sub.cancellation_reason) == ("cancelled", date(2026, 2, 1), "term ended")
+    assert (sub.status, sub.ended_on, sub.cancellation_reason) == (
+        "cancelled",
+        date(2026, 2, 1),
+        "term ended",
+    )
     assert Invoice.objects.count() == 0
 
 
 def test_pending_change_applies_at_the_boundary() -> None:
     sub = monthly("30.00")
     new_version = flat_plan("50.00")
-    PlanCharge.objects.filter(plan_version=new_version).update(model="per_unit", unit_amount=D("50"), flat_amount=None)
+    PlanCharge.objects.filter(plan_version=new_version).update(
+        model="per_unit", unit_amount=D("50"), flat_amount=None
+    )
     Subscription.objects.filter(pk=sub.pk).update(
         next_billing_on=date(2026, 2, 1),
         pending_change={"plan_version_id": new_version.pk, "quantity": "2"},
@@ -208,12 +253,15 @@ def test_pending_change_applies_at_the_boundary() -> None:
     assert [a for _k, _d, a, _r in lines_of(invoice)] == [D("100.00")]
     sub.refresh_from_db()
     assert (sub.plan_version_id, sub.plan_id, sub.quantity, sub.pending_change) == (
-        new_version.pk, new_version.plan_id, D("2"), None,
+        new_version.pk,
+        new_version.plan_id,
+        D("2"),
+        None,
     )
     kinds = list(SubscriptionChange.objects.filter(subscription=sub).values_list("kind", flat=True))
     assert kinds == ["plan_changed", "renewed"]
     changed = SubscriptionChange.objects.get(subscription=sub, kind="plan_changed")
-    assert (changed.before["mrr"], changed.after["mrr"]) == ("30.00", "100.00")
+    assert ((changed.before or {})["mrr"], (changed.after or {})["mrr"]) == ("30.00", "100.00")
 
 
 def test_trial_end_starts_the_first_paid_period_with_the_setup_fee() -> None:
@@ -222,22 +270,36 @@ def test_trial_end_starts_the_first_paid_period_with_the_setup_fee() -> None:
     version.save()
     sub = subscription(version, account=italian_consumer_account(), start=date(2026, 1, 1), status="trialing")
     Subscription.objects.filter(pk=sub.pk).update(
-        trial_end=date(2026, 1, 15), next_billing_on=date(2026, 1, 15), current_period_end=date(2026, 1, 15),
+        trial_end=date(2026, 1, 15),
+        next_billing_on=date(2026, 1, 15),
+        current_period_end=date(2026, 1, 15),
         billing_anchor_day=15,
     )
     run(date(2026, 2, 1))
     invoice = Invoice.objects.get()
-    assert (invoice.period_start, invoice.period_end, invoice.subtotal) == (date(2026, 1, 15), date(2026, 2, 15), D("30.00"))
+    assert (invoice.period_start, invoice.period_end, invoice.subtotal) == (
+        date(2026, 1, 15),
+        date(2026, 2, 15),
+        D("30.00"),
+    )
     sub.refresh_from_db()
     assert (sub.status, sub.next_billing_on) == ("active", date(2026, 2, 15))
     change = SubscriptionChange.objects.get(subscription=sub)
-    assert (change.kind, change.before["mrr"], change.after["mrr"]) == ("trial_ended", "0", "20.00")
+    assert (change.kind, (change.before or {})["mrr"], (change.after or {})["mrr"]) == (
+        "trial_ended",
+        "0",
+        "20.00",
+    )
 
 
 def test_repeating_coupon_discounts_two_invoices_then_stops() -> None:
     sub = monthly("30.00", start=date(2025, 12, 1))
     coupon = Coupon.objects.create(
-        code="WELCOME20", name="Welcome", percent_off=D("20"), duration="repeating", duration_periods=2,
+        code="WELCOME20",
+        name="Welcome",
+        percent_off=D("20"),
+        duration="repeating",
+        duration_periods=2,
         created_at=timezone.now(),
     )
     Subscription.objects.filter(pk=sub.pk).update(coupon=coupon, coupon_periods_remaining=2)
@@ -260,7 +322,11 @@ def test_net_negative_invoice_becomes_a_credit_note_and_customer_credit() -> Non
     run(date(2026, 2, 1))
     note = Invoice.objects.get()
     assert (note.kind, note.number, note.subtotal, note.tax_total, note.total) == (
-        "credit_note", "NC-2026-000001", D("20.00"), D("4.40"), D("24.40"),
+        "credit_note",
+        "NC-2026-000001",
+        D("20.00"),
+        D("4.40"),
+        D("24.40"),
     )
     assert sorted(line.amount for line in note.lines.all()) == [D("-30.00"), D("50.00")]
     assert note.amount_due == 0
@@ -275,7 +341,11 @@ def test_credit_balance_is_applied_to_the_new_invoice() -> None:
     monthly("30.00", account=account)
     run(date(2026, 1, 1))
     invoice = Invoice.objects.get()
-    assert (invoice.total, invoice.amount_credited, invoice.amount_due) == (D("36.60"), D("10.00"), D("26.60"))
+    assert (invoice.total, invoice.amount_credited, invoice.amount_due) == (
+        D("36.60"),
+        D("10.00"),
+        D("26.60"),
+    )
     assert BillingAccount.objects.get(pk=account.pk).credit_balance == D("0.00")
 
 
@@ -303,19 +373,29 @@ def test_rerun_is_idempotent_and_numbers_are_gapless() -> None:
     first = run(date(2026, 1, 1))
     second = run(date(2026, 1, 1))
     assert (first.invoices_created, second.invoices_created, second.subscriptions_due) == (5, 0, 0)
-    assert sorted(Invoice.objects.values_list("sequence_number", flat=True)) == [1, 2, 3, 4, 5]
+    assert sorted(n or 0 for n in Invoice.objects.values_list("sequence_number", flat=True)) == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
 
 
 def test_a_bad_subscription_is_reported_and_skipped() -> None:
     good = monthly("10.00")
     bad = monthly("10.00")
     dollar = PlanVersionFactory(plan=bad.plan, currency="USD", version=2)
-    PlanCharge.objects.create(plan_version=dollar, code="base", name="Base", kind="recurring", model="flat", flat_amount=D("10"))
+    PlanCharge.objects.create(
+        plan_version=dollar, code="base", name="Base", kind="recurring", model="flat", flat_amount=D("10")
+    )
     Subscription.objects.filter(pk=bad.pk).update(plan_version=dollar)
     result = run(date(2026, 1, 1))
     assert result.status == "completed"
     assert (result.subscriptions_processed, result.invoices_created) == (2, 1)
-    assert result.errors == [{"subscription_id": bad.pk, "error": "The plan's currency differs from the account's."}]
+    assert result.errors == [
+        {"subscription_id": bad.pk, "error": "The plan's currency differs from the account's."}
+    ]
     assert Invoice.objects.get().subscription_id == good.pk
     bad.refresh_from_db()
     assert bad.next_billing_on == date(2026, 1, 1)
@@ -336,7 +416,7 @@ def test_a_failing_write_rolls_back_only_that_subscription() -> None:
     assert result.invoices_created == 2
     assert result.errors == [{"subscription_id": target, "error": "RuntimeError: disk full"}]
     assert sorted(Invoice.objects.values_list("subscription_id", flat=True)) == [subs[0].pk, subs[2].pk]
-    assert sorted(Invoice.objects.values_list("sequence_number", flat=True)) == [1, 2]
+    assert sorted(n or 0 for n in Invoice.objects.values_list("sequence_number", flat=True)) == [1, 2]
     assert Subscription.objects.get(pk=target).next_billing_on == date(2026, 1, 1)
     assert not SubscriptionChange.objects.filter(subscription_id=target).exists()
 
@@ -371,3 +451,20 @@ def test_completed_run_is_not_executed_again() -> None:
     done = run(date(2026, 1, 1))
     again = billing_run_execute(done.pk)
     assert (again.invoices_created, Invoice.objects.count()) == (1, 1)
+
+
+def test_daily_job_starts_once_and_resumes_a_crashed_run(time_machine) -> None:  # type: ignore[no-untyped-def]
+    from fedele.billing.tasks import daily_billing_run
+
+    monthly("10.00", start=date(2026, 2, 1))
+    assert daily_billing_run() == 1
+    assert daily_billing_run() is None  # today's run is complete
+    crashed = BillingRun.objects.create(
+        as_of=date(2026, 2, 1), status="running", heartbeat_at=timezone.now(), created_at=timezone.now()
+    )
+    time_machine.move_to(datetime(2026, 2, 1, 9, 3, tzinfo=UTC), tick=False)  # heartbeat now 3 minutes old
+    monthly("20.00", start=date(2026, 2, 1))
+    assert daily_billing_run() == 1
+    crashed.refresh_from_db()
+    assert (crashed.status, crashed.invoices_created) == ("completed", 1)
+    assert Invoice.objects.count() == 2

@@ -38,7 +38,9 @@ P = "{http://ivaservizi.agenziaentrate.gov.it/docs/xsd/fatture/v1.2}"
 @pytest.fixture(scope="module")
 def schema() -> etree.XMLSchema:
     if not SCHEMA_FILE.exists():
-        pytest.skip(f"FatturaPA schema folder not found at {SCHEMA_DIR.resolve()} (shared data not installed)")
+        pytest.skip(
+            f"FatturaPA schema folder not found at {SCHEMA_DIR.resolve()} (shared data not installed)"
+        )
     return etree.XMLSchema(etree.parse(str(SCHEMA_FILE)))
 
 
@@ -73,7 +75,9 @@ def text(document: etree._Element, path: str) -> list[str]:
     return [element.text for element in document.iter(path)]
 
 
-@pytest.mark.parametrize("name", ["IT01234567890_FPR01.xml", "IT01234567890_FPR02.xml", "IT01234567890_FPR03.xml"])
+@pytest.mark.parametrize(
+    "name", ["IT01234567890_FPR01.xml", "IT01234567890_FPR02.xml", "IT01234567890_FPR03.xml"]
+)
 def test_official_samples_pass_the_same_validator(schema: etree.XMLSchema, name: str) -> None:
     assert schema.validate(etree.parse(str(SCHEMA_DIR / name))), schema.error_log
 
@@ -118,7 +122,9 @@ def test_invoice_to_an_italian_consumer_uses_the_fiscal_code_and_0000000(schema:
 
 
 def test_reverse_charge_invoice_to_a_german_company(schema: etree.XMLSchema) -> None:
-    document = parse(schema, render_fatturapa(issued(german_company_account(), ("Consulting", "10", "120", "22"))))
+    document = parse(
+        schema, render_fatturapa(issued(german_company_account(), ("Consulting", "10", "120", "22")))
+    )
     assert text(document, "CodiceDestinatario") == ["XXXXXXX"]
     assert text(document, "IdPaese") == ["IT", "IT", "DE"]
     assert text(document, "IdCodice")[-1] == "136695976"

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 HEADER = "id,customer,customer_email,customer_name,plan,quantity,status,current_period_start,current_period_end,created,trial_end,cancel_at_period_end\n"  # noqa: E501
 GOOD = [
     "sub_1,cus_1,anna@example.it,Anna Neri,price_basic,1,active,2026-01-10,2026-02-10,2025-11-10,,false",
-    "sub_2,cus_2,bruno@example.it,Bruno Gialli,price_pro,3,trialing,2026-01-05,2026-01-19,2026-01-05,2026-01-19,",
+    "sub_2,cus_2,bruno@example.it,Bruno Gialli,price_pro,3,trialing,2026-01-05,2026-01-19,2026-01-05,2026-01-19,",  # noqa: E501
     "sub_3,cus_3,carla@example.it,Carla,price_basic,1,canceled,1767225600,1769904000,,,",
 ]
 BAD = [

@@ -34,7 +34,9 @@ def _frozen(time_machine) -> None:  # type: ignore[no-untyped-def]
 def draft_with(*lines: tuple[str, str, str], account: BillingAccount | None = None) -> Invoice:
     invoice = invoice_create_draft(account=account or italian_consumer_account())
     for description, quantity, unit_amount in lines:
-        invoice_line_add(invoice=invoice, description=description, quantity=D(quantity), unit_amount=D(unit_amount))
+        invoice_line_add(
+            invoice=invoice, description=description, quantity=D(quantity), unit_amount=D(unit_amount)
+        )
     invoice.refresh_from_db()
     return invoice
 
@@ -43,7 +45,10 @@ def test_draft_lines_are_rounded_each_and_totals_recomputed() -> None:
     invoice = draft_with(("Consulting", "3", "33.333"), ("Travel", "1", "10.005"))
     assert [line.amount for line in invoice.lines.all()] == [D("100.00"), D("10.01")]
     assert (invoice.subtotal, invoice.tax_total, invoice.total, invoice.number) == (
-        D("110.01"), D("24.20"), D("134.21"), None,
+        D("110.01"),
+        D("24.20"),
+        D("134.21"),
+        None,
     )
     line = invoice.lines.get(description="Travel")
     invoice_line_remove(line=line)
@@ -67,7 +72,12 @@ def test_draft_lines_are_rounded_each_and_totals_recomputed() -> None:
 )
 def test_bad_lines_are_refused_and_change_nothing(changes: dict[str, object], field: str) -> None:
     invoice = draft_with(("Consulting", "1", "100"))
-    arguments: dict[str, object] = {"description": "Extra", "quantity": D("1"), "unit_amount": D("10"), "vat_rate": D("22")}
+    arguments: dict[str, object] = {
+        "description": "Extra",
+        "quantity": D("1"),
+        "unit_amount": D("10"),
+        "vat_rate": D("22"),
+    }
     arguments.update(changes)
     with pytest.raises(ValidationFailed) as error:
         invoice_line_add(invoice=invoice, **arguments)  # type: ignore[arg-type]
@@ -83,12 +93,20 @@ def test_finalise_numbers_dates_snapshot_and_events(django_capture_on_commit_cal
         invoice_finalise(invoice=invoice, actor_id=None)
     invoice.refresh_from_db()
     assert (invoice.number, invoice.fiscal_year, invoice.sequence_number, invoice.status) == (
-        "INV-2026-000001", 2026, 1, "finalised",
+        "INV-2026-000001",
+        2026,
+        1,
+        "finalised",
     )
     assert (invoice.issue_date, invoice.due_date) == (date(2026, 3, 10), date(2026, 3, 25))
     assert invoice.customer_snapshot["fiscal_code"] == "RSSMRA85T10A562S"
     assert invoice.customer_snapshot["city"] == "Roma"
-    assert OutboxEvent.objects.filter(event_type="billing.invoice_finalised", aggregate_id=str(invoice.public_id)).count() == 1
+    assert (
+        OutboxEvent.objects.filter(
+            event_type="billing.invoice_finalised", aggregate_id=str(invoice.public_id)
+        ).count()
+        == 1
+    )
     assert AuditLog.objects.filter(action="billing.invoice_finalised").count() == 1
     assert [message.to for message in mail.outbox] == [["ap@example.it"]]
     assert "INV-2026-000001" in mail.outbox[0].subject
@@ -158,7 +176,12 @@ def test_credit_balance_is_applied_on_finalise() -> None:
 def test_reverse_charge_draft_lines_are_zero_rated() -> None:
     invoice = draft_with(("Consulting", "1", "1000"), account=german_company_account())
     line = invoice.lines.get()
-    assert (invoice.reverse_charge, line.vat_rate, line.vat_nature, invoice.total) == (True, D("0.00"), "N2.1", D("1000.00"))
+    assert (invoice.reverse_charge, line.vat_rate, line.vat_nature, invoice.total) == (
+        True,
+        D("0.00"),
+        "N2.1",
+        D("1000.00"),
+    )
 
 
 def test_void_a_draft_deletes_it_and_never_numbers_it() -> None:
@@ -167,7 +190,9 @@ def test_void_a_draft_deletes_it_and_never_numbers_it() -> None:
     result = invoice_void(invoice=invoice, reason="typo")
     assert (result.status, result.number) == ("void", None)
     assert not Invoice.objects.exists() and not InvoiceLine.objects.exists()
-    assert AuditLog.objects.filter(action="billing.invoice_draft_deleted", object_id=str(public_id)).count() == 1
+    assert (
+        AuditLog.objects.filter(action="billing.invoice_draft_deleted", object_id=str(public_id)).count() == 1
+    )
 
 
 def test_void_a_finalised_invoice_issues_a_full_credit_note() -> None:
@@ -177,7 +202,10 @@ def test_void_a_finalised_invoice_issues_a_full_credit_note() -> None:
     note = Invoice.objects.get(kind="credit_note")
     assert (invoice.status, invoice.amount_credited, invoice.amount_due) == ("void", D("140.97"), D("0.00"))
     assert (note.number, note.total, note.credit_note_for_id, note.notes) == (
-        "NC-2026-000001", D("140.97"), invoice.pk, "wrong customer",
+        "NC-2026-000001",
+        D("140.97"),
+        invoice.pk,
+        "wrong customer",
     )
     assert [line.amount for line in note.lines.all()] == [D("100.00"), D("15.55")]
     assert note.amount_due == D("0.00")
@@ -208,7 +236,11 @@ def test_partial_credit_note_splits_over_vat_groups_and_settles_first() -> None:
     assert rows == [(D("22.00"), D("50.00"), D("11.00")), (D("4.00"), D("25.00"), D("1.00"))]
     assert note.total == D("87.00")
     invoice.refresh_from_db()
-    assert (invoice.amount_credited, invoice.amount_due, invoice.status) == (D("87.00"), D("87.00"), "finalised")
+    assert (invoice.amount_credited, invoice.amount_due, invoice.status) == (
+        D("87.00"),
+        D("87.00"),
+        "finalised",
+    )
 
 
 def test_credit_note_on_a_paid_invoice_becomes_customer_credit() -> None:
@@ -250,3 +282,66 @@ def test_drafts_cannot_be_credited() -> None:
     with pytest.raises(Conflict):
         credit_note_create(invoice=invoice, reason="x")
     assert InvoiceLine.objects.count() == 1
+
+
+def test_delivery_sends_once_in_the_customer_language(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.utils import translation
+
+    from fedele.billing.services import delivery
+
+    languages: list[str | None] = []
+    original = delivery.render_to_string
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        languages.append(translation.get_language())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "render_to_string", spy)
+    invoice = draft_with(("A", "1", "10"))
+    invoice_finalise(invoice=invoice)
+    assert delivery.invoice_send(invoice_id=invoice.pk) is True
+    assert delivery.invoice_send(invoice_id=invoice.pk) is False
+    assert delivery.deliver_pending() == 0
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert languages == ["it", "it"]  # subject and body rendered in the customer's language
+    assert "INV-2026-000001" in message.subject
+    assert "12,20 EUR" in message.body and "09/04/2026" in message.body  # Italian number and date formats
+    assert message.attachments[0][0] == "INV-2026-000001.pdf"
+    invoice.refresh_from_db()
+    assert invoice.sent_at == datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+
+
+def test_a_failed_send_releases_the_claim_for_the_sweep(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.core.mail import EmailMessage
+
+    from fedele.billing.services.delivery import deliver_pending, invoice_send
+
+    invoice = draft_with(("A", "1", "10"))
+    invoice_finalise(invoice=invoice)
+
+    def broken(self, fail_silently=False):  # type: ignore[no-untyped-def]
+        raise OSError("SMTP down")
+
+    monkeypatch.setattr(EmailMessage, "send", broken)
+    with pytest.raises(OSError):
+        invoice_send(invoice_id=invoice.pk)
+    invoice.refresh_from_db()
+    assert invoice.sent_at is None
+    monkeypatch.undo()
+    assert deliver_pending() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_drafts_and_addressless_customers_are_not_sent() -> None:
+    from fedele.billing.services.delivery import invoice_send
+
+    invoice = draft_with(("A", "1", "10"))
+    assert invoice_send(invoice_id=invoice.pk) is False
+    account = italian_consumer_account()
+    account.customer.email = ""
+    account.customer.save()
+    silent = draft_with(("A", "1", "10"), account=account)
+    invoice_finalise(invoice=silent)
+    assert invoice_send(invoice_id=silent.pk) is False
+    assert mail.outbox == []

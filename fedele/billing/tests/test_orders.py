@@ -18,7 +18,7 @@ from fedele.billing.tests.factories import (
     PlanVersionFactory,
     ProductFactory,
 )
-from fedele.shared.errors import ValidationFailed
+from fedele.shared.errors import Conflict, ValidationFailed
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
@@ -103,11 +103,24 @@ def test_order_fulfilment_starts_subscription_with_negotiated_price_and_charges(
     )
     again = order_create(
         account=account,
-        lines=[LineInput(product=router, unit_amount=Decimal(1))],
+        lines=[
+            LineInput(plan_version=version, quantity=Decimal(4), discount_percent=Decimal(10)),
+            LineInput(product=router, quantity=Decimal(2), unit_amount=Decimal("39.90")),
+        ],
+        discount_percent=Decimal(5),
         external_reference="crm-881",
+        start_on=date(2026, 3, 10),
     )
     assert (again.created, again.order.pk) == (False, order.pk)
+    with pytest.raises(Conflict) as caught:
+        order_create(
+            account=account,
+            lines=[LineInput(product=router, unit_amount=Decimal(1))],
+            external_reference="crm-881",
+        )
+    assert caught.value.code == "external_reference_reused"
     assert Order.objects.count() == 1
+    assert Subscription.objects.filter(account=account).count() == 1
 
 
 def test_invalid_lines_write_nothing() -> None:

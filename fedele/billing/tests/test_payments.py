@@ -83,7 +83,11 @@ def test_unnamed_payment_settles_open_invoices_oldest_first_then_partial() -> No
     older.refresh_from_db()
     newer.refresh_from_db()
     assert (older.status, older.amount_paid, older.amount_due) == ("paid", Decimal("122.00"), Decimal("0.00"))
-    assert (newer.status, newer.amount_paid, newer.amount_due) == ("finalised", Decimal("28.00"), Decimal("33.00"))
+    assert (newer.status, newer.amount_paid, newer.amount_due) == (
+        "finalised",
+        Decimal("28.00"),
+        Decimal("33.00"),
+    )
     assert list(payment.allocations.values_list("invoice_id", "amount")) == [
         (older.pk, Decimal("122.00")),
         (newer.pk, Decimal("28.00")),
@@ -148,8 +152,15 @@ def test_failed_payment_publishes_payment_failed() -> None:
     account = helpers.account()
     invoice = helpers.finalised_invoice(account)
     payment = payments.payment_failed_record(
-        account=account, amount=Decimal("122.00"), currency="EUR", method="card", gateway="stripe",
-        external_id="pi_failed_1", code="card_declined", reason="Your card was declined.", invoice=invoice,
+        account=account,
+        amount=Decimal("122.00"),
+        currency="EUR",
+        method="card",
+        gateway="stripe",
+        external_id="pi_failed_1",
+        code="card_declined",
+        reason="Your card was declined.",
+        invoice=invoice,
     )
     assert payment.status == "failed"
     event = OutboxEvent.objects.get(event_type="billing.payment_failed")
@@ -182,8 +193,12 @@ def test_mandate_validates_iban_and_gets_a_unique_reference() -> None:
     method = account.payment_methods.get()
     assert (method.kind, method.gateway, method.is_default) == ("sepa_debit", "sepa", True)
     with pytest.raises(ValidationFailed) as failure:
-        _mandate(helpers.account(), iban="IT60X0542811101000000123457", reference=mandate.reference,
-                 signed_on=date(2026, 4, 1))
+        _mandate(
+            helpers.account(),
+            iban="IT60X0542811101000000123457",
+            reference=mandate.reference,
+            signed_on=date(2026, 4, 1),
+        )
     assert set(failure.value.fields) == {"iban", "reference", "signed_on"}
     assert SepaMandate.objects.count() == 1
 
@@ -237,7 +252,11 @@ def test_returned_debit_fails_the_payment_and_reopens_the_invoice() -> None:
     invoice.refresh_from_db()
     assert invoice.status == "paid"
     payment = payment_methods.sepa_return_record(end_to_end_id=f"{invoice.number}-1", reason_code="AM04")
-    assert (payment.status, payment.failure_code, payment.failure_reason) == ("failed", "AM04", "Insufficient funds")
+    assert (payment.status, payment.failure_code, payment.failure_reason) == (
+        "failed",
+        "AM04",
+        "Insufficient funds",
+    )
     invoice.refresh_from_db()
     assert (invoice.status, invoice.amount_paid) == ("finalised", Decimal("0.00"))
     assert OutboxEvent.objects.filter(event_type="billing.payment_failed").count() == 1

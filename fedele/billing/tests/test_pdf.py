@@ -28,19 +28,28 @@ D = Decimal
 def _setup(time_machine, monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]
     time_machine.move_to(datetime(2026, 4, 2, 9, 0, tzinfo=UTC), tick=False)
     monkeypatch.setattr(pdf_module, "COMPRESS", False)
-    settings.FEDELE_SELLER = {"name": "Fedele Telecom S.p.A.", "vat_number": "09876543210", "iban": "IT02L1234512345123456789012"}
+    settings.FEDELE_SELLER = {
+        "name": "Fedele Telecom S.p.A.",
+        "vat_number": "09876543210",
+        "iban": "IT02L1234512345123456789012",
+    }
 
 
 def page_text(data: bytes) -> str:
     """The strings drawn with Tj in the uncompressed content streams, joined by spaces."""
     raw = data.decode("latin-1")
-    return " ".join(match.replace("\\(", "(").replace("\\)", ")") for match in re.findall(r"\(((?:[^()\\]|\\.)*)\)\s*Tj", raw))
+    return " ".join(
+        match.replace("\\(", "(").replace("\\)", ")")
+        for match in re.findall(r"\(((?:[^()\\]|\\.)*)\)\s*Tj", raw)
+    )
 
 
 def issued(account, amount: str = "1234.5") -> Invoice:  # type: ignore[no-untyped-def]
     invoice = invoice_create_draft(account=account)
     invoice_line_add(invoice=invoice, description="Fibra 1 Gbit - canone", unit_amount=D(amount))
-    invoice_line_add(invoice=invoice, description="Chiamate API", quantity=D("12345"), unit_amount=D("0.0004"))
+    invoice_line_add(
+        invoice=invoice, description="Chiamate API", quantity=D("12345"), unit_amount=D("0.0004")
+    )
     return invoice_finalise(invoice=invoice)
 
 
@@ -72,7 +81,14 @@ def test_italian_invoice_has_every_block() -> None:
 
 def test_english_invoice_uses_english_labels_and_amounts() -> None:
     text = page_text(invoice_pdf(issued(italian_consumer_account()), "en"))
-    for expected in ["Invoice", "Number: INV-2026-000001", "Date: 2026-04-02", "EUR 1,234.50", "EUR 1,512.12", "Amount due"]:
+    for expected in [
+        "Invoice",
+        "Number: INV-2026-000001",
+        "Date: 2026-04-02",
+        "EUR 1,234.50",
+        "EUR 1,512.12",
+        "Amount due",
+    ]:
         assert expected in text, expected
 
 
@@ -89,7 +105,11 @@ def test_credit_note_pdf_names_the_invoice() -> None:
     invoice = issued(italian_consumer_account(), "100")
     note = credit_note_create(invoice=invoice, reason="Rimborso")
     text = page_text(invoice_pdf(note, "it"))
-    assert "Nota di credito" in text and "NC-2026-000001" in text and "Storno della fattura INV-2026-000001" in text
+    assert (
+        "Nota di credito" in text
+        and "NC-2026-000001" in text
+        and "Storno della fattura INV-2026-000001" in text
+    )
 
 
 def test_draft_is_marked_as_not_valid() -> None:

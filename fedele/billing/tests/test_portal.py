@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import time_machine
 from django.test import Client
 
-from fedele.accounts.models import User
 from fedele.accounts.tests.factories import user_with_roles
 from fedele.billing.models import BillingAccount, Invoice, OneOffCharge, Subscription, SubscriptionChange
 from fedele.billing.services.invoicing import invoice_create_draft, invoice_finalise, invoice_line_add
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 TODAY = "2026-01-16 10:00 +01:00"
 
 
-def portal_login(client: Client, account: BillingAccount) -> User:
+def portal_login(client: Client, account: BillingAccount) -> Any:
     user = user_with_roles("portal_customer")
     ContactFactory(customer=account.customer, portal_user=user)
     client.force_login(user)
@@ -70,9 +70,9 @@ def test_home_lists_my_subscriptions_with_usage(client: Client, mine: dict[str, 
     assert f'id="subscription-{sub.public_id}"' in page
     # 150 calls at 0.10 = 15.00 estimated; 15 of 31 days elapsed = 48%.
     assert "<strong>150</strong> call" in page
-    assert "15,00\xa0€" in page or "€\xa015.00" in page
+    assert "€15.00" in page
     assert 'aria-valuenow="48"' in page
-    assert "01/02/2026" in page  # next invoice date
+    assert "02/01/2026" in page  # next invoice date
 
 
 @time_machine.travel(TODAY, tick=False)
@@ -118,7 +118,7 @@ def test_change_at_period_end_is_scheduled(client: Client, mine: dict[str, objec
         f"/billing/my/subscriptions/{sub.public_id}/change/preview/",
         {"plan": str(bigger.public_id), "quantity": "2", "at": "period_end"},  # type: ignore[attr-defined]
     )
-    assert "Nothing to pay now: the new price applies from 01/02/2026." in preview.content.decode()
+    assert "Nothing to pay now: the new price applies from 02/01/2026." in preview.content.decode()
     response = client.post(
         f"/billing/my/subscriptions/{sub.public_id}/change/",
         {"plan": str(bigger.public_id), "quantity": "2", "at": "period_end"},  # type: ignore[attr-defined]
@@ -166,9 +166,13 @@ def test_cancel_at_period_end(client: Client, mine: dict[str, object]) -> None:
     response = client.post(f"/billing/my/subscriptions/{sub.public_id}/cancel/", {"reason": "Too expensive"})
     assert response.status_code == 302
     sub.refresh_from_db()
-    assert (sub.cancel_at_period_end, sub.status, sub.cancellation_reason) == (True, "active", "Too expensive")
+    assert (sub.cancel_at_period_end, sub.status, sub.cancellation_reason) == (
+        True,
+        "active",
+        "Too expensive",
+    )
     home = client.get("/billing/my/", follow=True).content.decode()
-    assert "Ends on 01/02/2026: it will not renew." in home
+    assert "Ends on 02/01/2026: it will not renew." in home
     again = client.post(f"/billing/my/subscriptions/{sub.public_id}/cancel/")
     assert again.status_code == 409
 
@@ -179,7 +183,8 @@ def test_invoices_pdf_and_bank_transfer(client: Client, mine: dict[str, object])
     assert isinstance(account, BillingAccount)
     invoice = finalised_invoice(account, "100.00")
     listing = client.get("/billing/my/invoices/").content.decode()
-    assert invoice.number in listing and "122,00" in listing  # 100.00 + 22% VAT
+    assert invoice.number is not None
+    assert invoice.number in listing and "€122.00" in listing  # 100.00 + 22% VAT
     detail = client.get(f"/billing/my/invoices/{invoice.public_id}/").content.decode()
     assert 'data-field="iban">IT60X0542811101000000123456<' in detail
     assert f"Invoice {invoice.number}" in detail
@@ -205,7 +210,7 @@ def test_statement(client: Client, mine: dict[str, object]) -> None:
     assert isinstance(account, BillingAccount)
     finalised_invoice(account, "100.00")
     page = client.get("/billing/my/statement/").content.decode()
-    assert 'data-field="balance">122,00\xa0€<' in page
+    assert 'data-field="balance">€122.00<' in page
     csv_response = client.get("/billing/my/statement/?format=csv")
     assert csv_response["Content-Type"] == "text/csv; charset=utf-8"
     assert len(csv_response.content.decode().splitlines()) == 2
@@ -236,6 +241,7 @@ def test_another_customers_objects_are_404(
     assert side_effects() == before
     sub.refresh_from_db()
     assert not sub.cancel_at_period_end
+    assert invoice.number is not None
     assert invoice.number not in client.get("/billing/my/invoices/").content.decode()
 
 
@@ -258,7 +264,7 @@ def test_portal_customer_without_billing_account_sees_empty_pages(client: Client
 def test_home_widget_for_portal_customers(client: Client, mine: dict[str, object]) -> None:
     page = client.get("/").content.decode()
     assert 'id="portal-billing-card"' in page
-    assert "Next invoice on 01/02/2026" in page
+    assert "Next invoice on 02/01/2026" in page
 
 
 def test_invoice_list_query_count(
@@ -271,3 +277,134 @@ def test_invoice_list_query_count(
     with django_assert_max_num_queries(12):  # type: ignore[operator]
         response = client.get("/billing/my/invoices/")
     assert response.content.decode().count('data-action="pdf"') == 5
+
+
+# the portal API ----------------------------------------------------------------------------------
+
+API = "/api/v1/billing/portal"
+
+
+@pytest.fixture
+def api_mine(mine: dict[str, object]) -> dict[str, object]:
+    from fedele.accounts.tests.factories import auth_header
+
+    user: Any = mine["user"]
+    return {**mine, "headers": auth_header(user)}
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_api_lists_my_subscriptions_and_previews_a_change(
+    client: Client, api_mine: dict[str, object]
+) -> None:
+    sub, bigger, headers = api_mine["sub"], api_mine["bigger"], api_mine["headers"]
+    assert isinstance(sub, Subscription) and isinstance(headers, dict)
+    listed = client.get(f"{API}/subscriptions", **headers).json()
+    assert [(row["number"], row["price_per_period"], row["next_billing_on"]) for row in listed] == [
+        (sub.number, "30.00", "2026-02-01")
+    ]
+    before = side_effects()
+    response = client.post(
+        f"{API}/subscriptions/{sub.public_id}/preview-change",
+        {"plan_version_id": str(bigger.public_id), "at": "now"},  # type: ignore[attr-defined]
+        content_type="application/json",
+        **headers,
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["credit"], body["charge"], body["net"], body["days_remaining"], body["days_in_period"]) == (
+        "15.48",
+        "30.97",
+        "15.49",
+        16,
+        31,
+    )
+    assert side_effects() == before
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_api_change_and_cancel(client: Client, api_mine: dict[str, object]) -> None:
+    sub, headers = api_mine["sub"], api_mine["headers"]
+    assert isinstance(sub, Subscription) and isinstance(headers, dict)
+    changed = client.post(
+        f"{API}/subscriptions/{sub.public_id}/change",
+        {"quantity": "3", "at": "period_end"},
+        content_type="application/json",
+        **headers,
+    )
+    assert changed.status_code == 200, changed.content
+    sub.refresh_from_db()
+    assert sub.pending_change == {"plan_version_id": sub.plan_version_id, "quantity": "3"}
+    cancelled = client.post(
+        f"{API}/subscriptions/{sub.public_id}/cancel",
+        {"reason": "moving"},
+        content_type="application/json",
+        **headers,
+    )
+    assert cancelled.status_code == 200
+    assert cancelled.json()["cancel_at_period_end"] is True
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_api_refuses_bad_input_and_other_customers(
+    client: Client, api_mine: dict[str, object], theirs: dict[str, object]
+) -> None:
+    sub, headers = api_mine["sub"], api_mine["headers"]
+    other_sub, other_invoice = theirs["sub"], theirs["invoice"]
+    assert isinstance(sub, Subscription) and isinstance(headers, dict)
+    assert isinstance(other_sub, Subscription) and isinstance(other_invoice, Invoice)
+    before = side_effects()
+    foreign_plan = client.post(
+        f"{API}/subscriptions/{sub.public_id}/preview-change",
+        {"plan_version_id": str(other_sub.plan_version.public_id)},
+        content_type="application/json",
+        **headers,
+    )
+    # The other customer's plan is a plan like any other: sellable, same period and currency.
+    assert foreign_plan.status_code == 200
+    for payload in ({"quantity": "-1"}, {"quantity": "0"}, {"at": "later"}, {"surprise": 1}):
+        response = client.post(
+            f"{API}/subscriptions/{sub.public_id}/change", payload, content_type="application/json", **headers
+        )
+        assert response.status_code == 422, payload
+    unknown = client.post(
+        f"{API}/subscriptions/{sub.public_id}/change",
+        {"plan_version_id": "00000000-0000-0000-0000-000000000000"},
+        content_type="application/json",
+        **headers,
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["fields"] == {
+        "plan_version_id": ["Choose a plan of the same currency and billing period."]
+    }
+    assert (
+        client.post(
+            f"{API}/subscriptions/{other_sub.public_id}/cancel",
+            {},
+            content_type="application/json",
+            **headers,
+        ).status_code
+        == 404
+    )
+    assert client.get(f"{API}/invoices/{other_invoice.public_id}/pdf", **headers).status_code == 404
+    assert client.get(f"{API}/invoices", **headers).json() == {"items": [], "next_cursor": None}
+    assert side_effects() == before
+
+
+@time_machine.travel(TODAY, tick=False)
+def test_api_invoices_and_pdf(client: Client, api_mine: dict[str, object]) -> None:
+    account, headers = api_mine["account"], api_mine["headers"]
+    assert isinstance(account, BillingAccount) and isinstance(headers, dict)
+    invoice = finalised_invoice(account, "100.00")
+    body = client.get(f"{API}/invoices", **headers).json()
+    assert [(row["number"], row["total"], row["amount_due"], row["status"]) for row in body["items"]] == [
+        (invoice.number, "122.00", "122.00", "finalised")
+    ]
+    pdf = client.get(f"{API}/invoices/{invoice.public_id}/pdf", **headers)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+
+
+def test_api_is_for_portal_customers_only(client: Client) -> None:
+    from fedele.accounts.tests.factories import auth_header
+
+    response = client.get(f"{API}/subscriptions", **auth_header(user_with_roles("billing_clerk")))
+    assert response.status_code == 403

@@ -32,7 +32,7 @@ NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def frozen() -> Iterator[time_machine.Coordinates]:
+def frozen() -> Iterator[time_machine.Traveller]:
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
 
@@ -87,7 +87,7 @@ def test_fibre_line_waits_for_the_manual_step_then_completes() -> None:
 
 
 def test_http_step_retries_with_backoff_then_succeeds(
-    frozen: time_machine.Coordinates, monkeypatch: pytest.MonkeyPatch
+    frozen: time_machine.Traveller, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     received: list[httpx.Request] = []
     answers = iter([503, 200])

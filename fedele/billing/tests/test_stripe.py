@@ -53,7 +53,10 @@ def _use_recorded(responses: list[tuple[int, dict[str, Any]]]) -> helpers.Record
 
 def _card(account):  # type: ignore[no-untyped-def]
     return payment_methods.card_method_add(
-        account=account, external_id="pm_1PqVisa4242", external_customer_id="cus_QfedeleTest", label="Visa 4242"
+        account=account,
+        external_id="pm_1PqVisa4242",
+        external_customer_id="cus_QfedeleTest",
+        label="Visa 4242",
     )
 
 
@@ -76,7 +79,10 @@ def test_charge_creates_a_payment_intent_in_minor_units_with_idempotency_key() -
     assert invoice.status == "paid"
     payment = Payment.objects.get()
     assert (payment.external_id, payment.gateway, payment.amount, payment.attempt) == (
-        "pi_3PqCharged0001", "stripe", Decimal("122.00"), 1
+        "pi_3PqCharged0001",
+        "stripe",
+        Decimal("122.00"),
+        1,
     )
 
 
@@ -84,11 +90,20 @@ def test_declined_card_records_a_failed_payment_and_the_next_attempt_has_a_new_k
     account = helpers.account()
     invoice = helpers.finalised_invoice(account)
     _card(account)
-    http = _use_recorded([(402, helpers.fixture("api_card_declined.json")), (200, helpers.fixture("api_payment_intent_succeeded.json"))])
+    http = _use_recorded(
+        [
+            (402, helpers.fixture("api_card_declined.json")),
+            (200, helpers.fixture("api_payment_intent_succeeded.json")),
+        ]
+    )
     outcome = payments.invoice_charge(invoice=invoice)
     assert outcome.status == "failed"
     failed = Payment.objects.get()
-    assert (failed.status, failed.failure_code, failed.external_id) == ("failed", "insufficient_funds", "pi_3PqDeclined0001")
+    assert (failed.status, failed.failure_code, failed.external_id) == (
+        "failed",
+        "insufficient_funds",
+        "pi_3PqDeclined0001",
+    )
     assert OutboxEvent.objects.filter(event_type="billing.payment_failed").count() == 1
     assert payments.invoice_charge(invoice=invoice).status == "succeeded"
     assert http.requests[1]["headers"]["Idempotency-Key"] == f"invoice-{invoice.public_id}-attempt-2"
@@ -151,7 +166,9 @@ def test_webhook_payment_failed_records_failure_and_publishes_event() -> None:
     assert response.status_code == 200
     payment = Payment.objects.get()
     assert (payment.status, payment.failure_code, payment.failure_reason) == (
-        "failed", "insufficient_funds", "Your card has insufficient funds."
+        "failed",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
     )
     event = OutboxEvent.objects.get(event_type="billing.payment_failed")
     assert event.payload["invoice_id"] == str(invoice.public_id)
@@ -170,7 +187,11 @@ def test_charge_refunded_from_the_dashboard_is_booked_once_with_a_credit_note() 
     assert (refund.amount, refund.external_id) == (Decimal("30.00"), "ch_3PqSucceeded0001:3000")
     assert refund.credit_note is not None and refund.credit_note.total == Decimal("30.00")
     invoice.refresh_from_db()
-    assert (invoice.status, invoice.amount_paid, invoice.amount_credited) == ("paid", Decimal("92.00"), Decimal("30.00"))
+    assert (invoice.status, invoice.amount_paid, invoice.amount_credited) == (
+        "paid",
+        Decimal("92.00"),
+        Decimal("30.00"),
+    )
     # a different event id reporting the same refunded total books nothing more
     again = refunded.replace(b"evt_3PqRefunded0001", b"evt_3PqRefunded0002")
     assert _post(again, helpers.signed_headers(again)).json()["outcome"] == "already booked"

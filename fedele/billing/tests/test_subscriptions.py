@@ -556,7 +556,7 @@ def test_concurrent_changes_serialise_on_the_row_lock(time_machine) -> None:
         try:
             barrier.wait()
             services.subscription_change(subscription=sub, quantity=Decimal(quantity))
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as error:
             failures.append(error)
         finally:
             connection.close()

@@ -4,7 +4,7 @@ lifecycle actions; scoping (404 for others' subscriptions), permissions and the 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from fedele.accounts.tests.factories import auth_header, user_with_roles
 from fedele.billing.models import OneOffCharge, Subscription
 from fedele.billing.tests.factories import BillingAccountFactory, flat_plan
-from fedele.billing.tests.subscription_helpers import billed_subscription, side_effects, sibling_version
+from fedele.billing.tests.subscription_helpers import billed_subscription, sibling_version, side_effects
 from fedele.customers.tests.factories import ContactFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db

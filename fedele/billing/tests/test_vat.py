@@ -54,15 +54,25 @@ def test_non_italian_rate_is_refused() -> None:
 
 
 def test_eu_business_gets_reverse_charge_and_eu_consumer_italian_vat() -> None:
-    assert vat.line_vat(vat.VatCustomer("DE", "company", GERMAN_VAT), D("22")) == vat.LineVat(D("0.00"), "N2.1")
+    assert vat.line_vat(vat.VatCustomer("DE", "company", GERMAN_VAT), D("22")) == vat.LineVat(
+        D("0.00"), "N2.1"
+    )
     assert vat.line_vat(vat.VatCustomer("FR", "person"), D("22")) == vat.LineVat(D("22.00"), "")
     assert vat.line_vat(vat.VatCustomer("US", "company"), D("10")) == vat.LineVat(D("0.00"), "N2.1")
 
 
 def test_tax_groups_round_each_group_total_half_up() -> None:
-    lines = [(D("0.10"), D("22"), ""), (D("0.10"), D("22"), ""), (D("0.10"), D("22"), ""), (D("2.50"), D("10"), "")]
+    lines = [
+        (D("0.10"), D("22"), ""),
+        (D("0.10"), D("22"), ""),
+        (D("0.10"), D("22"), ""),
+        (D("2.50"), D("10"), ""),
+    ]
     groups = vat.tax_groups(lines, "EUR")
-    assert [(g.rate, g.taxable, g.tax) for g in groups] == [(D("22.00"), D("0.30"), D("0.07")), (D("10.00"), D("2.50"), D("0.25"))]
+    assert [(g.rate, g.taxable, g.tax) for g in groups] == [
+        (D("22.00"), D("0.30"), D("0.07")),
+        (D("10.00"), D("2.50"), D("0.25")),
+    ]
 
 
 def test_tax_group_half_up_at_the_half_cent() -> None:
@@ -94,8 +104,12 @@ def test_zero_rate_groups_carry_their_legal_reference() -> None:
 
 
 def test_exemption_wording_in_both_languages() -> None:
-    assert vat.exemption_wording(["N2.1"], reverse_charge=True, language="it") == [vat.REVERSE_CHARGE_WORDING_IT]
-    assert vat.exemption_wording(["N2.1", ""], reverse_charge=True, language="en") == [vat.REVERSE_CHARGE_WORDING_EN]
+    assert vat.exemption_wording(["N2.1"], reverse_charge=True, language="it") == [
+        vat.REVERSE_CHARGE_WORDING_IT
+    ]
+    assert vat.exemption_wording(["N2.1", ""], reverse_charge=True, language="en") == [
+        vat.REVERSE_CHARGE_WORDING_EN
+    ]
     assert vat.exemption_wording([""], reverse_charge=False, language="it") == []
 
 

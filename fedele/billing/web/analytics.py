@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -53,7 +52,11 @@ def _query(request: HttpRequest) -> tuple[analytics.AnalyticsQuery, dict[str, st
         from_month, to_month, currency = default.from_month, default.to_month, "EUR"
     as_of = min(today, month_end(to_month))
     query = analytics.AnalyticsQuery(
-        from_month=from_month, to_month=to_month, currency=currency, as_of=as_of, group_by=group_by  # type: ignore[arg-type]
+        from_month=from_month,
+        to_month=to_month,
+        currency=currency,
+        as_of=as_of,
+        group_by=group_by,  # type: ignore[arg-type]
     )
     return query, errors
 
@@ -98,7 +101,10 @@ def _charts(
                 {"name": _("Billed"), "values": [_number(row.billed) for row in deferred]},
                 {"name": _("Recognised"), "values": [_number(row.recognised) for row in deferred]},
             ],
-            "line": {"name": _("Deferred at month end"), "values": [_number(row.deferred_closing) for row in deferred]},
+            "line": {
+                "name": _("Deferred at month end"),
+                "values": [_number(row.deferred_closing) for row in deferred],
+            },
         },
         "ageing": {
             "labels": [str(bucket_labels[bucket]) for bucket in AGEING_BUCKETS],
@@ -112,15 +118,15 @@ def _charts(
 def revenue(request: HttpRequest) -> HttpResponse:
     _authorise(request)
     query, errors = _query(request)
-    span = {"from_month": query.from_month, "to_month": query.to_month, "currency": query.currency}
-    movements = analytics.mrr_movements(**span)
-    cohorts = analytics.cohort_retention(**span)
-    deferred = analytics.deferred_revenue(**span)
+    start, end, currency = query.from_month, query.to_month, query.currency
+    movements = analytics.mrr_movements(from_month=start, to_month=end, currency=currency)
+    cohorts = analytics.cohort_retention(from_month=start, to_month=end, currency=currency)
+    deferred = analytics.deferred_revenue(from_month=start, to_month=end, currency=currency)
     ageing = analytics.receivables_ageing(as_of=query.as_of or clock.today(), currency=query.currency)
     usage = analytics.usage_trends(
         from_month=query.from_month, to_month=query.to_month, group_by=query.group_by
     )
-    behaviour = analytics.payment_behaviour(**span)
+    behaviour = analytics.payment_behaviour(from_month=start, to_month=end, currency=currency)
     params = {
         "from": f"{query.from_month:%Y-%m}",
         "to": f"{query.to_month:%Y-%m}",

@@ -3,7 +3,6 @@ collections queues, account statements."""
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from fedele.accounts.facade import Actor, actor_for
-from fedele.billing.models import BankStatementLine, Invoice, Payment
+from fedele.billing.models import Invoice, Payment
 from fedele.billing.models.payments import MethodKind
 from fedele.billing.selectors import dunning as dunning_selectors
 from fedele.billing.selectors import payments as selectors
@@ -43,7 +42,9 @@ class PaymentForm(BootstrapFormMixin, forms.Form):
     amount = forms.DecimalField(label=gettext_lazy("Amount"), max_digits=16, decimal_places=2)
     currency = forms.CharField(label=gettext_lazy("Currency"), initial="EUR", max_length=3)
     method = forms.ChoiceField(label=gettext_lazy("Method"), choices=MethodKind.choices)
-    received_on = forms.DateField(label=gettext_lazy("Received on"), widget=forms.DateInput(attrs={"type": "date"}))
+    received_on = forms.DateField(
+        label=gettext_lazy("Received on"), widget=forms.DateInput(attrs={"type": "date"})
+    )
     reference = forms.CharField(label=gettext_lazy("Reference"), max_length=120)
     note = forms.CharField(label=gettext_lazy("Note"), required=False, max_length=300)
 
@@ -57,13 +58,17 @@ class MandateForm(BootstrapFormMixin, forms.Form):
     iban = forms.CharField(label=gettext_lazy("IBAN"), max_length=42)
     bic = forms.CharField(label=gettext_lazy("BIC"), max_length=11, required=False)
     debtor_name = forms.CharField(label=gettext_lazy("Account holder"), max_length=70)
-    signed_on = forms.DateField(label=gettext_lazy("Signature date"), widget=forms.DateInput(attrs={"type": "date"}))
+    signed_on = forms.DateField(
+        label=gettext_lazy("Signature date"), widget=forms.DateInput(attrs={"type": "date"})
+    )
     reference = forms.CharField(label=gettext_lazy("Mandate reference"), max_length=35, required=False)
 
 
 class StatementUploadForm(BootstrapFormMixin, forms.Form):
     file = forms.FileField(label=gettext_lazy("Bank statement (CSV)"))
-    skip_bad_lines = forms.BooleanField(label=gettext_lazy("Import the good lines and skip the bad ones"), required=False)
+    skip_bad_lines = forms.BooleanField(
+        label=gettext_lazy("Import the good lines and skip the bad ones"), required=False
+    )
 
 
 @login_required
@@ -81,8 +86,12 @@ def payment_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "billing/payments/list.html",
-        {"page": page, "status": filters.status, "statuses": Payment.Status.choices,
-         "can_manage": actor.can("billing.manage_billing")},
+        {
+            "page": page,
+            "status": filters.status,
+            "statuses": Payment.Status.choices,
+            "can_manage": actor.can("billing.manage_billing"),
+        },
     )
 
 
@@ -90,23 +99,38 @@ def payment_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def payment_record(request: HttpRequest) -> HttpResponse:
     actor = _actor(request, "billing.manage_billing")
-    form = PaymentForm(request.POST or None, initial={"received_on": payments.business_today(), "currency": "EUR"})
+    form = PaymentForm(
+        request.POST or None, initial={"received_on": payments.business_today(), "currency": "EUR"}
+    )
     status = 200
     if request.method == "POST":
         status = 422
         if form.is_valid():
             data = form.cleaned_data
             try:
-                account = selectors.account_for_customer(actor=actor, customer_public_id=str(data["customer_id"]))
+                account = selectors.account_for_customer(
+                    actor=actor, customer_public_id=str(data["customer_id"])
+                )
                 invoice = None
                 if data["invoice_number"]:
-                    invoice = Invoice.objects.filter(account=account, number=data["invoice_number"].strip()).first()
+                    invoice = Invoice.objects.filter(
+                        account=account, number=data["invoice_number"].strip()
+                    ).first()
                     if invoice is None:
-                        raise ApplicationError(_("No such invoice for this customer."), fields={"invoice_number": _("Not found.")})
+                        raise ApplicationError(
+                            _("No such invoice for this customer."),
+                            fields={"invoice_number": _("Not found.")},
+                        )
                 payment = payments.payment_record(
-                    account=account, amount=data["amount"], currency=data["currency"], method=data["method"],
-                    received_on=data["received_on"], external_id=data["reference"], invoice=invoice,
-                    note=data["note"], actor_id=actor.user_id,
+                    account=account,
+                    amount=data["amount"],
+                    currency=data["currency"],
+                    method=data["method"],
+                    received_on=data["received_on"],
+                    external_id=data["reference"],
+                    invoice=invoice,
+                    note=data["note"],
+                    actor_id=actor.user_id,
                 )
             except ApplicationError as failure:
                 apply_service_errors(form, failure)
@@ -130,7 +154,9 @@ def payment_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         if form.is_valid():
             try:
                 refunds.refund_create(
-                    payment=payment, amount=form.cleaned_data["amount"], reason=form.cleaned_data["reason"],
+                    payment=payment,
+                    amount=form.cleaned_data["amount"],
+                    reason=form.cleaned_data["reason"],
                     actor_id=actor.user_id,
                 )
             except ApplicationError as failure:
@@ -193,7 +219,8 @@ def account_statement_page(request: HttpRequest, customer_id: str) -> HttpRespon
         "balances": [str(entry.balance) for entry in statement.entries],
     }
     return render(
-        request, "billing/payments/statement.html",
+        request,
+        "billing/payments/statement.html",
         {"statement": statement, "customer_id": customer_id, "chart": chart},
     )
 
@@ -210,7 +237,9 @@ def reconciliation_page(request: HttpRequest) -> HttpResponse:
             upload = form.cleaned_data["file"]
             try:
                 statement = reconciliation.statement_import(
-                    content=upload.read(), filename=upload.name, skip_bad_lines=form.cleaned_data["skip_bad_lines"],
+                    content=upload.read(),
+                    filename=upload.name,
+                    skip_bad_lines=form.cleaned_data["skip_bad_lines"],
                     actor_id=actor.user_id,
                 )
             except ApplicationError as failure:
@@ -224,7 +253,9 @@ def reconciliation_page(request: HttpRequest) -> HttpResponse:
                 return redirect(reverse("billing:reconciliation"))
         form.mark_errors()
     lines = list(selectors.unmatched_lines()[:200])
-    return render(request, "billing/payments/reconciliation.html", {"form": form, "lines": lines}, status=status)
+    return render(
+        request, "billing/payments/reconciliation.html", {"form": form, "lines": lines}, status=status
+    )
 
 
 @login_required
@@ -255,9 +286,15 @@ def _queue(request: HttpRequest, status: str, template_title: str) -> HttpRespon
     rows = [(case, (today - case.due_date).days) for case in cases]
     total = sum((case.invoice.amount_due for case in cases), Decimal(0))
     return render(
-        request, "billing/dunning/queue.html",
-        {"rows": rows, "title": template_title, "total": total, "status": status,
-         "can_manage": actor.can("billing.manage_billing")},
+        request,
+        "billing/dunning/queue.html",
+        {
+            "rows": rows,
+            "title": template_title,
+            "total": total,
+            "status": status,
+            "can_manage": actor.can("billing.manage_billing"),
+        },
     )
 
 
@@ -281,9 +318,10 @@ def dunning_case_close(request: HttpRequest, public_id: str) -> HttpResponse:
         messages.success(request, _("The case has been closed."))
     except ApplicationError as failure:
         messages.error(request, failure.message)
-    return redirect(request.POST.get("next") == "collections" and reverse("billing:collections") or reverse("billing:dunning"))
-
-
+    return redirect(
+        (request.POST.get("next") == "collections" and reverse("billing:collections"))
+        or reverse("billing:dunning")
+    )
 
 
 urlpatterns: list[Any] = [

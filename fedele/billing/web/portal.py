@@ -23,8 +23,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from fedele.accounts.facade import actor_for
-from fedele.billing.documents import seller
 from fedele.billing.contracts import InvoiceKind, InvoiceStatus, SubscriptionStatus
+from fedele.billing.documents import seller
 from fedele.billing.models import BillingAccount, Invoice, PlanVersion, Subscription
 from fedele.billing.selectors.catalog import sellable_versions
 from fedele.billing.selectors.statements import account_statement, statement_csv
@@ -50,14 +50,18 @@ class Portal:
     account: BillingAccount | None
 
 
-def _portal(request: HttpRequest) -> Portal:
-    """The portal customer behind the request, or 403 for anyone else (staff use the clerk pages)."""
-    actor = actor_for(request.user)
-    customer = customer_for_user(request.user.pk) if actor.is_portal_customer else None
+def portal_for(user: Any) -> Portal:
+    """The portal customer behind a user, or 403 for anyone else (staff use the clerk pages)."""
+    actor = actor_for(user)
+    customer = customer_for_user(actor.user_id) if actor.is_portal_customer else None
     if customer is None:
         raise PermissionDenied(_("These pages are for customers with a portal login."))
     account = BillingAccount.objects.filter(customer_id=customer.customer_id).first()
     return Portal(customer, account)
+
+
+def _portal(request: HttpRequest) -> Portal:
+    return portal_for(request.user)
 
 
 def language() -> str:
@@ -69,7 +73,7 @@ def money(amount: Decimal | Money, currency: str = "EUR") -> str:
     return value.format(language())
 
 
-def _own_subscription(portal: Portal, public_id: Any) -> Subscription:
+def own_subscription(portal: Portal, public_id: Any) -> Subscription:
     if portal.account is None:
         raise Http404
     found = (
@@ -83,11 +87,13 @@ def _own_subscription(portal: Portal, public_id: Any) -> Subscription:
     return found
 
 
-def _own_invoice(portal: Portal, public_id: Any) -> Invoice:
+def own_invoice(portal: Portal, public_id: Any) -> Invoice:
     if portal.account is None:
         raise Http404
     found = (
-        Invoice.objects.filter(account=portal.account, public_id=public_id, status__in=VISIBLE_INVOICE_STATUSES)
+        Invoice.objects.filter(
+            account=portal.account, public_id=public_id, status__in=VISIBLE_INVOICE_STATUSES
+        )
         .select_related("credit_note_for")
         .first()
     )
@@ -176,7 +182,7 @@ def portal_home(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/portal/home.html", context)
 
 
-def _plan_choices(subscription: Subscription) -> list[PlanVersion]:
+def plan_choices(subscription: Subscription) -> list[PlanVersion]:
     """The latest published version of each active plan in the subscription's currency and billing
     period (the current version stays selectable, for a quantity-only change)."""
     latest: dict[int, PlanVersion] = {}
@@ -198,9 +204,11 @@ class ChangeRequest:
     at: str
 
 
-def _change_request(request: HttpRequest, subscription: Subscription) -> tuple[ChangeRequest | None, dict[str, str]]:
+def _change_request(
+    request: HttpRequest, subscription: Subscription
+) -> tuple[ChangeRequest | None, dict[str, str]]:
     errors: dict[str, str] = {}
-    choices = {str(version.public_id): version for version in _plan_choices(subscription)}
+    choices = {str(version.public_id): version for version in plan_choices(subscription)}
     version = choices.get(request.POST.get("plan", ""))
     if version is None:
         errors["plan"] = _("Choose one of the plans listed.")
@@ -224,7 +232,7 @@ def _change_context(subscription: Subscription, **extra: Any) -> dict[str, Any]:
         "subscription": subscription,
         "choices": [
             {"version": version, "price": money(period_price(version, Decimal(1)))}
-            for version in _plan_choices(subscription)
+            for version in plan_choices(subscription)
         ],
         "current_price": money(period_price(subscription.plan_version, subscription.quantity)),
         "tab": "subscriptions",
@@ -252,7 +260,7 @@ def _preview_context(subscription: Subscription, change: ChangeRequest) -> dict[
 @require_http_methods(["GET", "POST"])
 def portal_change(request: HttpRequest, public_id: Any) -> HttpResponse:
     portal = _portal(request)
-    subscription = _own_subscription(portal, public_id)
+    subscription = own_subscription(portal, public_id)
     if request.method == "GET":
         return render(request, "billing/portal/change.html", _change_context(subscription))
     change, errors = _change_request(request, subscription)
@@ -266,7 +274,7 @@ def portal_change(request: HttpRequest, public_id: Any) -> HttpResponse:
                 actor_id=request.user.pk,
             )
         except ApplicationError as failure:
-            errors = {"__all__": _translated(failure)}
+            errors = {"form": _translated(failure)}
         else:
             if change.at == "now":
                 messages.success(request, _("Your subscription has been changed."))
@@ -282,14 +290,14 @@ def portal_change(request: HttpRequest, public_id: Any) -> HttpResponse:
 def portal_change_preview(request: HttpRequest, public_id: Any) -> HttpResponse:
     """The htmx partial: what the chosen change costs today, before the customer confirms it."""
     portal = _portal(request)
-    subscription = _own_subscription(portal, public_id)
+    subscription = own_subscription(portal, public_id)
     change, errors = _change_request(request, subscription)
     context: dict[str, Any] = {"subscription": subscription, "errors": errors}
     if change is not None:
         try:
             context.update(_preview_context(subscription, change))
         except ApplicationError as failure:
-            context["errors"] = {"__all__": _translated(failure)}
+            context["errors"] = {"form": _translated(failure)}
     status = 422 if context["errors"] else 200
     return render(request, "billing/portal/_preview.html", context, status=status)
 
@@ -308,7 +316,7 @@ def _translated(failure: ApplicationError) -> str:
 @require_http_methods(["GET", "POST"])
 def portal_cancel(request: HttpRequest, public_id: Any) -> HttpResponse:
     portal = _portal(request)
-    subscription = _own_subscription(portal, public_id)
+    subscription = own_subscription(portal, public_id)
     error = ""
     if request.method == "POST":
         reason = request.POST.get("reason", "").strip()[:300]
@@ -374,7 +382,7 @@ def portal_invoices(request: HttpRequest) -> HttpResponse:
 @require_GET
 def portal_invoice(request: HttpRequest, public_id: Any) -> HttpResponse:
     portal = _portal(request)
-    invoice = _own_invoice(portal, public_id)
+    invoice = own_invoice(portal, public_id)
     lines = [
         {"line": line, "amount": money(line.amount, invoice.currency)}
         for line in invoice.lines.all().order_by("position", "id")
@@ -395,7 +403,7 @@ def portal_invoice(request: HttpRequest, public_id: Any) -> HttpResponse:
 @require_GET
 def portal_invoice_pdf(request: HttpRequest, public_id: Any) -> HttpResponse:
     portal = _portal(request)
-    invoice = _own_invoice(portal, public_id)
+    invoice = own_invoice(portal, public_id)
     response = HttpResponse(invoice_pdf(invoice, language()), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice.number or invoice.public_id}.pdf"'
     return response
@@ -437,12 +445,14 @@ def portal_widget(request: HttpRequest) -> dashboard.DashboardWidget | None:
     """A portal customer's home: live subscriptions, what is due, and links to the billing pages."""
     if not request.user.is_authenticated or not actor_for(request.user).is_portal_customer:
         return None
-    customer = customer_for_user(request.user.pk)
+    customer = customer_for_user(actor_for(request.user).user_id)
     account = BillingAccount.objects.filter(customer_id=customer.customer_id).first() if customer else None
     if account is None:
         return None
     live = list(
-        Subscription.objects.filter(account=account, status__in=LIVE).select_related("plan").order_by("-id")[:5]
+        Subscription.objects.filter(account=account, status__in=LIVE)
+        .select_related("plan")
+        .order_by("-id")[:5]
     )
     due = sum(
         (
@@ -469,7 +479,11 @@ def portal_widget(request: HttpRequest) -> dashboard.DashboardWidget | None:
 urlpatterns: list[URLPattern] = [
     path("my/", portal_home, name="portal_home"),
     path("my/subscriptions/<uuid:public_id>/change/", portal_change, name="portal_change"),
-    path("my/subscriptions/<uuid:public_id>/change/preview/", portal_change_preview, name="portal_change_preview"),
+    path(
+        "my/subscriptions/<uuid:public_id>/change/preview/",
+        portal_change_preview,
+        name="portal_change_preview",
+    ),
     path("my/subscriptions/<uuid:public_id>/cancel/", portal_cancel, name="portal_cancel"),
     path("my/invoices/", portal_invoices, name="portal_invoices"),
     path("my/invoices/<uuid:public_id>/", portal_invoice, name="portal_invoice"),
