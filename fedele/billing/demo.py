@@ -20,6 +20,7 @@ from fedele.billing.services import catalog
 from fedele.billing.services.accounts import billing_account_for_customer
 from fedele.billing.services.billing_run import billing_run_execute, billing_run_start
 from fedele.billing.services.catalog import ChargeInput
+from fedele.billing.services.dunning import dunning_run
 from fedele.billing.services.payments import payment_record
 from fedele.billing.services.subscriptions import subscription_cancel, subscription_change, subscription_create
 from fedele.billing.services.usage import usage_ingest
@@ -173,6 +174,7 @@ def _history(
                 run = billing_run_start(as_of=day, actor_id=admin_id, execute=False)
                 billing_run_execute(run.pk)
                 _payments(rng, day, late_payers, admin_id)
+                dunning_run(today=day)
         if (day - first_month).days % 30 == 0:
             context.progress("billing history", (day - first_month).days, total_days)
         day += timedelta(days=1)
@@ -196,7 +198,9 @@ def _subscribe(
 
 def _changes(rng: random.Random, plans: DemoCatalog, day: date, admin_id: int, portal_customer: str | None) -> None:
     live = list(
-        Subscription.objects.filter(status="active", started_on__lt=day - timedelta(days=20))
+        Subscription.objects.filter(
+            status="active", started_on__lt=day - timedelta(days=20), cancel_at_period_end=False, pending_change__isnull=True
+        )
         .exclude(account__customer__public_id=portal_customer or "00000000-0000-0000-0000-000000000000")
         .select_related("plan_version")
         .order_by("id")

@@ -105,8 +105,16 @@ def _analytics_and_portal() -> None:
     dashboard.register("billing-portal", portal_widget)
 
 
+def _demo() -> None:
+    from fedele.billing import demo as billing_demo
+    from fedele.shared import demo
+
+    demo.register("billing", billing_demo.load, order=100)
+
+
 def register() -> None:
     _roles()
+    _demo()
     _catalog_and_subscriptions()
     _invoicing()
     _usage_and_orders()

@@ -38,7 +38,9 @@ router = Router(tags=["billing: quotes and orders"])
 
 QuoteStatusLiteral = Literal["draft", "sent", "accepted", "declined", "expired", ""]
 OrderStatusLiteral = Literal["pending", "fulfilling", "completed", "failed", "cancelled", ""]
-EntitlementStatusLiteral = Literal["pending", "provisioning", "active", "suspended", "terminated", "failed", ""]
+EntitlementStatusLiteral = Literal[
+    "pending", "provisioning", "active", "suspended", "terminated", "failed", ""
+]
 LanguageLiteral = Literal["it", "en"]
 
 

@@ -43,7 +43,9 @@ LABELS: dict[str, dict[str, str]] = {
         "total": "Totale (IVA esclusa)",
         "recurring_total": "di cui canoni ricorrenti per periodo",
         "one_off_total": "di cui importi una tantum",
-        "vat_note": "Importi IVA esclusa: l'IVA di legge (22% salvo diversa indicazione) e' aggiunta in fattura.",
+        "vat_note": (
+            "Importi IVA esclusa: l'IVA di legge (22% salvo diversa indicazione) e' aggiunta in fattura."
+        ),
         "how_to_accept": "Come accettare",
         "accept_link": "Per accettare o rifiutare il preventivo apra questo indirizzo entro il {date}:",
         "accept_contact": "Per accettare il preventivo risponda entro il {date} a {email}.",
@@ -113,7 +115,10 @@ def display_description(line: QuoteLine, language: str) -> str:
         return line.description
     if line.kind == "setup_fee" and line.description == f"Setup fee: {version.plan.name}"[:300]:
         return f"{text['setup_fee']}: {version.plan.name}"
-    if line.kind == "plan" and line.description == f"{version.plan.name} ({version.plan.billing_period})"[:300]:
+    if (
+        line.kind == "plan"
+        and line.description == f"{version.plan.name} ({version.plan.billing_period})"[:300]
+    ):
         return version.plan.name
     return line.description
 
@@ -142,9 +147,8 @@ def render_quote_pdf(quote: Quote, language: str, *, accept_url: str = "") -> by
 
     # seller block
     line(company["name"], size=14, style="B", height=7)
-    line(
-        f"{company['street']}, {company['postal_code']} {company['city']} ({company['province']}) {company['country']}"
-    )
+    address = f"{company['street']}, {company['postal_code']} {company['city']} ({company['province']})"
+    line(f"{address} {company['country']}")
     line(f"{text['vat_number']} IT{company['vat_number']}  {text['fiscal_code']} {company['fiscal_code']}")
     contacts = "  ".join(v for v in (company["email"], company["pec"], company["phone"]) if v)
     if contacts:

@@ -24,6 +24,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -252,6 +253,12 @@ def reserve_numbers(series: str, count: int) -> int:
         row = cursor.fetchone()
     assert row is not None
     return int(row[0]) - count + 1
+
+
+def flat_payload(event: Any) -> dict[str, Any]:
+    """``event.to_payload()`` for events whose fields are all strings (no conversion needed):
+    skips dataclasses.asdict's deep copy, which is measurable over 100,000 invoices."""
+    return {item.name: getattr(event, item.name) for item in dataclass_fields(event)}
 
 
 def fast_insert(
@@ -885,7 +892,7 @@ class _Processor:
                     "event_type": finalised.event_type,
                     "aggregate_type": "billing.invoice",
                     "aggregate_id": str(invoice.public_id),
-                    "payload": finalised.to_payload(),
+                    "payload": flat_payload(finalised),
                     "occurred_at": self.now,
                 }
             )
@@ -904,7 +911,7 @@ class _Processor:
                         "event_type": paid.event_type,
                         "aggregate_type": "billing.invoice",
                         "aggregate_id": str(invoice.public_id),
-                        "payload": paid.to_payload(),
+                        "payload": flat_payload(paid),
                         "occurred_at": self.now,
                     }
                 )

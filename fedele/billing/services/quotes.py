@@ -190,6 +190,27 @@ def quote_for_token(token: str) -> Quote:
     return quote
 
 
+def _quote_email(quote: Quote, accept_url: str) -> tuple[str, str]:
+    """Subject and body in the quote's language."""
+    from django.template.loader import render_to_string
+    from django.utils import translation
+
+    from fedele.billing.documents import seller
+    from fedele.customers.facade import customer_summary
+
+    customer = customer_summary(str(quote.account.customer.public_id))
+    context = {
+        "quote": quote,
+        "accept_url": accept_url,
+        "seller": seller(),
+        "customer_name": customer.display_name if customer else "",
+    }
+    with translation.override(quote.language):
+        subject = render_to_string("billing/orders/email_quote_subject.txt", context)
+        body = render_to_string("billing/orders/email_quote_body.txt", context)
+    return " ".join(subject.split()), body
+
+
 def quote_send(*, quote: Quote, to_email: str, accept_url: str, actor_id: int | None = None) -> Quote:
     """Mark the quote sent and e-mail the accept link (after commit)."""
     from django.core.mail import send_mail
@@ -216,10 +237,7 @@ def quote_send(*, quote: Quote, to_email: str, accept_url: str, actor_id: int | 
             after={"status": "sent", "sent_to": address},
             actor_id=actor_id,
         )
-        subject = f"Quote {locked.number}"
-        body = (
-            f"{subject}: {locked.total} {locked.currency}, valid until {locked.valid_until}.\n{accept_url}\n"
-        )
+        subject, body = _quote_email(locked, accept_url)
         transaction.on_commit(lambda: send_mail(subject, body, None, [address]))
     return locked
 

@@ -468,3 +468,14 @@ def test_daily_job_starts_once_and_resumes_a_crashed_run(time_machine) -> None: 
     crashed.refresh_from_db()
     assert (crashed.status, crashed.invoices_created) == ("completed", 1)
     assert Invoice.objects.count() == 2
+
+
+def test_flat_payload_equals_to_payload() -> None:
+    from fedele.billing.services.billing_run import flat_payload
+    from fedele.billing.services.invoicing import finalised_event
+
+    monthly("10.00")
+    run(date(2026, 1, 1))
+    event = finalised_event(Invoice.objects.get())
+    assert flat_payload(event) == event.to_payload()
+    assert OutboxEvent.objects.get(event_type="billing.invoice_finalised").payload == event.to_payload()

@@ -63,12 +63,16 @@ def _post(client: Client, url: str, body: Any, headers: dict[str, str]) -> Any:
     return client.post(url, body, content_type="application/json", **headers)
 
 
-def test_quote_lifecycle_create_update_send_accept(clerk: dict[str, str], django_capture_on_commit_callbacks: Any) -> None:
+def test_quote_lifecycle_create_update_send_accept(
+    clerk: dict[str, str], django_capture_on_commit_callbacks: Any
+) -> None:
     client = Client()
     customer = CustomerFactory(language="en", email="buyer@example.it")
     version = seat_plan()
     product = ProductFactory(name="Installation")
-    response = _post(client, f"{BASE}/quotes", _quote_body(str(customer.public_id), version, str(product.public_id)), clerk)
+    response = _post(
+        client, f"{BASE}/quotes", _quote_body(str(customer.public_id), version, str(product.public_id)), clerk
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert (body["number"], body["status"], body["language"]) == ("Q-2026-000001", "draft", "en")
@@ -83,9 +87,13 @@ def test_quote_lifecycle_create_update_send_accept(clerk: dict[str, str], django
     # update while draft: one seat more, no quote discount -> 37.50 + 50.00 + 66.66
     patch = client.patch(
         f"{BASE}/quotes/{quote_id}",
-        {"discount_percent": "0", "lines": [{"plan_version_id": str(version.public_id), "quantity": "3"},
-                                            {"product_id": str(product.public_id), "unit_amount": "99.99",
-                                             "discount_percent": "33.33"}]},
+        {
+            "discount_percent": "0",
+            "lines": [
+                {"plan_version_id": str(version.public_id), "quantity": "3"},
+                {"product_id": str(product.public_id), "unit_amount": "99.99", "discount_percent": "33.33"},
+            ],
+        },
         content_type="application/json",
         **clerk,
     )
@@ -104,6 +112,8 @@ def test_quote_lifecycle_create_update_send_accept(clerk: dict[str, str], django
     assert sent.json()["accept_url"].startswith("http://testserver/billing/q/")
     assert [m.to for m in mail.outbox] == [["buyer@example.it"]]
     assert sent.json()["accept_url"] in mail.outbox[0].body
+    assert mail.outbox[0].subject == "Quote Q-2026-000001 from fedele S.r.l."
+    assert "154.16 EUR excluding VAT, valid until March 31, 2026." in mail.outbox[0].body
 
     accepted = _post(client, f"{BASE}/quotes/{quote_id}/accept", {"start_on": "2026-03-15"}, clerk)
     assert accepted.status_code == 200, accepted.content
@@ -114,7 +124,9 @@ def test_quote_lifecycle_create_update_send_accept(clerk: dict[str, str], django
     subscription = Subscription.objects.get(account__customer=customer)
     assert (subscription.quantity, subscription.started_on.isoformat()) == (Decimal(3), "2026-03-15")
     # a decided quote cannot change any more
-    again = client.patch(f"{BASE}/quotes/{quote_id}", {"notes": "x"}, content_type="application/json", **clerk)
+    again = client.patch(
+        f"{BASE}/quotes/{quote_id}", {"notes": "x"}, content_type="application/json", **clerk
+    )
     assert again.status_code == 409
     assert _post(client, f"{BASE}/quotes/{quote_id}/decline", {}, clerk).status_code == 409
 
@@ -166,7 +178,10 @@ def test_permissions_scope_and_portal_visibility(clerk: dict[str, str]) -> None:
     ContactFactory(customer=CustomerFactory(), portal_user=stranger)
     # a draft is not shown to the customer yet
     assert client.get(f"{BASE}/quotes/{quote_id}", **auth_header(owner)).status_code == 404
-    assert _post(client, f"{BASE}/quotes/{quote_id}/send", {"to_email": "a@example.it"}, clerk).status_code == 200
+    assert (
+        _post(client, f"{BASE}/quotes/{quote_id}/send", {"to_email": "a@example.it"}, clerk).status_code
+        == 200
+    )
     assert client.get(f"{BASE}/quotes/{quote_id}", **auth_header(owner)).status_code == 200
     assert client.get(f"{BASE}/quotes", **auth_header(owner)).json()["items"][0]["id"] == quote_id
     assert client.get(f"{BASE}/quotes/{quote_id}", **auth_header(stranger)).status_code == 404
@@ -197,7 +212,11 @@ def test_public_link_accept_once_tampered_and_expired(clerk: dict[str, str]) -> 
 
     shown = client.get(f"{BASE}/public/quotes/{token}")
     assert shown.status_code == 200
-    assert (shown.json()["number"], shown.json()["total"], shown.json()["status"]) == ("Q-2026-000001", "138.12", "sent")
+    assert (shown.json()["number"], shown.json()["total"], shown.json()["status"]) == (
+        "Q-2026-000001",
+        "138.12",
+        "sent",
+    )
     tampered = token[:-1] + ("A" if token[-1] != "A" else "B")
     response = client.post(f"{BASE}/public/quotes/{tampered}/accept")
     assert (response.status_code, response.json()["error"]["code"]) == (400, "link_invalid")
@@ -218,7 +237,9 @@ def test_public_link_accept_once_tampered_and_expired(clerk: dict[str, str]) -> 
     ).json()["id"]
     _post(client, f"{BASE}/quotes/{other_id}/send", {"to_email": "a@example.it"}, clerk)
     other_token = accept_token(Quote.objects.get(public_id=other_id))
-    with time_machine.travel(datetime(2026, 3, 31, 22, 0, tzinfo=UTC), tick=False):  # 00:00 on April 1st in Rome
+    with time_machine.travel(
+        datetime(2026, 3, 31, 22, 0, tzinfo=UTC), tick=False
+    ):  # 00:00 on April 1st in Rome
         expired = client.post(f"{BASE}/public/quotes/{other_token}/accept")
     assert (expired.status_code, expired.json()["error"]["code"]) == (410, "link_expired")
     response = client.post(
@@ -242,7 +263,9 @@ def _order_body(customer_id: str, version: PlanVersion, product_id: str, referen
     }
 
 
-def test_order_post_is_idempotent_on_external_reference(clerk: dict[str, str], django_assert_max_num_queries: Any) -> None:
+def test_order_post_is_idempotent_on_external_reference(
+    clerk: dict[str, str], django_assert_max_num_queries: Any
+) -> None:
     client = Client()
     customer = CustomerFactory()
     version = seat_plan()
@@ -274,7 +297,12 @@ def test_order_post_is_idempotent_on_external_reference(clerk: dict[str, str], d
     detail = client.get(f"{BASE}/orders/{order['id']}", **clerk)
     assert detail.json() == order
     for n in range(3):
-        _post(client, f"{BASE}/orders", _order_body(str(customer.public_id), version, str(router.public_id), f"r{n}"), clerk)
+        _post(
+            client,
+            f"{BASE}/orders",
+            _order_body(str(customer.public_id), version, str(router.public_id), f"r{n}"),
+            clerk,
+        )
     with django_assert_max_num_queries(12):
         listed = client.get(f"{BASE}/orders?limit=2", **clerk)
     assert [item["number"] for item in listed.json()["items"]] == ["ORD-2026-000004", "ORD-2026-000003"]
@@ -320,5 +348,10 @@ def test_manual_step_mark_done_and_failed_step_retry(clerk: dict[str, str]) -> N
     assert Entitlement.objects.get().status != "active"
     stranger = user_with_roles("portal_customer")
     ContactFactory(customer=CustomerFactory(), portal_user=stranger)
-    assert _post(client, f"{BASE}/provisioning-steps/{notify['id']}/retry", {}, auth_header(stranger)).status_code == 404
+    assert (
+        _post(
+            client, f"{BASE}/provisioning-steps/{notify['id']}/retry", {}, auth_header(stranger)
+        ).status_code
+        == 404
+    )
     assert client.get(f"{BASE}/orders/{order['id']}", **auth_header(stranger)).status_code == 404

@@ -97,6 +97,13 @@ def test_quote_editor_creates_with_live_totals_and_reports_errors(clerk: Client)
     assert "is required for a product line." in page or "must be today or later." in page
     assert Quote.objects.count() == 0
 
+    unknown = clerk.post("/billing/quotes/new/", {**data, "customer": "not-a-customer"})
+    assert unknown.status_code == 422
+    assert "Choose a customer." in unknown.content.decode()
+    assert clerk.get("/billing/quotes/new/?customer=garbage").status_code == 200
+    assert clerk.get("/billing/entitlements/?customer=garbage").status_code == 200
+    assert Quote.objects.count() == 0
+
     created = clerk.post("/billing/quotes/new/", data)
     assert created.status_code == 302
     quote = Quote.objects.get()
@@ -166,7 +173,12 @@ def test_pages_refuse_viewers_without_billing_permission() -> None:
     client = Client()
     assert client.get("/billing/quotes/").status_code == 302  # to the login page
     client.force_login(user_with_roles("technician"))
-    for url in ("/billing/quotes/", f"/billing/quotes/{quote.public_id}/", "/billing/orders/", "/billing/entitlements/"):
+    for url in (
+        "/billing/quotes/",
+        f"/billing/quotes/{quote.public_id}/",
+        "/billing/orders/",
+        "/billing/entitlements/",
+    ):
         assert client.get(url).status_code == 403
     analyst = Client()
     analyst.force_login(user_with_roles("analyst"))
@@ -228,6 +240,7 @@ def test_public_page_accept_with_confirmation_in_the_customer_language() -> None
     assert f"Quote {quote.number}" in html
     assert 'id="public-total">174.99 EUR' in html
     assert "Accept the quote" in html
+    assert "2 × 12.50 EUR" in html and "Setup fee: Office" in html
     assert 'lang="en"' in html and "March 31, 2026" in html  # the quote's language, not the browser's
     italian = client.get(f"/billing/q/{token}/?lang=it").content.decode()
     assert '<main class="auth-main" id="main" lang="it">' in italian

@@ -103,7 +103,14 @@ def test_italian_quote_pdf_has_every_block() -> None:
 def test_english_quote_pdf_and_closed_quotes_have_no_link() -> None:
     quote = quote_send(quote=_quote(), to_email="a@example.it", accept_url=LINK)
     text = _text(render_quote_pdf(quote, "en", accept_url=LINK))
-    for expected in ("Quote", "Valid until: 2026-03-31", "EUR 1,156.45", "EUR 1,111.10", "How to accept", "per month"):
+    for expected in (
+        "Quote",
+        "Valid until: 2026-03-31",
+        "EUR 1,156.45",
+        "EUR 1,111.10",
+        "How to accept",
+        "per month",
+    ):
         assert expected in text, expected
     Quote.objects.filter(pk=quote.pk).update(status="accepted")
     quote.refresh_from_db()

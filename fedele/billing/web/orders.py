@@ -4,6 +4,7 @@ orders with their provisioning steps, entitlements, and the customer's public ac
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -24,6 +25,7 @@ from fedele.billing.services import quotes as quote_services
 from fedele.billing.services.accounts import billing_account_for_customer
 from fedele.billing.services.quote_pricing import price_lines
 from fedele.billing.web import orders_public, quote_forms
+from fedele.customers.contracts import CustomerSummary
 from fedele.customers.facade import customer_summary
 from fedele.shared.errors import ApplicationError, PermissionDenied, ValidationFailed
 from fedele.shared.pagination import paginate
@@ -53,6 +55,14 @@ ENTITLEMENT_STATUS_LABELS = {
 }
 
 
+def _customer(public_id: str) -> CustomerSummary | None:
+    """The customer behind a typed-in id; None for an unknown or malformed one."""
+    try:
+        return customer_summary(str(UUID(public_id.strip()))) if public_id.strip() else None
+    except ValueError:
+        return None
+
+
 def _staff(request: HttpRequest) -> Actor:
     actor = actor_for(request.user)
     if not (actor.is_internal and actor.can("billing.view_billing")):
@@ -67,7 +77,11 @@ def _manager(actor: Actor) -> None:
 
 def _page(request: HttpRequest, queryset: Any, *, allowed: dict[str, str]) -> tuple[list[Any], str]:
     page = paginate(
-        queryset, ordering="-created_at", allowed=allowed, cursor=request.GET.get("cursor") or None, limit=PAGE_SIZE
+        queryset,
+        ordering="-created_at",
+        allowed=allowed,
+        cursor=request.GET.get("cursor") or None,
+        limit=PAGE_SIZE,
     )
     query = request.GET.copy()
     query["cursor"] = page.next_cursor or ""
@@ -95,7 +109,11 @@ def quote_list(request: HttpRequest) -> HttpResponse:
         "next_query": next_query,
         "can_manage": actor.can("billing.manage_billing"),
     }
-    template = "billing/orders/_quote_table.html" if request.headers.get("HX-Target") == "results" else "billing/orders/quotes.html"
+    template = (
+        "billing/orders/_quote_table.html"
+        if request.headers.get("HX-Target") == "results"
+        else "billing/orders/quotes.html"
+    )
     return render(request, template, context)
 
 
@@ -104,7 +122,7 @@ def _save(actor: Actor, form: quote_forms.QuoteForm, quote: Quote | None) -> Quo
     valid_until = quote_forms.parse_valid_until(form)
     discount = quote_forms.parse_discount(form)
     lines = quote_forms.parse_lines(form)
-    if quote is None and customer_summary(form.customer) is None:
+    if quote is None and _customer(form.customer) is None:
         form.add_error("customer", _("Choose a customer."))
     if form.errors or valid_until is None:
         return None
@@ -155,7 +173,7 @@ def quote_editor(request: HttpRequest, public_id: str | None = None) -> HttpResp
     elif quote is not None:
         form = quote_forms.form_from_quote(quote)
     else:
-        customer = customer_summary(request.GET.get("customer", "").strip()[:64])
+        customer = _customer(request.GET.get("customer", "")[:64])
         form = quote_forms.QuoteForm(
             customer=str(customer.public_id) if customer else "",
             language=customer.language if customer and customer.language in ("it", "en") else "it",
@@ -164,7 +182,7 @@ def quote_editor(request: HttpRequest, public_id: str | None = None) -> HttpResp
     context = {
         **quote_forms.context(form),
         "quote": quote,
-        "customer": customer_summary(form.customer) if form.customer else None,
+        "customer": _customer(form.customer),
         "totals": _totals(form),
     }
     return render(request, "billing/orders/quote_editor.html", context, status=422 if form.errors else 200)
@@ -232,7 +250,9 @@ def quote_pdf(request: HttpRequest, public_id: str) -> HttpResponse:
     actor = _staff(request)
     quote = selectors.quote_get(actor=actor, public_id=public_id)
     language = request.GET.get("language", quote.language)
-    return pdf_response(quote, language if language in ("it", "en") else quote.language, accept_url(request, quote))
+    return pdf_response(
+        quote, language if language in ("it", "en") else quote.language, accept_url(request, quote)
+    )
 
 
 @login_required
@@ -249,12 +269,17 @@ def quote_action(request: HttpRequest, public_id: str, action: str) -> HttpRespo
                 accept_url=accept_url(request, quote),
                 actor_id=actor.user_id,
             )
-            messages.success(request, _("The quote was sent to %(email)s.") % {"email": request.POST.get("to_email", "")[:254]})
+            messages.success(
+                request,
+                _("The quote was sent to %(email)s.") % {"email": request.POST.get("to_email", "")[:254]},
+            )
         elif action == "accept":
             quote_services.quote_accept(quote=quote, actor_id=actor.user_id)
             messages.success(request, _("The quote was accepted and the order created."))
         elif action == "decline":
-            quote_services.quote_decline(quote=quote, note=request.POST.get("note", "")[:300], actor_id=actor.user_id)
+            quote_services.quote_decline(
+                quote=quote, note=request.POST.get("note", "")[:300], actor_id=actor.user_id
+            )
             messages.success(request, _("The quote was marked as declined."))
         else:
             raise ValidationFailed(_("Unknown action."))
@@ -283,7 +308,11 @@ def order_list(request: HttpRequest) -> HttpResponse:
         "status_labels": ORDER_STATUS_LABELS,
         "next_query": next_query,
     }
-    template = "billing/orders/_order_table.html" if request.headers.get("HX-Target") == "results" else "billing/orders/orders.html"
+    template = (
+        "billing/orders/_order_table.html"
+        if request.headers.get("HX-Target") == "results"
+        else "billing/orders/orders.html"
+    )
     return render(request, template, context)
 
 
@@ -297,7 +326,11 @@ def order_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "status_labels": ORDER_STATUS_LABELS,
         "can_manage": actor.can("billing.manage_billing"),
     }
-    template = "billing/orders/_order_lines.html" if request.headers.get("HX-Target") == "order-lines" else "billing/orders/order_detail.html"
+    template = (
+        "billing/orders/_order_lines.html"
+        if request.headers.get("HX-Target") == "order-lines"
+        else "billing/orders/order_detail.html"
+    )
     return render(request, template, context)
 
 
@@ -338,7 +371,10 @@ def step_action(request: HttpRequest, public_id: str, action: str) -> HttpRespon
         if done.status == ProvisioningStep.Status.SUCCEEDED:
             messages.success(request, _("Step %(name)s is done.") % {"name": done.name})
         else:
-            messages.warning(request, _("Step %(name)s did not succeed: %(error)s") % {"name": done.name, "error": done.last_error})
+            messages.warning(
+                request,
+                _("Step %(name)s did not succeed: %(error)s") % {"name": done.name, "error": done.last_error},
+            )
     except ApplicationError as error:
         messages.error(request, error.message)
     order = step.order_line.order if step.order_line else None
@@ -362,7 +398,7 @@ def entitlement_list(request: HttpRequest) -> HttpResponse:
     context = {
         "entitlements": items,
         "status": status,
-        "customer": customer_summary(customer) if customer else None,
+        "customer": _customer(customer),
         "customer_id": customer,
         "status_labels": ENTITLEMENT_STATUS_LABELS,
         "next_query": next_query,

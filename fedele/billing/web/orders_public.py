@@ -4,6 +4,7 @@ tampered link answers 400, a used or expired one 410, with a friendly page and n
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.core import signing
@@ -51,8 +52,12 @@ def _error(request: HttpRequest, error: ApplicationError, language: str) -> Http
                 "latest e-mail we sent you, or ask us for a new one."
             ),
             "link_used": _("Thank you: we already have your answer. Contact us if you want to change it."),
-            "quote_not_open": _("Thank you: we already have your answer. Contact us if you want to change it."),
-            "link_expired": _("The validity date has passed. Contact us and we will send you an updated quote."),
+            "quote_not_open": _(
+                "Thank you: we already have your answer. Contact us if you want to change it."
+            ),
+            "link_expired": _(
+                "The validity date has passed. Contact us and we will send you an updated quote."
+            ),
         }
         context = {
             "title": titles.get(error.code, _("This link does not work")),
@@ -67,6 +72,12 @@ def _page(request: HttpRequest, template: str, language: str, context: dict[str,
         return render(request, template, {**context, "language": language})
 
 
+def _unit(amount: Decimal) -> Decimal:
+    """12.5 → 12.50; a sub-cent unit price (0.0004 per call) keeps its digits."""
+    cents = amount.quantize(Decimal("0.01"))
+    return cents if cents == amount else amount.normalize()
+
+
 @require_GET
 def quote_public(request: HttpRequest, token: str) -> HttpResponse:
     try:
@@ -78,7 +89,7 @@ def quote_public(request: HttpRequest, token: str) -> HttpResponse:
         "quote": quote,
         "token": token,
         "lines": [
-            (line, display_description(line, _language(request, quote)))
+            (line, display_description(line, _language(request, quote)), _unit(line.unit_amount))
             for line in quote.lines.select_related("plan_version__plan").order_by("position", "id")
         ],
         "confirm": confirm if confirm in ("accept", "decline") else "",

@@ -115,7 +115,9 @@ def form_from_quote(quote: Quote) -> QuoteForm:
 
 def _text(value: Decimal) -> str:
     normalized = value.normalize()
-    return f"{normalized:f}" if normalized != normalized.to_integral_value() else f"{value.quantize(Decimal(1))}"
+    return (
+        f"{normalized:f}" if normalized != normalized.to_integral_value() else f"{value.quantize(Decimal(1))}"
+    )
 
 
 def _decimal(form: QuoteForm, name: str, text: str) -> Decimal | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any
+from typing import Any, Literal
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Exists, OuterRef
@@ -88,7 +88,8 @@ def usage_subscription(request: HttpRequest, public_id: str) -> HttpResponse:
     currency = subscription.plan_version.currency
     chart = chart_data(subscription)
     table = [
-        (day, [series["values"][index] for series in chart["series"]]) for index, day in enumerate(chart["days"])
+        (day, [series["values"][index] for series in chart["series"]])
+        for index, day in enumerate(chart["days"])
     ]
     context = {
         "subscription": subscription,
@@ -107,7 +108,9 @@ def usage_upload(request: HttpRequest) -> HttpResponse:
     actor = _staff(request)
     if not actor.can("billing.manage_billing"):
         raise PermissionDenied(_("You do not have permission to record usage."))
-    mode = "good_rows" if request.POST.get("mode") == "good_rows" else "all_or_nothing"
+    mode: Literal["all_or_nothing", "good_rows"] = (
+        "good_rows" if request.POST.get("mode") == "good_rows" else "all_or_nothing"
+    )
     context: dict[str, Any] = {"mode": mode}
     status = 200
     if request.method == "POST":

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.test.utils import override_settings
 from faker import Faker
 
 from fedele.shared import demo
@@ -48,9 +49,12 @@ class Command(BaseCommand):
             faker=faker, seed=options["seed"], options={"customers": options["customers"]}, progress=progress
         )
         started = time.monotonic()
-        for name, loader in demo.loaders():
-            self.stdout.write(f"Loading demo data: {name}")
-            loader(context)
+        # Demo customers are fictional: the invoices, reminders and notices the history generates are
+        # not mailed anywhere (the console backend would print every one of them).
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
+            for name, loader in demo.loaders():
+                self.stdout.write(f"Loading demo data: {name}")
+                loader(context)
         SequenceCounter.objects.get_or_create(series=DEMO_MARKER_SERIES, defaults={"last_value": 1})
         summary = ", ".join(f"{key}: {value}" for key, value in sorted(context.counts.items()))
         self.stdout.write(
