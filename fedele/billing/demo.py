@@ -22,7 +22,11 @@ from fedele.billing.services.billing_run import billing_run_execute, billing_run
 from fedele.billing.services.catalog import ChargeInput
 from fedele.billing.services.dunning import dunning_run
 from fedele.billing.services.payments import payment_record
-from fedele.billing.services.subscriptions import subscription_cancel, subscription_change, subscription_create
+from fedele.billing.services.subscriptions import (
+    subscription_cancel,
+    subscription_change,
+    subscription_create,
+)
 from fedele.billing.services.usage import usage_ingest
 from fedele.shared import clock
 from fedele.shared.demo import DemoContext
@@ -47,7 +51,9 @@ def _at(day: date, hour: int = 10) -> datetime:
 
 
 def _version(plan: Any, charges: list[ChargeInput], *, setup_fee: str = "0", actor_id: int) -> PlanVersion:
-    version = catalog.plan_version_create(plan=plan, setup_fee=Decimal(setup_fee), copy_latest=False, actor_id=actor_id)
+    version = catalog.plan_version_create(
+        plan=plan, setup_fee=Decimal(setup_fee), copy_latest=False, actor_id=actor_id
+    )
     for charge in charges:
         catalog.plan_charge_add(version=version, data=charge, actor_id=actor_id)
     return catalog.plan_version_publish(version=version, actor_id=actor_id)
@@ -67,14 +73,18 @@ def _catalog(actor_id: int) -> DemoCatalog:
     api = catalog.product_create(code="api", name="API per sviluppatori", actor_id=actor_id)
     mobile = catalog.product_create(code="mobile", name="Mobile 100 GB", actor_id=actor_id)
     calls = catalog.metric_create(code="api-calls", name="Chiamate API", unit="chiamate", actor_id=actor_id)
-    catalog.metric_create(code="gb-traffic", name="Traffico dati", unit="GB", aggregation="sum", actor_id=actor_id)
+    catalog.metric_create(
+        code="gb-traffic", name="Traffico dati", unit="GB", aggregation="sum", actor_id=actor_id
+    )
 
     def plan(product: Any, code: str, name: str, period: str = "month", trial: int = 0) -> Any:
         return catalog.plan_create(
             product=product, code=code, name=name, billing_period=period, trial_days=trial, actor_id=actor_id
         )
 
-    seats = ChargeInput(code="licenze", name="Licenze", kind="recurring", model="per_unit", unit_amount=Decimal("12.00"))
+    seats = ChargeInput(
+        code="licenze", name="Licenze", kind="recurring", model="per_unit", unit_amount=Decimal("12.00")
+    )
     seats_year = ChargeInput(
         code="licenze", name="Licenze", kind="recurring", model="per_unit", unit_amount=Decimal("120.00")
     )
@@ -92,19 +102,47 @@ def _catalog(actor_id: int) -> DemoCatalog:
         position=10,
     )
     result = DemoCatalog(
-        fibra_casa=_version(plan(fibre, "fibra-casa", "Fibra Casa 1 Gbps"), [_flat("29.90")], setup_fee="49.00", actor_id=actor_id),
-        fibra_business=_version(plan(fibre, "fibra-business", "Fibra Business 2.5 Gbps"), [_flat("59.00")], setup_fee="99.00", actor_id=actor_id),
-        fibra_annuale=_version(plan(fibre, "fibra-casa-annuale", "Fibra Casa annuale", "year"), [_flat("299.00")], actor_id=actor_id),
+        fibra_casa=_version(
+            plan(fibre, "fibra-casa", "Fibra Casa 1 Gbps"),
+            [_flat("29.90")],
+            setup_fee="49.00",
+            actor_id=actor_id,
+        ),
+        fibra_business=_version(
+            plan(fibre, "fibra-business", "Fibra Business 2.5 Gbps"),
+            [_flat("59.00")],
+            setup_fee="99.00",
+            actor_id=actor_id,
+        ),
+        fibra_annuale=_version(
+            plan(fibre, "fibra-casa-annuale", "Fibra Casa annuale", "year"),
+            [_flat("299.00")],
+            actor_id=actor_id,
+        ),
         suite=_version(plan(suite, "suite-cloud", "Suite Cloud mensile"), [seats], actor_id=actor_id),
-        suite_annual=_version(plan(suite, "suite-cloud-annuale", "Suite Cloud annuale", "year"), [seats_year], actor_id=actor_id),
+        suite_annual=_version(
+            plan(suite, "suite-cloud-annuale", "Suite Cloud annuale", "year"), [seats_year], actor_id=actor_id
+        ),
         api_pro=_version(plan(api, "api-pro", "API Pro"), [_flat("49.00"), api_usage], actor_id=actor_id),
-        mobile=_version(plan(mobile, "mobile-100", "Mobile 100 GB", trial=30), [_flat("9.99")], actor_id=actor_id),
+        mobile=_version(
+            plan(mobile, "mobile-100", "Mobile 100 GB", trial=30), [_flat("9.99")], actor_id=actor_id
+        ),
     )
     catalog.coupon_create(
-        code="BENVENUTO10", name="Benvenuto: 10% per 3 mesi", percent_off=Decimal(10), duration="repeating",
-        duration_periods=3, actor_id=actor_id,
+        code="BENVENUTO10",
+        name="Benvenuto: 10% per 3 mesi",
+        percent_off=Decimal(10),
+        duration="repeating",
+        duration_periods=3,
+        actor_id=actor_id,
     )
-    catalog.coupon_create(code="FIBRA5", name="5 EUR di sconto una tantum", amount_off=Decimal(5), currency="EUR", actor_id=actor_id)
+    catalog.coupon_create(
+        code="FIBRA5",
+        name="5 EUR di sconto una tantum",
+        amount_off=Decimal(5),
+        currency="EUR",
+        actor_id=actor_id,
+    )
     return result
 
 
@@ -183,7 +221,13 @@ def _history(
 
 
 def _subscribe(
-    rng: random.Random, plans: DemoCatalog, customer: str, segment: str, day: date, admin_id: int, is_portal: bool
+    rng: random.Random,
+    plans: DemoCatalog,
+    customer: str,
+    segment: str,
+    day: date,
+    admin_id: int,
+    is_portal: bool,
 ) -> None:
     account = billing_account_for_customer(customer_public_id=customer)
     if is_portal:
@@ -192,14 +236,24 @@ def _subscribe(
         version, quantity = _choose_plan(rng, plans, segment)
     coupon = "BENVENUTO10" if rng.random() < 0.15 else ""
     subscription_create(
-        account=account, plan_version=version, quantity=quantity, start_on=day, coupon_code=coupon, actor_id=admin_id
+        account=account,
+        plan_version=version,
+        quantity=quantity,
+        start_on=day,
+        coupon_code=coupon,
+        actor_id=admin_id,
     )
 
 
-def _changes(rng: random.Random, plans: DemoCatalog, day: date, admin_id: int, portal_customer: str | None) -> None:
+def _changes(
+    rng: random.Random, plans: DemoCatalog, day: date, admin_id: int, portal_customer: str | None
+) -> None:
     live = list(
         Subscription.objects.filter(
-            status="active", started_on__lt=day - timedelta(days=20), cancel_at_period_end=False, pending_change__isnull=True
+            status="active",
+            started_on__lt=day - timedelta(days=20),
+            cancel_at_period_end=False,
+            pending_change__isnull=True,
         )
         .exclude(account__customer__public_id=portal_customer or "00000000-0000-0000-0000-000000000000")
         .select_related("plan_version")
@@ -211,7 +265,9 @@ def _changes(rng: random.Random, plans: DemoCatalog, day: date, admin_id: int, p
         roll = rng.random()
         version = subscription.plan_version
         if roll < 0.35 and version.pk == plans.fibra_casa.pk:
-            subscription_change(subscription=subscription, plan_version=plans.fibra_business, actor_id=admin_id)
+            subscription_change(
+                subscription=subscription, plan_version=plans.fibra_business, actor_id=admin_id
+            )
         elif roll < 0.6 and version.pk in (plans.suite.pk, plans.suite_annual.pk):
             step = Decimal(rng.choice([-2, -1, 1, 2, 3, 5]))
             quantity = max(Decimal(1), subscription.quantity + step)
@@ -222,7 +278,9 @@ def _changes(rng: random.Random, plans: DemoCatalog, day: date, admin_id: int, p
                 subscription=subscription, plan_version=plans.fibra_casa, at="period_end", actor_id=admin_id
             )
         else:
-            reason = rng.choice(["Prezzo troppo alto", "Passato a un concorrente", "Trasloco", "Non più necessario"])
+            reason = rng.choice(
+                ["Prezzo troppo alto", "Passato a un concorrente", "Trasloco", "Non più necessario"]
+            )
             subscription_cancel(subscription=subscription, at="period_end", reason=reason, actor_id=admin_id)
 
 
@@ -252,7 +310,9 @@ def _usage(rng: random.Random, plans: DemoCatalog, day: date) -> None:
 
 def _payments(rng: random.Random, day: date, late_payers: set[str], admin_id: int) -> None:
     """Pay what was invoiced: most customers within two weeks, late payers after 45 days or never."""
-    open_invoices = Invoice.objects.filter(kind="invoice", status="finalised").select_related("account__customer")
+    open_invoices = Invoice.objects.filter(kind="invoice", status="finalised").select_related(
+        "account__customer"
+    )
     for invoice in open_invoices:
         customer = str(invoice.account.customer.public_id)
         assert invoice.issue_date is not None

@@ -105,6 +105,13 @@ def _analytics_and_portal() -> None:
     dashboard.register("billing-portal", portal_widget)
 
 
+def _customer_panel() -> None:
+    from fedele.billing.web.customer_panel import billing_panel
+    from fedele.shared.web import panels
+
+    panels.register("billing", billing_panel)
+
+
 def _demo() -> None:
     from fedele.billing import demo as billing_demo
     from fedele.shared import demo
@@ -115,6 +122,7 @@ def _demo() -> None:
 def register() -> None:
     _roles()
     _demo()
+    _customer_panel()
     _catalog_and_subscriptions()
     _invoicing()
     _usage_and_orders()

@@ -21,7 +21,7 @@ from fedele.billing.models import (
     SubscriptionChange,
     UsageEvent,
 )
-from fedele.billing.services import billing_run as billing_run_service
+from fedele.billing.services.billing_batch import BatchProcessor
 from fedele.billing.services.billing_run import billing_run_execute, billing_run_start, business_midnight
 from fedele.billing.tests.factories import (
     MetricFactory,
@@ -403,7 +403,7 @@ def test_a_bad_subscription_is_reported_and_skipped() -> None:
 
 def test_a_failing_write_rolls_back_only_that_subscription() -> None:
     subs = [monthly("10.00") for _ in range(3)]
-    original = billing_run_service._Processor._mark_usage
+    original = BatchProcessor._mark_usage
     target = subs[1].pk
 
     def failing(self, planned):  # type: ignore[no-untyped-def]
@@ -411,7 +411,7 @@ def test_a_failing_write_rolls_back_only_that_subscription() -> None:
             raise RuntimeError("disk full")
         return original(self, planned)
 
-    with mock.patch.object(billing_run_service._Processor, "_mark_usage", failing):
+    with mock.patch.object(BatchProcessor, "_mark_usage", failing):
         result = run(date(2026, 1, 1))
     assert result.invoices_created == 2
     assert result.errors == [{"subscription_id": target, "error": "RuntimeError: disk full"}]

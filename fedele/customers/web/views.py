@@ -37,7 +37,7 @@ from fedele.shared import audit
 from fedele.shared.errors import ApplicationError, PermissionDenied
 from fedele.shared.pagination import paginate
 from fedele.shared.search import SearchHit
-from fedele.shared.web import dashboard
+from fedele.shared.web import dashboard, panels
 from fedele.shared.web.forms import apply_service_errors
 
 PAGE_SIZE = 25
@@ -246,6 +246,7 @@ def customer_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
         "consent_rows": _consent_matrix(current),
         "purpose_labels": [str(PURPOSE_LABELS[purpose.value]) for purpose in ConsentPurpose],
         "timeline": _timeline_rows(selectors.timeline_list(customer=customer)),
+        "panels": panels.panels_for_customer(request, str(customer.public_id)) if is_active else [],
         "can_export": actor.can("customers.export_personal_data"),
         "can_merge": is_active and actor.can("customers.merge_customers"),
         "can_erase": customer.status != CustomerStatus.ERASED and actor.can("customers.erase_personal_data"),
