@@ -1,8 +1,20 @@
 """Billing tables, one file per area; Django finds them all through this package."""
 
 from fedele.billing.models.catalog import Coupon, Metric, Plan, PlanCharge, PlanVersion, Product
-from fedele.billing.models.orders import Order, OrderLine, ProvisioningStep, Quote, QuoteLine
+from fedele.billing.models.dunning import DunningAction, DunningCase, DunningPolicy
 from fedele.billing.models.invoicing import BillingRun, Invoice, InvoiceLine, InvoiceTaxSummary, OneOffCharge
+from fedele.billing.models.orders import Order, OrderLine, ProvisioningStep, Quote, QuoteLine
+from fedele.billing.models.payments import (
+    BankStatementImport,
+    BankStatementLine,
+    GatewayEvent,
+    Payment,
+    PaymentAllocation,
+    PaymentMethod,
+    Refund,
+    SepaBatch,
+    SepaMandate,
+)
 from fedele.billing.models.subscriptions import (
     BillingAccount,
     CreditEntry,
@@ -12,27 +24,19 @@ from fedele.billing.models.subscriptions import (
     SubscriptionChange,
 )
 from fedele.billing.models.usage import UsageEvent
-from fedele.billing.models.payments import BankStatementImport, BankStatementLine, GatewayEvent, Payment, PaymentAllocation, PaymentMethod, Refund, SepaBatch, SepaMandate  # noqa: E501
-from fedele.billing.models.dunning import DunningAction, DunningCase, DunningPolicy
 
 __all__ = [
     "BankStatementImport",
     "BankStatementLine",
-    "DunningAction",
-    "DunningCase",
-    "DunningPolicy",
-    "GatewayEvent",
-    "Payment",
-    "PaymentAllocation",
-    "PaymentMethod",
-    "Refund",
-    "SepaBatch",
-    "SepaMandate",
     "BillingAccount",
     "BillingRun",
     "Coupon",
     "CreditEntry",
+    "DunningAction",
+    "DunningCase",
+    "DunningPolicy",
     "Entitlement",
+    "GatewayEvent",
     "Invoice",
     "InvoiceLine",
     "InvoiceTaxSummary",
@@ -40,6 +44,9 @@ __all__ = [
     "OneOffCharge",
     "Order",
     "OrderLine",
+    "Payment",
+    "PaymentAllocation",
+    "PaymentMethod",
     "Plan",
     "PlanCharge",
     "PlanVersion",
@@ -47,6 +54,9 @@ __all__ = [
     "ProvisioningStep",
     "Quote",
     "QuoteLine",
+    "Refund",
+    "SepaBatch",
+    "SepaMandate",
     "Subscription",
     "SubscriptionAddOn",
     "SubscriptionChange",

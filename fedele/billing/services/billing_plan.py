@@ -480,6 +480,7 @@ class BatchPlanner:
             invoice.finalised_at = self.now
             if status == InvoiceStatus.PAID:
                 invoice.paid_at = self.now
+                invoice.first_paid_at = self.now
         invoice._fedele_groups = totals.groups  # type: ignore[attr-defined]
         return invoice
 

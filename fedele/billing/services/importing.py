@@ -14,8 +14,6 @@ good rows (each row in its own savepoint) and reports the others.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -31,6 +29,7 @@ from fedele.billing.services import subscription_rules as rules
 from fedele.billing.services.accounts import billing_account_for_customer
 from fedele.customers.facade import create_customer, find_customer_by_email
 from fedele.shared import audit, clock, events, sequences
+from fedele.shared.csvfiles import csv_lines
 from fedele.shared.errors import ApplicationError, PermissionDenied, ValidationFailed
 
 REQUIRED_COLUMNS = ("id", "customer_email", "plan", "status", "current_period_start", "current_period_end")
@@ -247,8 +246,9 @@ def _rows(content: bytes) -> list[dict[str, str]]:
         raise ValidationFailed(
             "The file is not UTF-8 text.", code="invalid_file", fields={"file": "not UTF-8."}
         ) from error
-    reader = csv.DictReader(io.StringIO(text))
-    columns = {name.strip() for name in (reader.fieldnames or [])}
+    numbered = csv_lines(text)
+    fieldnames = [name.strip() for name in next(numbered, (1, []))[1]]
+    columns = set(fieldnames)
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
         raise ValidationFailed(
@@ -256,7 +256,11 @@ def _rows(content: bytes) -> list[dict[str, str]]:
             code="invalid_file",
             fields={"file": f"missing {missing}"},
         )
-    rows = [{(k or "").strip(): (v or "") for k, v in row.items() if k} for row in reader]
+    rows = [
+        {name: (row[index] if index < len(row) else "") for index, name in enumerate(fieldnames) if name}
+        for _line, row in numbered
+        if any(cell.strip() for cell in row)
+    ]
     if len(rows) > MAX_ROWS:
         raise ValidationFailed(
             f"At most {MAX_ROWS} rows per file.", code="invalid_file", fields={"file": "too long."}

@@ -337,7 +337,8 @@ def mark_zero_total_paid(invoice: Invoice) -> None:
     now = clock.now()
     invoice.status = InvoiceStatus.PAID
     invoice.paid_at = now
-    invoice.save(update_fields=["status", "paid_at"])
+    invoice.first_paid_at = now
+    invoice.save(update_fields=["status", "paid_at", "first_paid_at"])
     events.publish(
         InvoicePaid(
             invoice_id=str(invoice.public_id),

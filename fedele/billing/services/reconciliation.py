@@ -9,9 +9,7 @@ the same file), so importing the same file or an overlapping statement again add
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,6 +22,7 @@ from fedele.billing.models import BankStatementImport, BankStatementLine, Invoic
 from fedele.billing.models.payments import Gateway, MethodKind
 from fedele.billing.services import payments
 from fedele.shared import audit, clock
+from fedele.shared.csvfiles import csv_lines
 from fedele.shared.errors import Conflict, ValidationFailed
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -93,7 +92,7 @@ def parse_statement(content: bytes) -> ParseResult:
         text = content.decode("cp1252", errors="replace")
     first = text.splitlines()[0] if text.strip() else ""
     delimiter = ";" if first.count(";") >= first.count(",") else ","
-    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    rows = [row for _line, row in csv_lines(text, delimiter=delimiter)]
     header = [cell.strip().lower() for cell in rows[0]] if rows else []
     if header[:4] == ITALIAN_HEADER:
         italian = True

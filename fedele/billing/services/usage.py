@@ -16,8 +16,6 @@ invoiced is stored unbilled and billed by the subscription's next invoice (usage
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -32,6 +30,7 @@ from django.db import connection, transaction
 from fedele.billing.contracts import LIVE_SUBSCRIPTION_STATUSES
 from fedele.billing.models import BillingAccount, Metric, PlanCharge, Subscription, UsageEvent
 from fedele.shared import audit, clock
+from fedele.shared.csvfiles import csv_lines
 from fedele.shared.errors import ValidationFailed
 
 IngestMode = Literal["all_or_nothing", "good_rows"]
@@ -400,8 +399,8 @@ def usage_ingest_csv(
             raise ValidationFailed(
                 "The file is not UTF-8 text.", code="invalid_csv", fields={"file": ["must be UTF-8 text."]}
             ) from error
-    reader = csv.reader(io.StringIO(content))
-    header = [name.strip().lower() for name in next(reader, [])]
+    numbered = csv_lines(content)
+    header = [name.strip().lower() for name in next(numbered, (1, []))[1]]
     missing = [name for name in ("metric", "quantity", "timestamp", "external_id") if name not in header]
     if "customer" not in header and "subscription" not in header:
         missing.insert(0, "customer")
@@ -417,9 +416,7 @@ def usage_ingest_csv(
         )
     events: list[dict[str, Any]] = []
     lines: list[int] = []
-    previous_line = reader.line_num
-    for row in reader:
-        start_line, previous_line = previous_line + 1, reader.line_num
+    for start_line, row in numbered:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):

@@ -14,7 +14,7 @@ from fedele.billing.models import Subscription
 from fedele.billing.services.importing import subscriptions_import
 from fedele.billing.tests.factories import flat_plan
 from fedele.billing.tests.subscription_helpers import side_effects
-from fedele.customers.models import Customer
+from fedele.customers.facade import find_customer_by_email
 from fedele.customers.tests.factories import CustomerFactory
 from fedele.shared.errors import PermissionDenied, ValidationFailed
 
@@ -49,7 +49,7 @@ def csv_of(*rows: str) -> bytes:
 def test_dry_run_reports_and_writes_nothing(clerk_actor) -> None:
     CustomerFactory(email="anna@example.it")
     before = side_effects()
-    customers = Customer.objects.count()
+    customers = CustomerFactory._meta.model.objects.count()
     report = subscriptions_import(actor=clerk_actor, content=csv_of(*GOOD, *BAD), price_map=PRICE_MAP)
     assert (report.total_rows, report.valid_rows, report.invalid_rows, report.committed) == (7, 3, 4, False)
     assert (report.customers_matched, report.customers_created, report.subscriptions_created) == (1, 2, 3)
@@ -60,7 +60,7 @@ def test_dry_run_reports_and_writes_nothing(clerk_actor) -> None:
         (7, "id"),
         (8, "status"),
     }
-    assert side_effects() == before and Customer.objects.count() == customers
+    assert side_effects() == before and CustomerFactory._meta.model.objects.count() == customers
 
 
 def test_all_or_nothing_with_bad_rows_commits_nothing(clerk_actor) -> None:
@@ -96,7 +96,7 @@ def test_valid_rows_mode_commits_the_good_rows(clerk_actor) -> None:
         date(2026, 1, 1),
         None,
     )
-    assert Customer.objects.filter(email="anna@example.it").get().last_name == "Neri"
+    assert find_customer_by_email("anna@example.it").last_name == "Neri"
     again = subscriptions_import(
         actor=clerk_actor, content=csv_of(GOOD[0]), price_map=PRICE_MAP, dry_run=False
     )
