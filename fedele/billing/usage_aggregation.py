@@ -19,19 +19,17 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import (
-    BigIntegerField,
-    Case,
     Count,
     F,
     Max,
     QuerySet,
     Sum,
     TextField,
-    Value,
-    When,
     Window,
 )
 from django.db.models.fields.json import KeyTextTransform
@@ -169,20 +167,31 @@ def mark_billed(
     transaction that creates the invoices, so a rollback un-marks them too. Idempotent: events
     already billed are left alone.
     """
-    targets = [sid for sid in set(subscription_ids) if sid in invoice_by_subscription]
+    targets = sorted(sid for sid in set(subscription_ids) if sid in invoice_by_subscription)
+    table = connection.ops.quote_name(UsageEvent._meta.db_table)
     marked = 0
     for chunk in _chunks(targets, MARK_CHUNK_SIZE):
-        invoice_ids = {invoice_by_subscription[sid] for sid in chunk}
-        events = _unbilled(chunk, until, received_before)
-        if len(invoice_ids) == 1:
-            marked += events.update(invoice_id=next(iter(invoice_ids)))
-            continue
-        marked += events.update(
-            invoice_id=Case(
-                *[When(subscription_id=sid, then=Value(invoice_by_subscription[sid])) for sid in chunk],
-                output_field=BigIntegerField(),
-            )
+        # One UPDATE ... FROM a VALUES list per chunk (PostgreSQL and SQLite >= 3.33): a join on the
+        # subscription id instead of a CASE with one branch per subscription evaluated on every row.
+        values = ", ".join(["(%s, %s)"] * len(chunk))
+        params: list[Any] = []
+        for sid in chunk:
+            params += [sid, invoice_by_subscription[sid]]
+        received = ""
+        params.append(connection.ops.adapt_datetimefield_value(until))
+        if received_before is not None:
+            received = " AND e.received_at < %s"
+            params.append(connection.ops.adapt_datetimefield_value(received_before))
+        # VALUES columns are column1, column2 on both engines; the statement must start with UPDATE
+        # for SQLite to report the row count.
+        sql = (
+            f"UPDATE {table} AS e SET invoice_id = v.column2 FROM (VALUES {values}) AS v "  # noqa: S608
+            "WHERE e.subscription_id = v.column1 AND e.invoice_id IS NULL "
+            f"AND e.occurred_at < %s{received}"
         )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            marked += cursor.rowcount
     return marked
 
 
