@@ -22,7 +22,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-PG_DATABASE = "h2_bench_billing_run"
+PG_DATABASE = "bench_billing_run"
 
 WORKER = r"""
 import json, sys, time
@@ -122,9 +122,18 @@ if connection.vendor == "postgresql":
         cursor.execute("ANALYZE")
 
 run = billing_run_start(as_of=today, execute=False)
+import os
+profile_path = os.environ.get("BENCH_PROFILE")
+if profile_path:
+    import cProfile
+    profiler = cProfile.Profile()
+    profiler.enable()
 started = time.perf_counter()
 run = billing_run_execute(run.pk)
 elapsed = time.perf_counter() - started
+if profile_path:
+    profiler.disable()
+    profiler.dump_stats(profile_path)
 invoices = Invoice.objects.count()
 numbers = list(Invoice.objects.order_by("sequence_number").values_list("sequence_number", flat=True))
 print(json.dumps({

@@ -20,7 +20,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-PG_DATABASE = "h3_bench_usage_ingest"
+PG_DATABASE = "bench_usage_ingest"
 
 WORKER = r"""
 import json, sys, time, uuid
@@ -84,7 +84,16 @@ def send(body):
     assert response.status_code == 200, response.content[:500]
     return elapsed, response.json()
 
+import os
+profile_path = os.environ.get("BENCH_PROFILE")
+if profile_path:
+    import cProfile
+    profiler = cProfile.Profile()
+    profiler.enable()
 fresh = [send(body) for body in bodies]
+if profile_path:
+    profiler.disable()
+    profiler.dump_stats(profile_path)
 again = [send(body) for body in bodies]
 stored = UsageEvent.objects.count()
 print(json.dumps({

@@ -292,7 +292,11 @@ def payment_fail(*, payment: Payment, code: str, reason: str, actor_id: int | No
     settled is taken back from its invoices and PaymentFailed is published."""
     with transaction.atomic():
         BillingAccount.objects.select_for_update().get(pk=payment.account_id)
-        locked = Payment.objects.select_for_update(of=("self",)).select_related("invoice", "account").get(pk=payment.pk)
+        locked = (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("invoice", "account")
+            .get(pk=payment.pk)
+        )
         if locked.status == Payment.Status.FAILED:
             return locked
         if locked.status == Payment.Status.SUCCEEDED:
