@@ -19,3 +19,9 @@ import warnings  # noqa: E402
 
 # whitenoise warns once per process that collectstatic has not run; the API does not serve files.
 warnings.filterwarnings("ignore", message="No directory at")
+
+# BENCH_QUEUE_TASKS=1: after-commit work (invoice e-mails, event dispatch) is queued for Celery
+# workers, as in production, instead of running inside the measured process.
+if os.environ.get("BENCH_QUEUE_TASKS") == "1":
+    CELERY_TASK_ALWAYS_EAGER = False
+    CELERY_BROKER_URL = "memory://"

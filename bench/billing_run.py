@@ -128,8 +128,16 @@ if profile_path:
     import cProfile
     profiler = cProfile.Profile()
     profiler.enable()
+workers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 started = time.perf_counter()
-run = billing_run_execute(run.pk)
+if workers > 1:
+    import subprocess as sp
+    env = {**os.environ, "BENCH_QUEUE_TASKS": "1"}
+    sp.run([sys.executable, "manage.py", "billing_run", "--resume", str(run.pk), "--workers", str(workers)],
+           check=True, env=env, stdout=sp.DEVNULL)
+    run.refresh_from_db()
+else:
+    run = billing_run_execute(run.pk)
 elapsed = time.perf_counter() - started
 if profile_path:
     profiler.disable()
@@ -153,9 +161,9 @@ print(json.dumps({
 """
 
 
-def _run_worker(env: dict[str, str], count: int) -> dict[str, Any]:
+def _run_worker(env: dict[str, str], count: int, workers: int = 1) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-c", WORKER, str(count)],
+        [sys.executable, "-c", WORKER, str(count), str(workers)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -165,10 +173,11 @@ def _run_worker(env: dict[str, str], count: int) -> dict[str, Any]:
     if result.returncode != 0:
         return {"error": result.stderr[-2000:]}
     parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    parsed["executor_processes"] = workers
     return parsed
 
 
-def _postgres(count: int) -> dict[str, Any]:
+def _postgres(count: int, workers: int) -> dict[str, Any]:
     try:
         import psycopg
     except ImportError:  # pragma: no cover
@@ -187,7 +196,7 @@ def _postgres(count: int) -> dict[str, Any]:
         "PYTHONPATH": str(REPO),
     }
     try:
-        return _run_worker(env, count)
+        return _run_worker(env, count, workers)
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE}")
@@ -209,13 +218,19 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=100_000)
     parser.add_argument("--sqlite-subscriptions", type=int, default=10_000)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--pg-workers",
+        type=int,
+        default=2,
+        help="executor processes sharing the PostgreSQL run (manage.py billing_run --workers); SQLite uses 1",
+    )
     arguments = parser.parse_args()
     report = {
         "benchmark": "billing_run",
         "sqlite": _sqlite(arguments.sqlite_subscriptions),
         "postgresql": {"skipped": "--skip-postgres"}
         if arguments.skip_postgres
-        else _postgres(arguments.subscriptions),
+        else _postgres(arguments.subscriptions, arguments.pg_workers),
     }
     print(json.dumps(report, indent=2))
 

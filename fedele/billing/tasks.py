@@ -6,10 +6,10 @@ from celery import shared_task
 
 
 @shared_task(name="billing.execute_billing_run", acks_late=True)
-def execute_billing_run(run_id: int) -> int:
+def execute_billing_run(run_id: int, part: int = 0, parts: int = 1) -> int:
     from fedele.billing.services.billing_run import billing_run_execute
 
-    return billing_run_execute(run_id).invoices_created
+    return billing_run_execute(run_id, partition=(part, parts)).invoices_created
 
 
 @shared_task(name="billing.daily_billing_run")

@@ -24,9 +24,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.functions import Mod
 
 from fedele.billing.models import (
     BillingRun,
@@ -92,7 +95,10 @@ def billing_run_start(
             from fedele.billing.tasks import execute_billing_run
 
             run_id = run.pk
-            transaction.on_commit(lambda: execute_billing_run.delay(run_id))
+            # One task per partition: with FEDELE_BILLING_RUN_WORKERS=n, n Celery workers share the run.
+            parts = max(1, int(getattr(settings, "FEDELE_BILLING_RUN_WORKERS", 1)))
+            for part in range(parts):
+                transaction.on_commit(partial(execute_billing_run.delay, run_id, part, parts))
     return run
 
 
@@ -123,8 +129,18 @@ def billing_run_execute(
     *,
     batch_size: int = BATCH_SIZE,
     on_progress: Callable[[BillingRun], None] | None = None,
+    partition: tuple[int, int] = (0, 1),
 ) -> BillingRun:
-    """Process every due subscription; safe to call again on a crashed or failed run."""
+    """Process every due subscription; safe to call again on a crashed or failed run.
+
+    ``partition=(k, n)``: this executor takes the subscriptions whose id is k modulo n, so n workers
+    (Celery workers, or processes of ``manage.py billing_run --workers n``) share one run. Batches
+    never overlap, and the invoice numbers stay gapless: each batch reserves its block of numbers in
+    its own transaction. The last executor to find nothing left marks the run completed.
+    """
+    part, parts = partition
+    if not 0 <= part < parts:
+        raise ValidationFailed("A partition is (k, n) with 0 <= k < n.", code="invalid_partition")
     now = clock.now()
     claimed = (
         BillingRun.objects.filter(pk=run_id)
@@ -135,15 +151,17 @@ def billing_run_execute(
     if not claimed:
         return run
     if run.started_at is None:
-        BillingRun.objects.filter(pk=run_id).update(started_at=now)
+        BillingRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
     processor = BatchProcessor(run)
+    due = Subscription.objects.filter(due_filter(run.as_of))
+    mine = due.annotate(_partition=Mod("id", parts)).filter(_partition=part) if parts > 1 else due
     try:
         for _pass in range(MAX_PASSES):
             found = False
             last_id = 0
             while True:
                 ids = list(
-                    Subscription.objects.filter(due_filter(run.as_of), pk__gt=last_id)
+                    mine.filter(pk__gt=last_id)
                     .exclude(pk__in=processor.failed_ids)
                     .order_by("pk")
                     .values_list("pk", flat=True)[:batch_size]
@@ -161,21 +179,26 @@ def billing_run_execute(
         logger.exception("Billing run %s failed", run_id)
         BillingRun.objects.filter(pk=run_id).update(status=BillingRun.Status.FAILED, heartbeat_at=clock.now())
         raise
-    BillingRun.objects.filter(pk=run_id).update(
+    run.refresh_from_db()
+    failed = {int(error["subscription_id"]) for error in run.errors or [] if "subscription_id" in error}
+    if parts > 1 and due.exclude(pk__in=failed).exists():
+        return run  # another partition is still working; it completes the run
+    completed = BillingRun.objects.filter(pk=run_id, status=BillingRun.Status.RUNNING).update(
         status=BillingRun.Status.COMPLETED, finished_at=clock.now(), heartbeat_at=clock.now()
     )
     run.refresh_from_db()
-    audit.record(
-        action="billing.billing_run_completed",
-        object_type="billing.billing_run",
-        object_id=str(run.public_id),
-        after={
-            "subscriptions_processed": run.subscriptions_processed,
-            "invoices_created": run.invoices_created,
-            "errors": len(run.errors),
-        },
-        actor_id=run.started_by_id,
-    )
+    if completed:
+        audit.record(
+            action="billing.billing_run_completed",
+            object_type="billing.billing_run",
+            object_id=str(run.public_id),
+            after={
+                "subscriptions_processed": run.subscriptions_processed,
+                "invoices_created": run.invoices_created,
+                "errors": len(run.errors),
+            },
+            actor_id=run.started_by_id,
+        )
     return run
 
 
