@@ -67,7 +67,13 @@ SUBSCRIPTION_STATE_FIELDS = (
     "cancellation_reason",
     "pending_change",
 )
-DUE_STATUSES = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+DUE_STATUSES = (
+    SubscriptionStatus.TRIALING,
+    SubscriptionStatus.ACTIVE,
+    SubscriptionStatus.PAST_DUE,
+    # only with next_billing_on set: the final invoice of an immediate cancellation
+    SubscriptionStatus.CANCELLED,
+)
 
 
 def due_filter(as_of: date) -> Q:
@@ -184,11 +190,26 @@ class BatchPlanner:
             planned.append(plan)
         return planned
 
+    @staticmethod
+    def _final_usage_until(sub: Subscription) -> date | None:
+        """For a subscription cancelled with immediate effect: usage is billed up to the end of the
+        cancellation day (None for any other subscription, and for one cancelled during its trial,
+        whose usage is free)."""
+        if sub.status != SubscriptionStatus.CANCELLED:
+            return None
+        ended = sub.ended_on or sub.next_billing_on
+        if ended is None or (sub.trial_end is not None and ended < sub.trial_end):
+            return None
+        return ended + timedelta(days=1)
+
     def _usage(self, subscriptions: list[Subscription]) -> dict[int, dict[int, Any]]:
         """{subscription id: {metric id: aggregated quantity}} of the periods that just ended."""
         by_until: dict[date, list[int]] = defaultdict(list)
         for sub in subscriptions:
-            if (
+            final_until = self._final_usage_until(sub)
+            if final_until is not None:
+                by_until[final_until].append(sub.pk)
+            elif (
                 sub.next_billing_on is not None
                 and sub.next_billing_on >= sub.current_period_end
                 and sub.status != SubscriptionStatus.TRIALING
@@ -273,7 +294,21 @@ class BatchPlanner:
         first = False
         bill_recurring = True
         usage_version_id = sub.plan_version_id
-        if sub.status == SubscriptionStatus.TRIALING:
+        if sub.status == SubscriptionStatus.CANCELLED:
+            # Cancelled with immediate effect: the final invoice carries the prorated credit, the
+            # pending one-off charges and the usage up to the end of the cancellation day; nothing
+            # recurring. During a trial the usage is free (marked billed without a charge).
+            ended_on = sub.ended_on or due
+            bill_recurring = False
+            final_until = self._final_usage_until(sub)
+            if final_until is not None:
+                plan.usage_until = final_until
+            else:
+                plan.absorb_usage_until = ended_on + timedelta(days=1)
+            plan.ended_period = (min(sub.current_period_start, ended_on), ended_on + timedelta(days=1))
+            plan.period = plan.ended_period
+            sub.next_billing_on = None
+        elif sub.status == SubscriptionStatus.TRIALING:
             start = sub.trial_end or due
             sub.status = SubscriptionStatus.ACTIVE
             sub.current_period_start = start

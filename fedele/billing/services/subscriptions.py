@@ -554,7 +554,8 @@ def subscription_cancel(
         locked.pending_change = None
         locked.paused_on = None
         locked.resume_on = None
-        locked.next_billing_on = None
+        # The final invoice (prorated credit, usage up to today, pending one-off charges) is due today.
+        locked.next_billing_on = today
         _save(locked)
         change = rules.history(
             locked, Kind.CANCELLED, effective_on=today, before=before, actor_id=actor_id, note=reason

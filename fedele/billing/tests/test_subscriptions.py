@@ -333,7 +333,7 @@ def test_cancel_now_credits_the_unused_days(time_machine) -> None:
     assert (cancelled.status, cancelled.ended_on, cancelled.next_billing_on) == (
         "cancelled",
         date(2026, 1, 16),
-        None,
+        date(2026, 1, 16),  # the final invoice (credit, usage so far) is due the same day
     )
     assert proration_rows(sub) == [("proration_credit", Decimal("-15.48"))]
     change = SubscriptionChange.objects.get(subscription=sub, kind="cancelled")
