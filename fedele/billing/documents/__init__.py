@@ -12,6 +12,8 @@ import os
 
 from django.conf import settings
 
+from fedele.shared.errors import ValidationFailed
+
 SELLER_KEYS = {
     "name": "fedele S.r.l.",
     "vat_number": "01234567890",
@@ -34,6 +36,19 @@ SELLER_KEYS = {
 def seller() -> dict[str, str]:
     """The issuing company: settings.FEDELE_SELLER overrides the environment, which overrides defaults."""
     configured: dict[str, str] = getattr(settings, "FEDELE_SELLER", None) or {}
+    if not getattr(settings, "FEDELE_ALLOW_PLACEHOLDER_IDENTITY", False):
+        missing = [
+            key
+            for key in ("name", "vat_number", "street", "postal_code", "city", "iban")
+            if not (configured.get(key) or os.environ.get(f"FEDELE_SELLER_{key.upper()}"))
+        ]
+        if missing:
+            raise ValidationFailed(
+                "Invoices need the issuing company's details: set "
+                + ", ".join(f"FEDELE_SELLER_{key.upper()}" for key in missing)
+                + ".",
+                code="seller_not_configured",
+            )
     return {
         key: str(configured.get(key) or os.environ.get(f"FEDELE_SELLER_{key.upper()}") or default)
         for key, default in SELLER_KEYS.items()
