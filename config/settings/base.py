@@ -205,6 +205,8 @@ SEPA_CREDITOR_NAME = env.str("SEPA_CREDITOR_NAME", default="")
 SEPA_CREDITOR_IBAN = env.str("SEPA_CREDITOR_IBAN", default="")
 SEPA_CREDITOR_BIC = env.str("SEPA_CREDITOR_BIC", default="")
 SEPA_CREDITOR_ID = env.str("SEPA_CREDITOR_ID", default="")
+# The language invoice line descriptions are written in (the PDF follows the customer's language).
+FEDELE_INVOICE_LANGUAGE = env.str("FEDELE_INVOICE_LANGUAGE", default="it")
 # Celery tasks sharing one billing run (each takes the subscription ids k modulo n).
 FEDELE_BILLING_RUN_WORKERS = env.int("FEDELE_BILLING_RUN_WORKERS", default=1)
 FEDELE_USAGE_MAX_AGE_DAYS = env.int("FEDELE_USAGE_MAX_AGE_DAYS", default=35)

@@ -216,6 +216,7 @@ def _history(
         if (day - first_month).days % 30 == 0:
             context.progress("billing history", (day - first_month).days, total_days)
         day += timedelta(days=1)
+    context.progress("billing history", total_days, total_days)
     context.counts["subscriptions"] = Subscription.objects.count()
     context.counts["invoices"] = Invoice.objects.count()
 

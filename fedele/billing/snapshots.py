@@ -64,6 +64,12 @@ def monthly_recurring_revenue(
     return Money(per_period / months, subscription.plan_version.currency).rounded().amount
 
 
+def quantity_text(quantity: Decimal) -> str:
+    """5.000000 → "5", 2.500000 → "2.5": quantities as people write them (never in exponent form)."""
+    text = format(quantity.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
 def subscription_snapshot(
     subscription: Subscription, charges: Iterable[PlanCharge] | None = None
 ) -> dict[str, Any]:
@@ -71,7 +77,7 @@ def subscription_snapshot(
         "status": subscription.status,
         "plan_code": subscription.plan.code,
         "plan_version_id": subscription.plan_version_id,
-        "quantity": str(subscription.quantity),
+        "quantity": quantity_text(subscription.quantity),
         "currency": subscription.plan_version.currency,
         "mrr": str(monthly_recurring_revenue(subscription, charges)),
     }

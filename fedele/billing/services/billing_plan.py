@@ -41,7 +41,7 @@ from fedele.billing.services.invoicing import (
     totals_for,
     vat_customer,
 )
-from fedele.billing.snapshots import subscription_snapshot
+from fedele.billing.snapshots import quantity_text, subscription_snapshot
 from fedele.shared import clock, context
 from fedele.shared.errors import ApplicationError, ValidationFailed
 
@@ -452,8 +452,8 @@ class BatchPlanner:
                 change=str(kind),
                 old_plan_code=old_code,
                 new_plan_code=version.plan.code,
-                old_quantity=str(old_quantity),
-                new_quantity=str(quantity),
+                old_quantity=quantity_text(old_quantity),
+                new_quantity=quantity_text(quantity),
                 effective_on=boundary.isoformat(),
             )
         )

@@ -21,11 +21,46 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from fedele.billing.contracts import ChargeKind, InvoiceLineKind, PricedLine
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext_noop
+
+from fedele.billing.contracts import ChargeKind, InvoiceLineKind, PricedLine, PriceModel
 from fedele.billing.models import Coupon, OneOffCharge, PlanCharge, PlanVersion
 from fedele.billing.pricing import charge_amount
 from fedele.billing.services import vat
 from fedele.shared.money import Money
+
+
+def invoice_text(message: str, **values: object) -> str:
+    """Line descriptions are written once, in the invoicing language (FEDELE_INVOICE_LANGUAGE, Italian
+    by default): an invoice is a legal document, the same text for the clerk, the PDF and FatturaPA."""
+    with translation.override(getattr(settings, "FEDELE_INVOICE_LANGUAGE", "it")):
+        text = translation.gettext(message)
+    return text % values if values else text
+
+
+def _detail(charge: PlanCharge, line: PricedLine) -> str:
+    """What a priced line is, in words of the invoicing language (pricing.py labels are English)."""
+    if line.tier_index is not None:
+        tiers = charge.tiers or []
+        lower = int(tiers[line.tier_index - 1]["up_to"]) if line.tier_index > 0 else 0
+        upper = tiers[line.tier_index].get("up_to")
+        if upper is None:
+            return invoice_text(
+                gettext_noop("tier %(number)s: units over %(lower)s"), number=line.tier_index + 1, lower=lower
+            )
+        return invoice_text(
+            gettext_noop("tier %(number)s: units %(first)s-%(last)s"),
+            number=line.tier_index + 1,
+            first=lower + 1,
+            last=upper,
+        )
+    if charge.model == PriceModel.PACKAGE:
+        return invoice_text(gettext_noop("packages of %(size)s units"), size=charge.package_size)
+    if line.description == "minimum commitment":
+        return invoice_text(gettext_noop("minimum commitment"))
+    return line.description
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +131,7 @@ def _templates(
     lines = list(priced_lines)
     result = []
     for line in lines:
-        detail = "" if len(lines) == 1 and line.tier_index is None else f" ({line.description})"
+        detail = "" if len(lines) == 1 and line.tier_index is None else f" ({_detail(charge, line)})"
         if line.flat_amount:
             quantity, unit_amount = Decimal(1), line.amount.amount
         else:
@@ -168,7 +203,7 @@ def setup_fee_template(prices: VersionPrices) -> LineTemplate | None:
         return None
     return LineTemplate(
         kind=InvoiceLineKind.SETUP_FEE,
-        description=f"Setup fee - {prices.version.plan.name}",
+        description=f"{invoice_text(gettext_noop('Setup fee'))} - {prices.version.plan.name}",
         quantity=Decimal(1),
         unit_amount=fee,
         amount=Money(fee, prices.version.currency).rounded().amount,

@@ -14,7 +14,7 @@ from fedele.billing.contracts import LIVE_SUBSCRIPTION_STATUSES, SubscriptionSta
 from fedele.billing.events import SubscriptionChanged
 from fedele.billing.models import Coupon, OneOffCharge, PlanVersion, Subscription, SubscriptionChange
 from fedele.billing.pricing import prorate, proration_for_change
-from fedele.billing.snapshots import recurring_amount, subscription_snapshot
+from fedele.billing.snapshots import quantity_text, recurring_amount, subscription_snapshot
 from fedele.shared import clock, events
 from fedele.shared.errors import Conflict, NotFound, ValidationFailed
 from fedele.shared.money import Money
@@ -258,8 +258,8 @@ def publish_changed(
             change=change,
             old_plan_code=str(before.get("plan_code", subscription.plan.code)),
             new_plan_code=subscription.plan.code,
-            old_quantity=str(before.get("quantity", subscription.quantity)),
-            new_quantity=str(subscription.quantity),
+            old_quantity=str(before.get("quantity", quantity_text(subscription.quantity))),
+            new_quantity=quantity_text(subscription.quantity),
             effective_on=effective_on.isoformat(),
         ),
         aggregate_type="subscription",

@@ -23,6 +23,7 @@ from fedele.billing.models import BillingAccount, PlanVersion, Subscription, Sub
 from fedele.billing.periods import period_end
 from fedele.billing.services import subscription_rules as rules
 from fedele.billing.services.subscription_rules import ChangePreview
+from fedele.billing.snapshots import quantity_text
 from fedele.shared import audit, clock, events, sequences
 from fedele.shared.errors import Conflict, ValidationFailed
 from fedele.shared.money import Money
@@ -161,7 +162,7 @@ def subscription_create(
                 number=subscription.number,
                 customer_id=str(locked_account.customer.public_id),
                 plan_code=subscription.plan.code,
-                quantity=str(subscription.quantity),
+                quantity=quantity_text(subscription.quantity),
                 started_on=start.isoformat(),
                 trial_end=trial_end.isoformat() if trial_end else None,
             ),

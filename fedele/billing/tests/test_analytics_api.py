@@ -179,7 +179,7 @@ def test_revenue_page_shows_kpis_charts_and_tables(client: Client, history: None
     assert response.status_code == 200
     page = response.content.decode()
     assert 'data-kpi="mrr">130.00' in page
-    assert 'data-kpi="arr">1560.00' in page
+    assert 'data-kpi="arr">1,560.00' in page
     assert 'data-kpi="arpa">130.00' in page
     assert 'data-kpi="logo_churn">50.00%' in page
     assert 'data-kpi="nrr">—' in page  # nobody paid in March 2025

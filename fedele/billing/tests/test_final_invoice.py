@@ -62,3 +62,40 @@ def test_cancel_now_bills_usage_so_far_and_the_credit_once():
     assert (cancelled.status, cancelled.next_billing_on) == ("cancelled", None)
     _run(date(2026, 2, 1))  # never billed again
     assert Invoice.objects.count() == 2
+
+
+def test_line_descriptions_are_written_in_the_invoicing_language():
+    version = flat_plan("49.00", name="API Pro")
+    metric = MetricFactory(code="api-calls")
+    usage_charge(
+        version,
+        metric,
+        model="graduated",
+        tiers=[
+            {"up_to": 1000, "unit_amount": "0", "flat_amount": "0"},
+            {"up_to": 5000, "unit_amount": "0.002", "flat_amount": "0"},
+            {"up_to": None, "unit_amount": "0.001", "flat_amount": "0"},
+        ],
+    )
+    version.setup_fee = Decimal("10.00")
+    version.save()
+    sub = subscription(version, account=italian_consumer_account(), start=date(2026, 1, 1))
+    _run(date(2026, 1, 1))
+    UsageEvent.objects.create(
+        account=sub.account,
+        subscription=sub,
+        metric=metric,
+        external_id="u1",
+        quantity=Decimal(7000),
+        occurred_at=datetime(2026, 1, 10, 12, tzinfo=UTC),
+        received_at=datetime(2026, 1, 10, 12, tzinfo=UTC),
+    )
+    _run(date(2026, 2, 1))
+    first, renewal = Invoice.objects.order_by("id")
+    assert "Costo di attivazione - API Pro" in set(first.lines.values_list("description", flat=True))
+    usage = sorted(renewal.lines.filter(kind="usage").values_list("description", "amount"))
+    # 7,000 calls: 1,000 free (a 0.00 line is left out), 4,000 x 0.002 = 8.00, 2,000 x 0.001 = 2.00.
+    assert [amount for _, amount in usage] == [Decimal("8.00"), Decimal("2.00")]
+    descriptions = " | ".join(description for description, _ in usage)
+    assert "scaglione 2: unità 1001-5000" in descriptions
+    assert "scaglione 3: unità oltre 5000" in descriptions
