@@ -121,7 +121,9 @@ def _last_day(end: date | None) -> date | None:
     return end - timedelta(days=1) if end else None
 
 
-class _Document(FPDF):
+class Document(FPDF):
+    """An A4 page with the house footer (issuer, page n/N); shared by invoices and quotes."""
+
     footer_text = ""
 
     def footer(self) -> None:
@@ -131,6 +133,37 @@ class _Document(FPDF):
         self.cell(0, 5, latin(self.footer_text, 300), align="L")
         self.cell(0, 5, f"{self.page_no()}/{{nb}}", align="R")
 
+    def text_line(self, value: str, size: float = 9, style: str = "", height: float = 4.6) -> None:
+        self.set_font("Helvetica", style=style, size=size)
+        self.multi_cell(0, height, latin(value, 2000), new_x="LMARGIN", new_y="NEXT")
+
+
+def start_document(*, title: str, footer: str, author: str) -> Document:
+    pdf = Document(format="A4")
+    pdf.set_compression(COMPRESS)
+    pdf.footer_text = footer
+    pdf.set_title(latin(title, 100))
+    pdf.set_author(latin(author, 80))
+    pdf.alias_nb_pages()
+    pdf.set_auto_page_break(auto=True, margin=18)
+    pdf.add_page()
+    pdf.set_margins(15, 15, 15)
+    return pdf
+
+
+def seller_block(pdf: Document, company: dict[str, str], text: dict[str, str]) -> None:
+    """Name, address, VAT number and fiscal code, contacts of the issuing company."""
+    pdf.text_line(company["name"], size=14, style="B", height=7)
+    place = f"{company['postal_code']} {company['city']} ({company['province']}) {company['country']}"
+    pdf.text_line(f"{company['street']}, {place}")
+    pdf.text_line(
+        f"{text['vat_number']} IT{company['vat_number']}  {text['fiscal_code']} {company['fiscal_code']}"
+    )
+    contacts = "  ".join(v for v in (company["email"], company["pec"], company["phone"]) if v)
+    if contacts:
+        pdf.text_line(contacts)
+    pdf.ln(4)
+
 
 def render_invoice_pdf(invoice: Invoice, language: str) -> bytes:
     language = language if language in LABELS else "it"
@@ -138,31 +171,13 @@ def render_invoice_pdf(invoice: Invoice, language: str) -> bytes:
     company = seller()
     snapshot: dict[str, Any] = invoice.customer_snapshot or {}
     currency = invoice.currency
-    pdf = _Document(format="A4")
-    pdf.set_compression(COMPRESS)
-    pdf.footer_text = (
-        f"{company['name']} - {text['vat_number']} IT{company['vat_number']} - {text['electronic']}"
+    pdf = start_document(
+        title=f"{text[invoice.kind]} {invoice.number or ''}",
+        footer=f"{company['name']} - {text['vat_number']} IT{company['vat_number']} - {text['electronic']}",
+        author=company["name"],
     )
-    pdf.set_title(latin(f"{text[invoice.kind]} {invoice.number or ''}", 100))
-    pdf.set_author(latin(company["name"], 80))
-    pdf.alias_nb_pages()
-    pdf.set_auto_page_break(auto=True, margin=18)
-    pdf.add_page()
-    pdf.set_margins(15, 15, 15)
-
-    def line(value: str, size: float = 9, style: str = "", height: float = 4.6) -> None:
-        pdf.set_font("Helvetica", style=style, size=size)
-        pdf.multi_cell(0, height, latin(value, 2000), new_x="LMARGIN", new_y="NEXT")
-
-    # seller block
-    line(company["name"], size=14, style="B", height=7)
-    place = f"{company['postal_code']} {company['city']} ({company['province']}) {company['country']}"
-    line(f"{company['street']}, {place}")
-    line(f"{text['vat_number']} IT{company['vat_number']}  {text['fiscal_code']} {company['fiscal_code']}")
-    contacts = "  ".join(v for v in (company["email"], company["pec"], company["phone"]) if v)
-    if contacts:
-        line(contacts)
-    pdf.ln(4)
+    line = pdf.text_line
+    seller_block(pdf, company, text)
 
     # title and dates
     title = text[invoice.kind]

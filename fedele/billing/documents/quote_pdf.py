@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from fpdf import FPDF
-
 from fedele.billing.documents import pdf as invoice_pdf
 from fedele.billing.documents import seller
 from fedele.billing.documents.fatturapa import latin
@@ -92,17 +90,6 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
-class QuoteDocument(FPDF):
-    footer_text = ""
-
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.set_font("Helvetica", size=7)
-        self.set_text_color(110)
-        self.cell(0, 5, latin(self.footer_text, 300), align="L")
-        self.cell(0, 5, f"{self.page_no()}/{{nb}}", align="R")
-
-
 def _percent(value: Decimal, language: str) -> str:
     return f"{format_number(value, language)}%" if value else ""
 
@@ -131,29 +118,13 @@ def render_quote_pdf(quote: Quote, language: str, *, accept_url: str = "") -> by
     company = seller()
     customer = customer_summary(str(quote.account.customer.public_id))
     currency = quote.currency
-    pdf = QuoteDocument(format="A4")
-    pdf.set_compression(invoice_pdf.COMPRESS)
-    pdf.footer_text = f"{company['name']} - {text['vat_number']} IT{company['vat_number']} - {text['footer']}"
-    pdf.set_title(latin(f"{text['quote']} {quote.number}", 100))
-    pdf.set_author(latin(company["name"], 80))
-    pdf.alias_nb_pages()
-    pdf.set_auto_page_break(auto=True, margin=18)
-    pdf.add_page()
-    pdf.set_margins(15, 15, 15)
-
-    def line(value: str, size: float = 9, style: str = "", height: float = 4.6) -> None:
-        pdf.set_font("Helvetica", style=style, size=size)
-        pdf.multi_cell(0, height, latin(value, 2000), new_x="LMARGIN", new_y="NEXT")
-
-    # seller block
-    line(company["name"], size=14, style="B", height=7)
-    address = f"{company['street']}, {company['postal_code']} {company['city']} ({company['province']})"
-    line(f"{address} {company['country']}")
-    line(f"{text['vat_number']} IT{company['vat_number']}  {text['fiscal_code']} {company['fiscal_code']}")
-    contacts = "  ".join(v for v in (company["email"], company["pec"], company["phone"]) if v)
-    if contacts:
-        line(contacts)
-    pdf.ln(4)
+    pdf = invoice_pdf.start_document(
+        title=f"{text['quote']} {quote.number}",
+        footer=f"{company['name']} - {text['vat_number']} IT{company['vat_number']} - {text['footer']}",
+        author=company["name"],
+    )
+    line = pdf.text_line
+    invoice_pdf.seller_block(pdf, company, text)
 
     # title and facts
     title = text["quote"]
