@@ -86,34 +86,61 @@ print(json.dumps({"calls": calls, "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms"
 """
 
 
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+PG_DATABASE = "bench_proration_preview"
+
+
+def _measure(database_url: str, directory: str, calls: int) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.embedded",
+        "DATABASE_URL": database_url,
+        "FEDELE_DATA_DIR": directory,
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", WORKER, str(calls)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    if completed.returncode != 0:
+        return {"error": completed.stderr[-2000:]}
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return {**result, "meets_target": result["p95_ms"] < 50}
+
+
+def _postgres(directory: str, calls: int) -> dict[str, Any]:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE}")
+            admin.execute(f"CREATE DATABASE {PG_DATABASE}")
+    except psycopg.OperationalError as error:
+        return {"skipped": f"PostgreSQL not reachable: {error}"}
+    try:
+        return _measure(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{PG_DATABASE}", directory, calls)
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE}")
+
+
 def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="proration_preview")
     parser.add_argument("--calls", type=int, default=500)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as directory:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.embedded",
-            "DATABASE_URL": f"sqlite:///{directory}/bench.sqlite3",
-            "FEDELE_DATA_DIR": directory,
-        }
-        completed = subprocess.run(
-            [sys.executable, "-c", WORKER, str(args.calls)],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if completed.returncode != 0:
-        return {"benchmark": "proration_preview", "error": completed.stderr[-2000:]}
-    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+        sqlite = _measure(f"sqlite:///{directory}/bench.sqlite3", directory, args.calls)
+        postgresql = _postgres(directory, args.calls)
     return {
         "benchmark": "proration_preview",
         "endpoint": "POST /api/v1/billing/subscriptions/{id}/preview-change",
-        **result,
         "target_p95_ms": 50,
-        "meets_target": result["p95_ms"] < 50,
+        "sqlite": sqlite,
+        "postgresql": postgresql,
     }
 
 
