@@ -24,17 +24,23 @@ def daily_billing_run() -> int | None:
     from fedele.billing.services.invoicing import business_today
     from fedele.shared.errors import Conflict
 
+    from fedele.billing.services.pending_charges import pending_charges_invoice
+
     today = business_today()
     resumable = billing_run_latest_resumable()
     if resumable is not None:
-        return billing_run_execute(resumable.pk).invoices_created
-    if BillingRun.objects.filter(as_of=today, status=BillingRun.Status.COMPLETED).exists():
-        return None
-    try:
-        run = billing_run_start(as_of=today, execute=False)
-    except Conflict:
-        return None
-    return billing_run_execute(run.pk).invoices_created
+        created = billing_run_execute(resumable.pk).invoices_created
+    elif BillingRun.objects.filter(as_of=today, status=BillingRun.Status.COMPLETED).exists():
+        created = None
+    else:
+        try:
+            run = billing_run_start(as_of=today, execute=False)
+        except Conflict:
+            return None
+        created = billing_run_execute(run.pk).invoices_created
+    # After the run: charges of customers no subscription invoice picked up get their own invoice.
+    orphans = len(pending_charges_invoice(as_of=today))
+    return None if created is None and not orphans else (created or 0) + orphans
 
 
 @shared_task(name="billing.deliver_invoices", acks_late=True)
