@@ -82,7 +82,7 @@ def active_subscriptions(customer_public_id: str) -> list[SubscriptionSummary]:
     rows = (
         Subscription.objects.filter(account=account, status__in=statuses)
         .select_related("plan", "plan_version", "coupon")
-        .prefetch_related("plan_version__charges")
+        .prefetch_related("plan_version__charges", "addons__plan_version__charges")
         .order_by("-id")
     )
     return [

@@ -43,15 +43,31 @@ def discounted(amount: Decimal, coupon: Coupon | None, currency: str) -> Decimal
     return Money(reduced, currency).rounded().amount
 
 
+AddOnPrices = Iterable[tuple[Iterable[PlanCharge], Decimal]]
+"""(recurring charges of the add-on's plan version, quantity) of each active add-on."""
+
+
+def active_addons(subscription: Subscription) -> list[tuple[Iterable[PlanCharge], Decimal]]:
+    """From ``subscription.addons`` (prefetch ``addons__plan_version__charges`` when listing many)."""
+    return [
+        (addon.plan_version.charges.all(), addon.quantity)
+        for addon in subscription.addons.all()
+        if addon.removed_on is None
+    ]
+
+
 def monthly_recurring_revenue(
-    subscription: Subscription, charges: Iterable[PlanCharge] | None = None
+    subscription: Subscription, charges: Iterable[PlanCharge] | None = None, addons: AddOnPrices | None = None
 ) -> Decimal:
-    """Normalised to one month: a yearly 120.00 plan is 10.00 MRR. Zero when the subscription is not
-    billing. A coupon counts while it is still applied (periods remaining, or forever)."""
+    """Normalised to one month: a yearly 120.00 plan is 10.00 MRR; active add-ons count. Zero when the
+    subscription is not billing. A coupon counts while it is still applied (periods remaining, or
+    forever); as on the invoice, it discounts every recurring charge, add-ons included."""
     if subscription.status not in BILLING_STATUSES:
         return Decimal(0)
     rows = list(charges) if charges is not None else list(subscription.plan_version.charges.all())
     per_period = recurring_amount(rows, subscription.quantity)
+    for addon_charges, addon_quantity in active_addons(subscription) if addons is None else addons:
+        per_period += recurring_amount(addon_charges, addon_quantity)
     coupon = subscription.coupon if subscription.coupon_id else None
     if (
         coupon is not None
@@ -71,7 +87,7 @@ def quantity_text(quantity: Decimal) -> str:
 
 
 def subscription_snapshot(
-    subscription: Subscription, charges: Iterable[PlanCharge] | None = None
+    subscription: Subscription, charges: Iterable[PlanCharge] | None = None, addons: AddOnPrices | None = None
 ) -> dict[str, Any]:
     return {
         "status": subscription.status,
@@ -79,5 +95,5 @@ def subscription_snapshot(
         "plan_version_id": subscription.plan_version_id,
         "quantity": quantity_text(subscription.quantity),
         "currency": subscription.plan_version.currency,
-        "mrr": str(monthly_recurring_revenue(subscription, charges)),
+        "mrr": str(monthly_recurring_revenue(subscription, charges, addons)),
     }

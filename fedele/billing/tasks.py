@@ -22,9 +22,8 @@ def daily_billing_run() -> int | None:
         billing_run_start,
     )
     from fedele.billing.services.invoicing import business_today
-    from fedele.shared.errors import Conflict
-
     from fedele.billing.services.pending_charges import pending_charges_invoice
+    from fedele.shared.errors import Conflict
 
     today = business_today()
     resumable = billing_run_latest_resumable()

@@ -151,7 +151,7 @@ def my_subscriptions(request: HttpRequest) -> Any:
         return []
     subscriptions = (
         portal.account.subscriptions.select_related("plan", "plan_version")
-        .prefetch_related("plan_version__charges")
+        .prefetch_related("plan_version__charges", "addons__plan_version__charges")
         .order_by("-id")
     )
     return [_subscription_out(subscription) for subscription in subscriptions]

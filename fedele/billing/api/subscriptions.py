@@ -13,8 +13,9 @@ from django.http import HttpRequest, JsonResponse
 from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 
 from fedele.accounts.facade import Actor, actor_for
-from fedele.billing.models import PlanVersion, Subscription, SubscriptionChange
+from fedele.billing.models import PlanVersion, Subscription, SubscriptionAddOn, SubscriptionChange
 from fedele.billing.selectors import subscriptions as selectors
+from fedele.billing.services import addons
 from fedele.billing.services import subscriptions as services
 from fedele.billing.services.accounts import billing_account_for_customer
 from fedele.billing.services.importing import ImportReport, subscriptions_import, valid_price_map
@@ -75,8 +76,24 @@ class SubscriptionOut(Schema):
     external_reference: str
 
 
+class AddOnOut(Schema):
+    id: UUID
+    plan_code: str
+    plan_name: str
+    plan_version_id: UUID
+    quantity: Decimal
+    added_on: date
+    removed_on: date | None
+
+
+class AddOnIn(StrictSchema):
+    plan_version_id: UUID
+    quantity: Decimal = Field(Decimal(1), gt=0, le=Decimal("1000000"))
+
+
 class SubscriptionDetailOut(SubscriptionOut):
     history: list[HistoryOut]
+    addons: list[AddOnOut]
 
 
 class SubscriptionPage(Schema):
@@ -225,6 +242,18 @@ def plan_version_by_public_id(public_id: UUID | None) -> PlanVersion | None:
 def _detail(subscription: Subscription) -> dict[str, Any]:
     row = subscription_row(subscription)
     row["history"] = [_history_row(c) for c in selectors.subscription_history(subscription=subscription)]
+    row["addons"] = [
+        {
+            "id": addon.public_id,
+            "plan_code": addon.plan_version.plan.code,
+            "plan_name": addon.plan_version.plan.name,
+            "plan_version_id": addon.plan_version.public_id,
+            "quantity": addon.quantity,
+            "added_on": addon.added_on,
+            "removed_on": addon.removed_on,
+        }
+        for addon in subscription.addons.select_related("plan_version__plan").order_by("id")
+    ]
     return row
 
 
@@ -245,7 +274,7 @@ def list_subscriptions(request: HttpRequest, query: Query[SubscriptionListQuery]
     queryset = selectors.subscription_list(
         actor=actor,
         filters=selectors.SubscriptionFilters(status=query.status, plan=query.plan, customer=query.customer),
-    ).prefetch_related("plan_version__charges")
+    ).prefetch_related("plan_version__charges", "addons__plan_version__charges")
     page = paginate(
         queryset, ordering=query.ordering, allowed=selectors.ORDERINGS, cursor=query.cursor, limit=query.limit
     )
@@ -412,6 +441,35 @@ def apply_coupon(request: HttpRequest, subscription_id: UUID, payload: CouponIn)
     services.subscription_apply_coupon(
         subscription=subscription, coupon_code=payload.code, actor_id=actor.user_id
     )
+    return _detail(selectors.subscription_get(actor=actor, public_id=str(subscription_id)))
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/addons",
+    response={200: SubscriptionDetailOut, **ERROR_RESPONSES},
+    summary="Add an add-on (prorated for the rest of an invoiced period)",
+)
+def add_addon(request: HttpRequest, subscription_id: UUID, payload: AddOnIn) -> dict[str, Any]:
+    actor, subscription = _managed(request, subscription_id)
+    version = plan_version_by_public_id(payload.plan_version_id)
+    assert version is not None
+    addons.subscription_addon_add(
+        subscription=subscription, plan_version=version, quantity=payload.quantity, actor_id=actor.user_id
+    )
+    return _detail(selectors.subscription_get(actor=actor, public_id=str(subscription_id)))
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/addons/{addon_id}/remove",
+    response={200: SubscriptionDetailOut, **ERROR_RESPONSES},
+    summary="Remove an add-on (the unused days of an invoiced period are credited)",
+)
+def remove_addon(request: HttpRequest, subscription_id: UUID, addon_id: UUID) -> dict[str, Any]:
+    actor, subscription = _managed(request, subscription_id)
+    addon = SubscriptionAddOn.objects.filter(subscription=subscription, public_id=addon_id).first()
+    if addon is None:
+        raise NotFound("Add-on not found.", code="addon_not_found")
+    addons.subscription_addon_remove(addon=addon, actor_id=actor.user_id)
     return _detail(selectors.subscription_get(actor=actor, public_id=str(subscription_id)))
 
 

@@ -153,6 +153,8 @@ class SubscriptionChange(models.Model):
         COUPON_APPLIED = "coupon_applied", _("coupon applied")
         MIGRATED = "migrated", _("migrated to a new plan version")
         PAST_DUE = "past_due", _("past due")
+        ADDON_ADDED = "addon_added", _("add-on added")
+        ADDON_REMOVED = "addon_removed", _("add-on removed")
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="changes")
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -173,6 +175,7 @@ class SubscriptionChange(models.Model):
 
 
 class SubscriptionAddOn(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="addons")
     plan_version = models.ForeignKey("billing.PlanVersion", on_delete=models.PROTECT, related_name="+")
     quantity = models.DecimalField(**QUANTITY, default=Decimal(1))

@@ -116,6 +116,7 @@ class BatchPlanner:
         self.coupons: dict[int, Coupon] = {}
         self.products: dict[int, Product] = {}
         self._snapshots: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._addons: dict[int, list[SubscriptionAddOn]] = {}
         self._received_before = clock.now()
         self._usage_subscriptions: set[int] = set()
         self.now = clock.now()
@@ -152,6 +153,7 @@ class BatchPlanner:
         addons: dict[int, list[SubscriptionAddOn]] = defaultdict(list)
         for addon in SubscriptionAddOn.objects.filter(subscription_id__in=sub_ids, removed_on__isnull=True):
             addons[addon.subscription_id].append(addon)
+        self._addons = addons
         pending_versions = {
             int(sub.pending_change["plan_version_id"])
             for sub in subscriptions
@@ -246,12 +248,17 @@ class BatchPlanner:
             sub.billing_period,
             sub.coupon_id,
             sub.coupon_periods_remaining if sub.coupon_id else None,
+            tuple((addon.plan_version_id, addon.quantity) for addon in self._addons.get(sub.pk, [])),
         )
         cached = self._snapshots.get(key)
         if cached is None:
             self._attach(sub)
+            addons = [
+                (self.prices[addon.plan_version_id].recurring, addon.quantity)
+                for addon in self._addons.get(sub.pk, [])
+            ]
             cached = self._snapshots[key] = subscription_snapshot(
-                sub, self.prices[sub.plan_version_id].recurring
+                sub, self.prices[sub.plan_version_id].recurring, addons
             )
         return dict(cached)
 

@@ -4,7 +4,7 @@ lifecycle actions; scoping (404 for others' subscriptions), permissions and the 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from fedele.accounts.tests.factories import auth_header, user_with_roles
 from fedele.billing.models import OneOffCharge, Subscription
-from fedele.billing.tests.factories import BillingAccountFactory, flat_plan
+from fedele.billing.tests.factories import BillingAccountFactory, flat_plan, subscription
 from fedele.billing.tests.subscription_helpers import billed_subscription, sibling_version, side_effects
 from fedele.customers.tests.factories import ContactFactory, CustomerFactory
 
@@ -188,3 +188,28 @@ def test_list_filters_and_query_count(client: Client, clerk, time_machine) -> No
     with CaptureQueriesContext(connection) as queries:
         client.get(BASE, **clerk)
     assert len(queries) == fixed  # no query per row
+
+
+def test_addons_through_the_api(client: Client, clerk, time_machine) -> None:
+    time_machine.move_to("2026-01-01 09:00:00+00:00", tick=False)
+    sub = subscription(flat_plan("30.00"), start=date(2026, 1, 1))
+    addon = flat_plan("6.20", code="ip-statico-api", name="IP statico", is_addon=True)
+    url = f"{BASE}/{sub.public_id}/addons"
+    refused = post(client, url, {"plan_version_id": str(sub.plan_version.public_id)}, clerk)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_addon"
+    assert (
+        post(client, url, {"plan_version_id": str(addon.public_id), "quantity": "-1"}, clerk).status_code
+        == 422
+    )
+    added = post(client, url, {"plan_version_id": str(addon.public_id), "quantity": "2"}, clerk)
+    assert added.status_code == 200, added.content
+    rows = added.json()["addons"]
+    assert [(row["plan_code"], row["quantity"], row["removed_on"]) for row in rows] == [
+        ("ip-statico-api", "2.000000", None)
+    ]
+    assert added.json()["mrr"] == "36.20"  # 30.00 + 6.20: a flat fee is per add-on, whatever the quantity
+    removed = post(client, f"{url}/{rows[0]['id']}/remove", {}, clerk)
+    assert removed.status_code == 200
+    assert removed.json()["addons"][0]["removed_on"] == "2026-01-01"
+    assert post(client, f"{url}/{rows[0]['id']}/remove", {}, clerk).status_code == 409
+    assert post(client, f"{url}/00000000-0000-0000-0000-000000000000/remove", {}, clerk).status_code == 404

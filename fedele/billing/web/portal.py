@@ -79,7 +79,7 @@ def own_subscription(portal: Portal, public_id: Any) -> Subscription:
     found = (
         Subscription.objects.filter(account=portal.account, public_id=public_id)
         .select_related("plan", "plan_version", "account")
-        .prefetch_related("plan_version__charges")
+        .prefetch_related("plan_version__charges", "addons__plan_version__charges")
         .first()
     )
     if found is None:
@@ -158,7 +158,7 @@ def portal_home(request: HttpRequest) -> HttpResponse:
         subscriptions = (
             Subscription.objects.filter(account=portal.account)
             .select_related("plan", "plan_version")
-            .prefetch_related("plan_version__charges")
+            .prefetch_related("plan_version__charges", "addons__plan_version__charges")
             .order_by("status", "-id")
         )
         cards = [_subscription_card(subscription, today) for subscription in subscriptions]

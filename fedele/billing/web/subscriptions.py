@@ -61,7 +61,9 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
         search=request.GET.get("q", "").strip()[:100],
     )
     page = paginate(
-        selectors.subscription_list(actor=actor, filters=filters).prefetch_related("plan_version__charges"),
+        selectors.subscription_list(actor=actor, filters=filters).prefetch_related(
+            "plan_version__charges", "addons__plan_version__charges"
+        ),
         ordering="-created_at",
         allowed=selectors.ORDERINGS,
         cursor=request.GET.get("cursor") or None,
