@@ -40,6 +40,7 @@ def test_added_mid_period_charges_the_days_left_then_renews_with_the_plan():
     charge = OneOffCharge.objects.get()
     assert (charge.kind, charge.unit_amount) == ("proration_charge", Decimal("3.20"))
     change = SubscriptionChange.objects.get(kind="addon_added")
+    assert change.before is not None and change.after is not None
     assert (change.proration_charge, change.before["mrr"], change.after["mrr"]) == (
         Decimal("3.20"),
         "30.00",
