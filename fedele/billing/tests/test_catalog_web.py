@@ -4,7 +4,7 @@ forms go through the services (tier editor, live proration preview, actions, cre
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -12,8 +12,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from fedele.accounts.tests.factories import user_with_roles
-from fedele.billing.models import Coupon, PlanCharge, PlanVersion, Subscription
-from fedele.billing.tests.factories import PlanFactory, flat_plan
+from fedele.billing.models import Coupon, PlanCharge, PlanVersion, Subscription, SubscriptionAddOn
+from fedele.billing.tests.factories import PlanFactory, flat_plan, subscription
 from fedele.billing.tests.subscription_helpers import billed_subscription, sibling_version
 from fedele.customers.tests.factories import CustomerFactory
 
@@ -157,3 +157,18 @@ def test_pages_refuse_users_without_billing(client: Client) -> None:
     client.force_login(user_with_roles("technician"))
     assert client.get("/billing/subscriptions/").status_code == 403
     assert client.get("/billing/catalog/").status_code == 403
+
+
+def test_addons_card_adds_and_removes(clerk: Client) -> None:
+    sub = subscription(flat_plan("30.00"), start=date(2026, 1, 1))
+    addon = flat_plan("6.20", name="IP statico", is_addon=True)
+    page = clerk.get(f"/billing/subscriptions/{sub.public_id}/").content.decode()
+    assert 'id="addons"' in page and "IP statico" in page
+    url = f"/billing/subscriptions/{sub.public_id}/addon/"
+    assert clerk.post(url, {"plan_version": str(addon.pk), "quantity": "2"}).status_code == 302
+    row = SubscriptionAddOn.objects.get()
+    assert (row.plan_version_id, row.quantity, row.removed_on) == (addon.pk, Decimal(2), None)
+    bad = clerk.post(f"/billing/subscriptions/{sub.public_id}/remove-addon/", {"addon": "not-a-uuid"})
+    assert bad.status_code == 302 and SubscriptionAddOn.objects.get().removed_on is None
+    clerk.post(f"/billing/subscriptions/{sub.public_id}/remove-addon/", {"addon": str(row.public_id)})
+    assert SubscriptionAddOn.objects.get().removed_on is not None

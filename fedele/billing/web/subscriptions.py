@@ -4,6 +4,7 @@ create from a customer, and the Stripe-style import."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,6 +22,7 @@ from fedele.accounts.facade import Actor, actor_for
 from fedele.billing.models import PlanVersion, Subscription
 from fedele.billing.selectors import catalog as catalog_selectors
 from fedele.billing.selectors import subscriptions as selectors
+from fedele.billing.services import addons
 from fedele.billing.services import subscriptions as services
 from fedele.billing.services.accounts import billing_account_for_customer
 from fedele.billing.services.importing import subscriptions_import, valid_price_map
@@ -97,7 +99,9 @@ def _detail_context(actor: Actor, subscription: Subscription) -> dict[str, Any]:
         "subscription": subscription,
         "mrr": monthly_recurring_revenue(subscription),
         "history": selectors.subscription_history(subscription=subscription),
-        "versions": versions,
+        "versions": versions.filter(plan__is_addon=False),
+        "addon_versions": versions.filter(plan__is_addon=True),
+        "addons": subscription.addons.filter(removed_on__isnull=True).select_related("plan_version__plan"),
         "status_labels": STATUS_LABELS,
         "can_manage": actor.can("billing.manage_billing"),
         "is_live": subscription.status in ("trialing", "active", "past_due"),
@@ -191,6 +195,27 @@ def subscription_action(request: HttpRequest, public_id: str, action: str) -> Ht
                 "unschedule": services.subscription_unschedule_change,
             }[action]
             function(subscription=subscription, actor_id=actor.user_id)
+        elif action == "addon":
+            version, quantity, _at = _change_input(request)
+            if version is None:
+                raise ValidationFailed(
+                    _("Choose an add-on."), fields={"plan_version": _("Choose an add-on.")}
+                )
+            addons.subscription_addon_add(
+                subscription=subscription,
+                plan_version=version,
+                quantity=quantity if quantity is not None else Decimal(1),
+                actor_id=actor.user_id,
+            )
+        elif action == "remove-addon":
+            try:
+                addon_id = uuid.UUID(request.POST.get("addon", "")[:36])
+            except ValueError:
+                addon_id = None
+            addon = subscription.addons.filter(public_id=addon_id).first() if addon_id else None
+            if addon is None:
+                raise ValidationFailed(_("Choose an add-on."))
+            addons.subscription_addon_remove(addon=addon, actor_id=actor.user_id)
         elif action == "coupon":
             services.subscription_apply_coupon(
                 subscription=subscription, coupon_code=request.POST.get("code", ""), actor_id=actor.user_id
