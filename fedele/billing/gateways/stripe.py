@@ -113,6 +113,57 @@ class StripeGateway:
             return _failure_from_error(error, request.amount, request.currency)
         return _result_of_intent(intent)
 
+    def checkout_url(
+        self,
+        *,
+        invoice_public_id: str,
+        invoice_number: str,
+        customer_public_id: str,
+        amount: Decimal,
+        currency: str,
+        customer_email: str,
+        language: str,
+        success_url: str,
+        cancel_url: str,
+    ) -> str:
+        """A Stripe Checkout page where the customer pays an invoice by card. The PaymentIntent it
+        creates carries the invoice in its metadata, so ``payment_intent.succeeded`` settles it
+        through the webhook like any other card payment. The same invoice and amount give the same
+        session (idempotency key), so a double click does not open two payments."""
+        metadata = {
+            "invoice_id": invoice_public_id,
+            "invoice_number": invoice_number,
+            "customer_id": customer_public_id,
+        }
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": currency.lower(),
+                        "unit_amount": to_minor_units(amount, currency),
+                        "product_data": {"name": f"{invoice_number}"},
+                    },
+                }
+            ],
+            "payment_intent_data": {"metadata": metadata, "description": f"Invoice {invoice_number}"},
+            "metadata": metadata,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "locale": "it" if language == "it" else "en",
+        }
+        if customer_email:
+            params["customer_email"] = customer_email
+        session = self.client.v1.checkout.sessions.create(
+            params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": f"checkout-{invoice_public_id}-{to_minor_units(amount, currency)}"},
+        )
+        url = _plain(session).get("url")
+        if not url:
+            raise ValidationFailed("Stripe did not return a payment page.", code="gateway_error")
+        return str(url)
+
     def confirm(self, external_id: str) -> GatewayResult:
         try:
             intent = self.client.v1.payment_intents.confirm(external_id)

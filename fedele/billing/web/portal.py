@@ -13,6 +13,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import stripe as stripe_sdk
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -25,6 +26,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from fedele.accounts.facade import actor_for
 from fedele.billing.contracts import InvoiceKind, InvoiceStatus, SubscriptionStatus
 from fedele.billing.documents import seller
+from fedele.billing.gateways import base as gateways
+from fedele.billing.gateways.stripe import StripeGateway
+from fedele.billing.gateways.stripe import setting as stripe_setting
 from fedele.billing.models import BillingAccount, Invoice, PlanVersion, Subscription
 from fedele.billing.selectors.catalog import sellable_versions
 from fedele.billing.selectors.statements import account_statement, statement_csv
@@ -390,6 +394,9 @@ def portal_invoice(request: HttpRequest, public_id: Any) -> HttpResponse:
     context = {
         "portal": portal,
         "row": _invoice_row(invoice),
+        "can_pay_by_card": card_payments_enabled()
+        and invoice.status == "finalised"
+        and invoice.amount_due > 0,
         "lines": lines,
         "subtotal": money(invoice.subtotal, invoice.currency),
         "tax_total": money(invoice.tax_total, invoice.currency),
@@ -397,6 +404,42 @@ def portal_invoice(request: HttpRequest, public_id: Any) -> HttpResponse:
         "tab": "invoices",
     }
     return render(request, "billing/portal/invoice.html", context)
+
+
+def card_payments_enabled() -> bool:
+    return bool(stripe_setting("STRIPE_API_KEY"))
+
+
+@login_required
+@require_POST
+def portal_invoice_pay_card(request: HttpRequest, public_id: Any) -> HttpResponse:
+    """Off to Stripe Checkout for the amount due; the webhook settles the invoice when it is paid."""
+    portal = _portal(request)
+    invoice = own_invoice(portal, public_id)
+    back = request.build_absolute_uri(reverse("billing:portal_invoice", args=[invoice.public_id]))
+    if not card_payments_enabled() or invoice.status != "finalised" or invoice.amount_due <= 0:
+        messages.error(request, _("This invoice cannot be paid by card."))
+        return redirect(back)
+    try:
+        gateway = gateways.get("stripe")
+        assert isinstance(gateway, StripeGateway)
+        url = gateway.checkout_url(
+            invoice_public_id=str(invoice.public_id),
+            invoice_number=invoice.number or "",
+            customer_public_id=str(invoice.customer_snapshot.get("public_id", "")),
+            amount=invoice.amount_due,
+            currency=invoice.currency,
+            customer_email=str(invoice.customer_snapshot.get("email", "")),
+            language=language(),
+            success_url=f"{back}?paid=1",
+            cancel_url=back,
+        )
+    except (ApplicationError, stripe_sdk.StripeError):
+        messages.error(
+            request, _("The card payment page is not available right now; please try again later.")
+        )
+        return redirect(back)
+    return redirect(url)
 
 
 @login_required
@@ -488,5 +531,6 @@ urlpatterns: list[URLPattern] = [
     path("my/invoices/", portal_invoices, name="portal_invoices"),
     path("my/invoices/<uuid:public_id>/", portal_invoice, name="portal_invoice"),
     path("my/invoices/<uuid:public_id>/pdf/", portal_invoice_pdf, name="portal_invoice_pdf"),
+    path("my/invoices/<uuid:public_id>/pay/", portal_invoice_pay_card, name="portal_invoice_pay_card"),
     path("my/statement/", portal_statement, name="portal_statement"),
 ]
