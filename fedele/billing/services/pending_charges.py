@@ -52,7 +52,7 @@ def _invoice_account(account_id: int, as_of: date, actor_id: int | None) -> Invo
     with transaction.atomic():
         account = BillingAccount.objects.select_for_update().get(pk=account_id)
         charges = list(
-            OneOffCharge.objects.select_for_update()
+            OneOffCharge.objects.select_for_update(of=("self",))
             .filter(
                 account=account,
                 invoice__isnull=True,

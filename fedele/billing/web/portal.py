@@ -435,9 +435,7 @@ def portal_invoice_pay_card(request: HttpRequest, public_id: Any) -> HttpRespons
             cancel_url=back,
         )
     except (ApplicationError, stripe_sdk.StripeError):
-        messages.error(
-            request, _("The card payment page is not available right now; please try again later.")
-        )
+        messages.error(request, _("The card payment page is not available now; please try again later."))
         return redirect(back)
     return redirect(url)
 
