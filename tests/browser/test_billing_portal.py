@@ -1,11 +1,13 @@
 """The customer portal's billing pages on a phone (390×844): subscriptions with usage, the change-plan
 proration preview with its exact figures, and an invoice's bank details and PDF download.
 
-Screenshots go to docs/screenshots/billing-portal-*.png.
+Screenshots (FEDELE_SCREENSHOTS_DIR=docs/screenshots) go to docs/screenshots/billing-portal-*.png.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +30,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Tests keep their screenshots out of the tree; set FEDELE_SCREENSHOTS_DIR=docs/screenshots to refresh the docs.
+SCREENSHOTS = Path(
+    os.environ.get("FEDELE_SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "fedele-screenshots"
+)
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 
 def test_a_portal_customer_previews_a_plan_change_and_downloads_an_invoice(phone_page):

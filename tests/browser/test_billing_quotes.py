@@ -1,11 +1,13 @@
 """Quotes in a browser: the clerk's editor (lines added and removed with htmx, live totals) on a
 desktop, and the customer's public accept page on a phone (390×844) with its confirmation step.
 
-Screenshots go to docs/screenshots/billing-quote-*.png.
+Screenshots (FEDELE_SCREENSHOTS_DIR=docs/screenshots) go to docs/screenshots/billing-quote-*.png.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +28,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Tests keep their screenshots out of the tree; set FEDELE_SCREENSHOTS_DIR=docs/screenshots to refresh the docs.
+SCREENSHOTS = Path(
+    os.environ.get("FEDELE_SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "fedele-screenshots"
+)
+SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 
 def test_a_clerk_builds_a_quote_with_live_totals(page):
