@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
-# Tests keep their screenshots out of the tree; set FEDELE_SCREENSHOTS_DIR=docs/screenshots to refresh the docs.
+# Screenshots stay out of the tree; FEDELE_SCREENSHOTS_DIR=docs/screenshots refreshes the docs.
 SCREENSHOTS = Path(
     os.environ.get("FEDELE_SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "fedele-screenshots"
 )
