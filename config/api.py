@@ -8,9 +8,11 @@ from fedele.billing.api import router as billing_router
 from fedele.customers.api import router as customers_router
 from fedele.shared.api import build_api
 from fedele.shared.api_routes import router as kernel_router
+from fedele.support.api import router as support_router
 
 api = build_api(auth=[ApiTokenAuth(), WebSessionAuth()])
 api.add_router("/", accounts_router)
 api.add_router("/", customers_router)
 api.add_router("/billing/", billing_router)
+api.add_router("/support/", support_router)
 api.add_router("/", kernel_router)

@@ -15,6 +15,8 @@ urlpatterns = [
     path("accounts/", include("fedele.accounts.web.urls")),
     path("customers/", include("fedele.customers.web.urls")),
     path("billing/", include("fedele.billing.web.urls")),
+    path("support/", include("fedele.support.web.urls")),
+    path("help/", include("fedele.support.web.portal_urls")),
     path("settings/webhooks/", include("fedele.shared.web.webhook_urls")),
     path("settings/audit/", include("fedele.shared.web.audit_urls")),
     path("admin/", admin.site.urls),

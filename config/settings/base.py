@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "fedele.accounts",
     "fedele.customers",
     "fedele.billing",
+    "fedele.support",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,7 @@
+"""Support API: surveys."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+router = Router(tags=["support-surveys"])

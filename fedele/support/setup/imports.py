@@ -1,0 +1,7 @@
+"""What the imports area registers at start-up (navigation, scheduler jobs, event handlers, panels, demo)."""
+
+from __future__ import annotations
+
+
+def register() -> None:
+    """Filled in by the owner of this area."""

@@ -1,0 +1,7 @@
+"""Pages of the workspace area."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []
