@@ -193,7 +193,12 @@ FEDELE_WEBHOOK_MAX_ATTEMPTS = env.int("FEDELE_WEBHOOK_MAX_ATTEMPTS", default=8)
 # Webhooks to loopback/private addresses are refused (SSRF) unless this is on (embedded and tests).
 FEDELE_WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("FEDELE_WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
 FEDELE_BRAND_NAME = env.str("FEDELE_BRAND_NAME", default="fedele")
+# The portal's accent colour (CSS colour, e.g. #0b5394) and logo (URL or /static/ path; empty = icon).
+FEDELE_BRAND_COLOR = env.str("FEDELE_BRAND_COLOR", default="#0b5394")
+FEDELE_BRAND_LOGO_URL = env.str("FEDELE_BRAND_LOGO_URL", default="")
 FEDELE_DEFAULT_CURRENCY = "EUR"
+# Where customers reach this installation: links in e-mails (survey, portal, ticket) are built on it.
+FEDELE_PUBLIC_URL = env.str("FEDELE_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # Billing. The issuing company for invoices (PDF, FatturaPA): FEDELE_SELLER_NAME, _VAT_NUMBER, _FISCAL_CODE,
 # _STREET, _POSTAL_CODE, _CITY, _PROVINCE, _COUNTRY, _IBAN, _BIC, _BANK, _EMAIL, _PEC, _PHONE, _TAX_REGIME

@@ -10,11 +10,20 @@ from fedele.shared import navigation as product_map
 from fedele.shared.notifications import unread_count
 
 
+def _brand() -> dict[str, str]:
+    """The brand shown on every page and, most visibly, on the customer-facing portal."""
+    return {
+        "brand_name": settings.FEDELE_BRAND_NAME,
+        "brand_color": settings.FEDELE_BRAND_COLOR,
+        "brand_logo_url": settings.FEDELE_BRAND_LOGO_URL,
+    }
+
+
 def navigation(request: HttpRequest) -> dict[str, Any]:
     """Sections and links the current user may open; uninstalled modules show as 'coming soon'."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"brand_name": settings.FEDELE_BRAND_NAME}
+        return _brand()
     permissions = user.get_all_permissions()
     is_internal = getattr(user, "is_internal", False)
     sections = []
@@ -42,7 +51,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     if matching:
         max(matching, key=lambda link: len(link["url"]))["active"] = True
     return {
-        "brand_name": settings.FEDELE_BRAND_NAME,
+        **_brand(),
         "nav_sections": sections,
         "unread_notifications": unread_count(recipient_id=user.pk),
     }

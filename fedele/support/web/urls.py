@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fedele.support.web import email, imports, kb, portal, sla, workspace
+from fedele.support.web import email, imports, kb, portal, sla, surveys, workspace
 
 app_name = "support"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     *email.urlpatterns,
     *kb.urlpatterns,
     *imports.urlpatterns,
+    *surveys.urlpatterns,
 ]
 
 # The portal lives at /help/ (config/urls.py) with its own namespace "help".
