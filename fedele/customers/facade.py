@@ -18,8 +18,10 @@ __all__ = [
     "customer_for_user",
     "customer_summaries",
     "customer_summary",
+    "customers_for_survey",
     "find_customer_by_email",
     "find_customer_by_phone",
+    "link_portal_user",
 ]
 
 
@@ -123,3 +125,76 @@ def create_customer(*, actor: Actor, data: Mapping[str, Any], source: str) -> Cu
     from fedele.customers.services.customers import customer_create
 
     return _summary(customer_create(actor=actor, data=data, source=source))
+
+
+def customers_for_survey(*, segment: str, channel: str, purpose: str) -> list[CustomerSummary]:
+    """Active customers with an address on ``channel`` whose consent in force (the latest record) for
+    (channel, purpose) is granted, e.g. an NPS survey by e-mail under the marketing purpose."""
+    from django.db.models import OuterRef, Subquery
+
+    from fedele.customers.models import ConsentRecord
+
+    latest = (
+        ConsentRecord.objects.filter(customer=OuterRef("pk"), channel=channel, purpose=purpose)
+        .order_by("-recorded_at", "-id")
+        .values("granted")[:1]
+    )
+    customers = (
+        Customer.objects.filter(status="active").annotate(consent=Subquery(latest)).filter(consent=True)
+    )
+    if channel == "email":
+        customers = customers.exclude(email="")
+    elif channel in {"sms", "phone", "whatsapp"}:
+        customers = customers.exclude(phone="")
+    if segment:
+        customers = customers.filter(segment=segment)
+    return [_summary(customer) for customer in customers.order_by("id")]
+
+
+def link_portal_user(
+    *, customer_public_id: str, user_id: int, email: str, first_name: str, last_name: str, language: str
+) -> None:
+    """Let a verified portal login act for a customer: reuse the customer's contact with that e-mail or
+    create one, then link the login to it. Runs as the system (the caller has verified the address)."""
+    from django.db import transaction
+
+    from fedele.customers.services.contacts import contact_create, contact_link_portal_user
+
+    system = _system_actor()
+    with transaction.atomic():
+        address = normalise_email(email)
+        contact = (
+            Contact.objects.filter(
+                customer__public_id=customer_public_id, email=address, portal_user__isnull=True
+            )
+            .order_by("id")
+            .first()
+        )
+        if contact is None:
+            contact = contact_create(
+                actor=system,
+                customer_public_id=customer_public_id,
+                data={
+                    "first_name": first_name,
+                    "last_name": last_name,
+                    "email": address,
+                    "language": language,
+                },
+            )
+        contact_link_portal_user(actor=system, contact_public_id=str(contact.public_id), user_id=user_id)
+
+
+def _system_actor() -> Actor:
+    import uuid
+
+    return Actor(
+        user_id=0,
+        public_id=uuid.UUID(int=0),
+        email="system@fedele.local",
+        roles=frozenset({"admin"}),
+        permissions=frozenset(),
+        organisation_id=None,
+        organisation_kind=None,
+        language="it",
+        is_superuser=True,
+    )

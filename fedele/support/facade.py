@@ -4,6 +4,130 @@ Filled in by the tickets area (tickets) and the knowledge-base area (article sug
 
 from __future__ import annotations
 
-from fedele.support.contracts import ArticleSummary, TicketSummary
+from django.db.models import QuerySet
 
-__all__ = ["ArticleSummary", "TicketSummary"]
+from fedele.support.contracts import ArticleSummary, TicketSummary
+from fedele.support.models import StatusKind, Ticket
+
+__all__ = [
+    "ArticleSummary",
+    "TicketSummary",
+    "add_note",
+    "create_ticket",
+    "open_tickets_for_customer",
+    "recent_tickets_for_customer",
+    "ticket_summary",
+]
+
+OPEN_KINDS = (StatusKind.NEW, StatusKind.OPEN, StatusKind.PENDING)
+MAX_LIMIT = 100
+
+
+def _summary(ticket: Ticket) -> TicketSummary:
+    from fedele.support.services.tickets import ticket_url
+
+    assignee = ticket.assignee
+    return TicketSummary(
+        public_id=ticket.public_id,
+        number=ticket.number,
+        subject=ticket.subject,
+        status=ticket.status.code,
+        status_kind=ticket.status_kind,
+        priority=ticket.priority,
+        channel=ticket.channel,
+        customer_public_id=ticket.customer.public_id if ticket.customer else None,
+        requester_email=ticket.requester_email,
+        assignee_name=(assignee.get_full_name().strip() or assignee.email) if assignee else "",
+        team_name=ticket.team.name if ticket.team else "",
+        created_at=ticket.created_at,
+        updated_at=ticket.updated_at,
+        resolution_due_at=ticket.resolution_due_at,
+        sla_breached=ticket.sla_breached,
+        url=ticket_url(ticket),
+    )
+
+
+def _tickets() -> QuerySet[Ticket]:
+    return Ticket.objects.select_related("status", "assignee", "team", "customer")
+
+
+def _is_uuid(value: str) -> bool:
+    from fedele.support.selectors.tickets import _is_uuid as check
+
+    return check(str(value))
+
+
+def ticket_summary(public_id: str) -> TicketSummary | None:
+    if not _is_uuid(public_id):
+        return None
+    ticket = _tickets().filter(public_id=str(public_id).strip()).first()
+    return _summary(ticket) if ticket else None
+
+
+def _for_customer(customer_public_id: str) -> QuerySet[Ticket]:
+    if not _is_uuid(customer_public_id):
+        return Ticket.objects.none()
+    return _tickets().filter(customer__public_id=str(customer_public_id).strip())
+
+
+def open_tickets_for_customer(customer_public_id: str, limit: int = 10) -> list[TicketSummary]:
+    """The customer's unsolved tickets, newest first."""
+    limit = max(0, min(limit, MAX_LIMIT))
+    rows = _for_customer(customer_public_id).filter(status_kind__in=OPEN_KINDS).order_by("-id")[:limit]
+    return [_summary(ticket) for ticket in rows]
+
+
+def recent_tickets_for_customer(customer_public_id: str, limit: int = 10) -> list[TicketSummary]:
+    """The customer's tickets in any status, most recently updated first."""
+    limit = max(0, min(limit, MAX_LIMIT))
+    rows = _for_customer(customer_public_id).order_by("-updated_at", "-id")[:limit]
+    return [_summary(ticket) for ticket in rows]
+
+
+def create_ticket(
+    *,
+    subject: str,
+    body: str,
+    channel: str,
+    customer_public_id: str | None = None,
+    requester_email: str = "",
+    requester_name: str = "",
+    priority: str | None = None,
+    ticket_type: str | None = None,
+    external_reference: str = "",
+) -> TicketSummary:
+    """Open a ticket for another module (e.g. the contact center after a call). Idempotent on
+    ``external_reference``: the same reference returns the ticket created the first time.
+    Raises ValidationFailed like the ticket service."""
+    from fedele.support.services.tickets import ticket_create
+
+    ticket = ticket_create(
+        actor=None,
+        subject=subject,
+        body=body,
+        channel=channel,
+        customer_public_id=customer_public_id,
+        requester_email=requester_email,
+        requester_name=requester_name,
+        priority=priority,
+        ticket_type=ticket_type,
+        external_source="api" if external_reference else "",
+        external_id=external_reference,
+    )
+    summary = ticket_summary(str(ticket.public_id))
+    assert summary is not None
+    return summary
+
+
+def add_note(ticket_public_id: str, body: str, author_name: str) -> None:
+    """An internal note on a ticket, written by another module (NotFound / ValidationFailed)."""
+    from fedele.support.services.tickets import message_add
+
+    message_add(
+        actor=None,
+        ticket=str(ticket_public_id),
+        kind="note",
+        body=body,
+        author_name=author_name,
+        send_email=False,
+    )

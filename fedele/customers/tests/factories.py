@@ -6,7 +6,7 @@ import factory
 from django.utils import timezone
 from stdnum import luhn
 
-from fedele.customers.models import Contact, Customer
+from fedele.customers.models import ConsentRecord, Contact, Customer
 from fedele.shared import sequences
 
 
@@ -59,3 +59,17 @@ class ContactFactory(factory.django.DjangoModelFactory):
     email = factory.Sequence(lambda n: f"contact{n}@example.it")
     created_at = factory.LazyFunction(timezone.now)
     updated_at = factory.LazyFunction(timezone.now)
+
+
+class ConsentRecordFactory(factory.django.DjangoModelFactory):
+    """A consent record; the latest per (customer, channel, purpose) is the one in force."""
+
+    class Meta:
+        model = ConsentRecord
+
+    customer = factory.SubFactory(CustomerFactory)
+    channel = "email"
+    purpose = "marketing"
+    granted = True
+    source = "test"
+    recorded_at = factory.LazyFunction(timezone.now)

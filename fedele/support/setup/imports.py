@@ -1,7 +1,13 @@
-"""What the imports area registers at start-up (navigation, scheduler jobs, event handlers, panels, demo)."""
+"""What the imports area registers at start-up: its navigation entry."""
 
 from __future__ import annotations
 
 
 def register() -> None:
-    """Filled in by the owner of this area."""
+    from django.utils.translation import gettext_lazy as _
+
+    from fedele.shared import navigation
+
+    navigation.register(
+        "service", navigation.NavItem(_("Import tickets"), "support:imports", "support.import_tickets")
+    )

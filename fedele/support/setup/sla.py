@@ -4,4 +4,24 @@ from __future__ import annotations
 
 
 def register() -> None:
-    """Filled in by the owner of this area."""
+    from django.utils.translation import gettext_lazy as _
+
+    from fedele.shared import navigation, scheduler
+    from fedele.shared.navigation import NavItem
+
+    navigation.register(
+        "service", NavItem(_("SLA report"), "support:sla_report", "support.view_support_reports")
+    )
+    navigation.register(
+        "service", NavItem(_("SLA policies"), "support:sla_policy_list", "support.manage_support")
+    )
+    navigation.register(
+        "service", NavItem(_("Business calendars"), "support:calendar_list", "support.manage_support")
+    )
+    navigation.register("service", NavItem(_("Triggers"), "support:trigger_list", "support.manage_support"))
+    navigation.register(
+        "service", NavItem(_("Time rules"), "support:time_rule_list", "support.manage_support")
+    )
+    navigation.register("service", NavItem(_("Macros"), "support:macro_list", "support.manage_support"))
+    scheduler.register("support-sla", "support.sla_run_due", 60)
+    scheduler.register("support-time-rules", "support.time_rules_run", 300)

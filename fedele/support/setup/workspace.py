@@ -1,7 +1,18 @@
-"""What the workspace area registers at start-up (navigation, jobs, event handlers, panels, demo)."""
+"""What the workspace area registers at start-up: navigation, the customer-page panel, notifications."""
 
 from __future__ import annotations
 
 
 def register() -> None:
-    """Filled in by the owner of this area."""
+    from django.utils.translation import gettext_lazy as _
+
+    from fedele.shared import navigation
+    from fedele.shared.web import panels
+    from fedele.support.services import notify  # noqa: F401  (subscribes to support.ticket_created)
+    from fedele.support.web.customer_panel import support_panel
+
+    navigation.register("service", navigation.NavItem(_("Tickets"), "support:queue", "support.view_ticket"))
+    navigation.register(
+        "service", navigation.NavItem(_("New ticket"), "support:ticket_new", "support.work_tickets")
+    )
+    panels.register("support", support_panel)
