@@ -119,7 +119,7 @@ def sla_report(*, start: date, end: date, group_by: str = "overall") -> SlaRepor
         raise ValidationFailed(
             _("Unknown grouping."), code="bad_grouping", fields={"group_by": ", ".join(GROUPINGS)}
         )
-    if end < start or (end - start).days > MAX_DAYS:
+    if end < start or (end - start).days > MAX_DAYS or start.year < 2000 or end.year > 2999:
         raise ValidationFailed(
             _("Choose a period of at most two years, ending after it starts."),
             code="bad_period",

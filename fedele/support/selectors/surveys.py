@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
+from django.utils.translation import gettext as _
 
 from fedele.accounts.contracts import Actor
 from fedele.shared.errors import PermissionDenied, ValidationFailed
@@ -187,6 +188,12 @@ def csat_over_time(surveys: QuerySet[Survey], start: date, end: date) -> list[Cs
 
 def csat_report(*, actor: Actor, start: date, end: date, language: str = "it") -> CsatReport:
     require_reports(actor)
+    if end < start or (end - start).days > 731 or start.year < 2000:
+        raise ValidationFailed(
+            _("Choose a period of at most two years, ending after it starts."),
+            code="bad_period",
+            fields={"end": _("Invalid period.")},
+        )
     surveys = csat_surveys(start, end)
     overall = _figures("", "", surveys.order_by().aggregate(**_aggregates()))
     return CsatReport(

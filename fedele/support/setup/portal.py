@@ -34,13 +34,15 @@ def _note_on_work_order_updated(envelope: EventEnvelope) -> None:
 def help_widget(request: HttpRequest) -> DashboardWidget | None:
     """Portal customers see their open requests and a way into the help centre on the home page."""
     from fedele.accounts.facade import actor_for
+    from fedele.customers.facade import customer_for_user
     from fedele.support.selectors.portal import my_requests
 
     user: Any = request.user
     if not user.is_authenticated:
         return None
     actor = actor_for(user)
-    if not actor.is_portal_customer:
+    if not actor.is_portal_customer or customer_for_user(actor.user_id) is None:
+        # A login not (yet) linked to a customer gets the plain welcome page, as billing does.
         return None
     open_requests = my_requests(actor=actor, state="open")
     return DashboardWidget(
