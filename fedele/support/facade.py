@@ -1,6 +1,6 @@
 """The only surface other modules may import from support. Returns contracts, not ORM objects.
 
-Filled in by the tickets area (tickets) and the knowledge-base area (article suggestions)."""
+Tickets for other modules (customer 360, contact center) and knowledge-base suggestions."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ __all__ = [
     "create_ticket",
     "open_tickets_for_customer",
     "recent_tickets_for_customer",
+    "suggest_articles",
     "ticket_summary",
 ]
 
@@ -131,3 +132,32 @@ def add_note(ticket_public_id: str, body: str, author_name: str) -> None:
         author_name=author_name,
         send_email=False,
     )
+
+
+def suggest_articles(
+    query: str, *, language: str = "it", for_agents: bool = True, limit: int = 5
+) -> list[ArticleSummary]:
+    """Knowledge-base articles for a text (a chat message, a call's wrap-up notes...), best first.
+
+    Agents also get internal articles; customers never do. An article missing in ``language`` comes
+    in the fallback language (the hit's own ``language`` says which)."""
+    from django.urls import reverse
+
+    from fedele.support.models import Visibility
+    from fedele.support.selectors.kb_search import kb_search
+
+    hits = kb_search(query, language=language, include_internal=for_agents, limit=max(1, min(limit, 20)))
+    return [
+        ArticleSummary(
+            public_id=hit.article.public_id,
+            language=hit.article.language,
+            title=hit.article.title,
+            summary=hit.article.summary,
+            internal=hit.article.visibility == Visibility.INTERNAL,
+            url=reverse("support:kb_article", args=[hit.article.public_id])
+            if for_agents
+            else reverse("help:kb_article", args=[hit.article.language, hit.article.slug]),
+            score=round(hit.score, 4),
+        )
+        for hit in hits
+    ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ninja import Router
 
-from fedele.support.api import email, imports, kb, portal, sla, surveys, tickets
+from fedele.support.api import email, imports, kb, sla, surveys, tickets
 
 router = Router()
-for area in (tickets, sla, email, kb, portal, surveys, imports):
+for area in (tickets, sla, email, kb, surveys, imports):
     router.add_router("/", area.router)

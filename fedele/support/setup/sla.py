@@ -23,5 +23,7 @@ def register() -> None:
         "service", NavItem(_("Time rules"), "support:time_rule_list", "support.manage_support")
     )
     navigation.register("service", NavItem(_("Macros"), "support:macro_list", "support.manage_support"))
+    import fedele.support.tasks  # noqa: F401  (registers the Celery tasks the scheduler names)
+
     scheduler.register("support-sla", "support.sla_run_due", 60)
     scheduler.register("support-time-rules", "support.time_rules_run", 300)

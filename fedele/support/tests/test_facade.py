@@ -102,3 +102,26 @@ def test_global_search_source(rf: Any) -> None:
     ]
     request.user = user_with_roles("portal_customer")
     assert search_tickets(request, "modem", 5) == []
+
+
+def test_suggest_articles_hides_internal_ones_from_customers() -> None:
+    from fedele.support.facade import suggest_articles
+    from fedele.support.tests.kb_helpers import published, supervisor
+
+    editor = supervisor()
+    public = published(editor, title="Riavviare il modem", body="<p>Spegnere il modem e riaccenderlo.</p>")
+    internal = published(
+        editor,
+        title="Procedura interna riavvio modem",
+        body="<p>Verificare la linea prima di riavviare il modem.</p>",
+        visibility="internal",
+    )
+
+    for_agents = suggest_articles("riavviare il modem", language="it", for_agents=True)
+    for_customers = suggest_articles("riavviare il modem", language="it", for_agents=False)
+
+    assert {hit.public_id for hit in for_agents} == {public.public_id, internal.public_id}
+    assert [hit.public_id for hit in for_customers] == [public.public_id]
+    assert for_customers[0].url == f"/help/kb/it/{public.slug}/"
+    assert for_customers[0].internal is False
+    assert suggest_articles("", language="it") == []
