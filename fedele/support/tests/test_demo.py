@@ -33,7 +33,7 @@ def test_demo_loads_a_realistic_support_history_once() -> None:
     demo.load(context)
     seconds = time.monotonic() - started
 
-    assert seconds < 20
+    assert seconds < 60  # about 10 s on an idle 2-core machine; generous for a busy CI runner
     tickets = Ticket.objects.all()
     assert tickets.count() >= 60
     kinds = set(tickets.values_list("status_kind", flat=True))
