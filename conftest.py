@@ -23,3 +23,26 @@ def _clear_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _seeded_defaults(request: pytest.FixtureRequest) -> None:
+    """Put back the rows data migrations seed (support's statuses, ticket types, default calendar and
+    SLA policy) when an earlier transactional test flushed them: Django empties every table after a
+    TransactionTestCase, and later tests, or the live server, expect a freshly migrated database."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None:
+        request.getfixturevalue("_django_db_helper")
+    elif "live_server" in request.fixturenames:
+        request.getfixturevalue("transactional_db")
+    else:
+        return
+    from fedele.support.models import TicketStatus
+
+    if TicketStatus.objects.exists():
+        return
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("fedele.support.migrations.0002_defaults").seed(apps, None)

@@ -8,9 +8,7 @@ import pytest
 from django.test import override_settings
 from faker import Faker
 
-from fedele.accounts import demo as accounts_demo
-from fedele.customers import demo as customers_demo
-from fedele.shared.demo import DemoContext
+from fedele.shared.demo import DemoContext, loaders
 from fedele.support import demo
 from fedele.support.models import AgentProfile, Mailbox, Ticket, TicketMessage
 
@@ -26,8 +24,9 @@ def _context() -> DemoContext:
 @override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend")
 def test_demo_loads_a_realistic_support_history_once() -> None:
     context = _context()
-    accounts_demo.load(context)
-    customers_demo.load(context)
+    registered = dict(loaders())
+    registered["accounts"](context)
+    registered["customers"](context)
 
     started = time.monotonic()
     demo.load(context)
