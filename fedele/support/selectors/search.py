@@ -1,10 +1,9 @@
 """Ticket full-text search behind one interface, on PostgreSQL or SQLite.
 
-PostgreSQL matches ``to_tsvector('simple', search_text) @@ websearch_to_tsquery('simple', q)`` (the
-expression of the GIN index of migration 0003, so the index is used) and ranks with ts_rank, then
-recency. Ranking recomputes the vector of each row it ranks, so only the most recent
-``RANK_WINDOW`` matches are ranked: a query matching half a million tickets still answers in tens of
-milliseconds, and the newest tickets are the ones people look for.
+PostgreSQL matches the stored column ``search_vector`` (= to_tsvector('simple', search_text), GIN
+index, migration 0003) with ``websearch_to_tsquery('simple', q)`` and ranks with ts_rank, then recency.
+Only the most recent ``RANK_WINDOW`` matches are ranked: a query matching half a million tickets still
+answers quickly, and the newest tickets are the ones people look for.
 SQLite matches the FTS5 table ``support_ticket_fts`` (kept in step by triggers) and ranks with bm25().
 
 Ticket numbers ("T-000123", "t123", "123") and exact e-mail addresses are looked up directly.
@@ -24,8 +23,11 @@ MAX_QUERY_LENGTH = 200
 _NUMBER = re.compile(r"^\s*(?:t-?)?(\d{1,9})\s*$", re.IGNORECASE)
 _EMAIL = re.compile(r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$")
 _WORD = re.compile(r"\w+", re.UNICODE)
-MATCH_SQL_POSTGRES = "to_tsvector('simple'::regconfig, support_ticket.search_text) @@ websearch_to_tsquery('simple'::regconfig, %s)"  # noqa: E501
-RANK_SQL_POSTGRES = "ts_rank(to_tsvector('simple'::regconfig, support_ticket.search_text), websearch_to_tsquery('simple'::regconfig, %s))"  # noqa: E501
+MATCH_SQL_POSTGRES = "support_ticket.search_vector @@ websearch_to_tsquery('simple'::regconfig, %s)"
+RANK_SQL_POSTGRES = (
+    "SELECT id FROM support_ticket WHERE id = ANY(%s) "
+    "ORDER BY ts_rank(search_vector, websearch_to_tsquery('simple'::regconfig, %s)) DESC, id DESC LIMIT %s"
+)
 
 
 def ticket_number_for(query: str) -> str | None:
@@ -93,16 +95,19 @@ def ranked_search(queryset: QuerySet[Ticket], query: str, *, limit: int = 50) ->
     if wanted <= 0:
         return exact[:limit]
     if connection.vendor == "postgresql":
-        window = (
+        # Two plain statements, never a subquery: the match must name the outer table's column.
+        window = list(
             queryset.extra(where=[MATCH_SQL_POSTGRES], params=[query])  # noqa: S610
             .order_by("-id")
-            .values("pk")[:RANK_WINDOW]
+            .values_list("pk", flat=True)[:RANK_WINDOW]
         )
-        ranked = list(
-            queryset.filter(pk__in=window)
-            .extra(select={"search_rank": RANK_SQL_POSTGRES}, select_params=[query])  # noqa: S610
-            .order_by("-search_rank", "-id")[: wanted + len(seen)]
-        )
+        if not window:
+            return exact[:limit]
+        with connection.cursor() as cursor:
+            cursor.execute(RANK_SQL_POSTGRES, [window, query, wanted + len(seen)])
+            best = [row[0] for row in cursor.fetchall()]
+        position = {pk: index for index, pk in enumerate(best)}
+        ranked = sorted(queryset.filter(pk__in=best), key=lambda ticket: position[ticket.pk])
     else:
         ids = _sqlite_ranked_ids(query, RANK_WINDOW)
         position = {pk: index for index, pk in enumerate(ids)}
