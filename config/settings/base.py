@@ -83,9 +83,18 @@ def database_from_url(url: str) -> dict[str, object]:
     """One place that turns DATABASE_URL into Django's DATABASES entry."""
     import dj_database_url
 
-    config: dict[str, object] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    # No persistent connections: under ASGI each request runs on a thread of its own, so a connection
+    # kept for CONN_MAX_AGE dies with its thread unclosed and PostgreSQL runs out of slots ("too many
+    # clients"; Django documents it, ticket #33497). PostgreSQL gets psycopg's connection pool instead:
+    # a connection goes back to the pool at the end of every request, whichever thread ran it, and
+    # each process holds at most FEDELE_DB_POOL_MAX_SIZE of them.
+    config: dict[str, object] = dict(dj_database_url.parse(url, conn_max_age=0, conn_health_checks=False))
     if str(config.get("ENGINE", "")).endswith("postgresql"):
-        config["OPTIONS"] = {"connect_timeout": 5}
+        options: dict[str, object] = {"connect_timeout": 5}
+        pool_size = env.int("FEDELE_DB_POOL_MAX_SIZE", default=10)
+        if pool_size > 0:
+            options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 10}
+        config["OPTIONS"] = options
     return config
 
 

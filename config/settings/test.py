@@ -7,6 +7,10 @@ SECRET_KEY = "test-secret-key-not-for-production"
 if not DATABASE_URL:
     DATABASES = {"default": sqlite_database(VAR_DIR / "test.sqlite3")}
     DATABASES["default"]["TEST"] = {"NAME": ""}  # in-memory test database
+else:
+    # Tests open and close their own connections per thread (concurrency tests run 50 threads at once):
+    # no pool, whose size would make those threads queue.
+    DATABASES = {"default": {**database_from_url(DATABASE_URL), "OPTIONS": {"connect_timeout": 5}}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = "memory://"
