@@ -136,10 +136,8 @@ def default_status(kind: str) -> TicketStatus:
 def _ticket_type_for(code: str) -> TicketType:
     ticket_type = TicketType.objects.filter(code=code, active=True).first()
     if ticket_type is None:
-        raise ValidationFailed(
-            _("Unknown ticket type '%(code)s'.") % {"code": code},
-            code="unknown_ticket_type",
-            fields={"ticket_type": _("Unknown ticket type.")},
+        raise _unknown_code(
+            "ticket_type", code, _("Unknown ticket type '%(code)s'."), _("Unknown ticket type.")
         )
     return ticket_type
 
@@ -147,12 +145,12 @@ def _ticket_type_for(code: str) -> TicketType:
 def _category_for(code: str) -> Category:
     category = Category.objects.filter(code=code, active=True).first()
     if category is None:
-        raise ValidationFailed(
-            _("Unknown category '%(code)s'.") % {"code": code},
-            code="unknown_category",
-            fields={"category": _("Unknown category.")},
-        )
+        raise _unknown_code("category", code, _("Unknown category '%(code)s'."), _("Unknown category."))
     return category
+
+
+def _unknown_code(field: str, code: str, message: str, short: str) -> ValidationFailed:
+    return ValidationFailed(message % {"code": code}, code=f"unknown_{field}", fields={field: short})
 
 
 def _team_for(public_id: str) -> Any:
