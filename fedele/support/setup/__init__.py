@@ -27,10 +27,18 @@ def _roles() -> None:
     grant_to_role(Role.DISPATCHER, SUPPORT_AGENT)
 
 
+def _demo() -> None:
+    from fedele.shared import demo
+    from fedele.support import demo as support_demo
+
+    demo.register("support", support_demo.load, order=200)
+
+
 def register() -> None:
     from fedele.support.setup import email, imports, kb, portal, sla, tickets, workspace
 
     _roles()
+    _demo()
     tickets.register()
     sla.register()
     email.register()
