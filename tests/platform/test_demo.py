@@ -29,8 +29,12 @@ def test_demo_loads_staff_customers_and_a_portal_login_once(django_capture_on_co
         OutboxEvent.objects.filter(event_type="customers.CustomerCreated", dispatched_at__isnull=True).count()
         == 0
     )
-    # one user per role plus the portal customer
-    assert User.objects.count() == 10
+    # one user per role, the portal customer, and the support team's two extra agents
+    assert User.objects.count() == 12
+    assert (
+        User.objects.filter(email__in=["francesca.ricci@fedele.demo", "matteo.esposito@fedele.demo"]).count()
+        == 2
+    )
     admin = User.objects.get(email="admin@fedele.demo")
     assert admin.check_password(DEMO_PASSWORD)
     assert admin.role_names == frozenset({"admin"})
@@ -44,7 +48,7 @@ def test_demo_loads_staff_customers_and_a_portal_login_once(django_capture_on_co
     call_command("demo", "--if-empty", stdout=second)
     assert "already loaded" in second.getvalue()
     assert Customer.objects.count() == 30
-    assert User.objects.count() == 10
+    assert User.objects.count() == 12
 
 
 @pytest.mark.django_db
