@@ -309,7 +309,10 @@ def _message_out(message: TicketMessage) -> dict[str, Any]:
 
 
 def _detail(actor: Actor, public_id: UUID | str) -> dict[str, Any]:
-    ticket = selectors.ticket_get(actor=actor, public_id=str(public_id))
+    return _detail_of(actor, selectors.ticket_get(actor=actor, public_id=str(public_id)))
+
+
+def _detail_of(actor: Actor, ticket: Ticket) -> dict[str, Any]:
     messages = selectors.messages_for(actor=actor, ticket=ticket).prefetch_related("attachments")
     return {**_ticket_out(ticket), "messages": [_message_out(m) for m in messages]}
 
@@ -399,7 +402,9 @@ def create_ticket(request: HttpRequest, payload: TicketIn) -> Status[dict[str, A
         external_source="api" if payload.external_id else "",
         external_id=payload.external_id,
     )
-    return Status(201, _detail(actor, ticket.public_id))
+    # The service's own row, refreshed (a trigger may have changed it); relations it set stay cached.
+    ticket.refresh_from_db()
+    return Status(201, _detail_of(actor, ticket))
 
 
 @router.get(
