@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import time_machine
 from django.core.files.base import ContentFile
+from django.urls import reverse
 
 from fedele.accounts.facade import actor_for
 from fedele.accounts.tests.factories import user_with_roles
@@ -487,3 +488,36 @@ def test_assignment_and_follower_notifications():
             (follower.pk, f"New customer message on {ticket.number}", link),
         ]
     )
+
+
+def test_follow_link_and_merge_from_the_ticket_page(client: Any) -> None:
+    from fedele.support.models import TicketLink, TicketWatcher
+    from fedele.support.services.tickets import ticket_create
+    from fedele.support.tests.factories import ticket_kwargs
+
+    agent = user_with_roles("agent")
+    client.force_login(agent)
+    first = ticket_create(actor=None, **ticket_kwargs(subject="Primo"))
+    second = ticket_create(actor=None, **ticket_kwargs(subject="Secondo"))
+    action = reverse("support:ticket_action", args=[first.public_id])
+
+    client.post(action, {"action": "follow"})
+    assert TicketWatcher.objects.filter(ticket=first, user=agent, kind="follower").count() == 1
+    page = client.get(reverse("support:ticket_detail", args=[first.public_id])).content.decode()
+    assert "Unfollow" in page
+    client.post(action, {"action": "unfollow"})
+    assert not TicketWatcher.objects.filter(ticket=first, user=agent).exists()
+
+    client.post(action, {"action": "link", "number": second.number, "kind": "duplicate"})
+    link = TicketLink.objects.get(source=first)
+    assert (link.target_id, link.kind) == (second.pk, "duplicate")
+
+    missing = client.post(action, {"action": "merge", "number": "T-999999"})
+    assert missing.status_code == 302
+    first.refresh_from_db()
+    assert first.merged_into_id is None and first.status_kind == "new"
+
+    merged = client.post(action, {"action": "merge", "number": second.number})
+    assert merged["Location"] == reverse("support:ticket_detail", args=[second.public_id])
+    first.refresh_from_db()
+    assert (first.merged_into_id, first.status_kind) == (second.pk, "closed")

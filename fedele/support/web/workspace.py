@@ -21,6 +21,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path("tickets/<uuid:public_id>/reply/", workspace_ticket.ticket_reply, name="ticket_reply"),
     path("tickets/<uuid:public_id>/update/", workspace_ticket.ticket_update_view, name="ticket_update"),
+    path("tickets/<uuid:public_id>/action/", workspace_ticket.ticket_action, name="ticket_action"),
     path("tickets/<uuid:public_id>/macro/", workspace_ticket.macro_preview, name="ticket_macro_preview"),
     path(
         "tickets/<uuid:public_id>/macro/apply/", workspace_ticket.macro_apply_view, name="ticket_macro_apply"

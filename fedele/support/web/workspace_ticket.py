@@ -209,6 +209,9 @@ def _page_context(request: HttpRequest, actor: Actor, ticket: Ticket) -> dict[st
             common.person_name(watcher.user)
             for watcher in TicketWatcher.objects.filter(ticket=ticket, kind="follower").select_related("user")
         ],
+        "following": TicketWatcher.objects.filter(
+            ticket=ticket, kind="follower", user_id=actor.user_id
+        ).exists(),
         "assignee_name": common.person_name(ticket.assignee),
         "socket_path": f"/ws/support/tickets/{ticket.public_id}/",
     }
@@ -449,3 +452,37 @@ def attachment_download(request: HttpRequest, public_id: str) -> FileResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+@login_required
+@require_POST
+def ticket_action(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Follow or unfollow, merge this ticket into another, or link it to another (by T-number)."""
+    from fedele.support.selectors.tickets import ticket_by_number
+    from fedele.support.services import ticket_ops
+
+    actor = common.worker(request)
+    ticket = _load(actor, public_id)
+    action = request.POST.get("action", "")
+    try:
+        if action == "follow":
+            ticket_ops.follower_add(actor=actor, ticket=ticket, user_public_id=str(actor.public_id))
+            messages.success(request, _("You follow this ticket."))
+        elif action == "unfollow":
+            ticket_ops.follower_remove(actor=actor, ticket=ticket, user_public_id=str(actor.public_id))
+            messages.success(request, _("You no longer follow this ticket."))
+        elif action in ("merge", "link"):
+            other = ticket_by_number(actor=actor, number=request.POST.get("number", ""))
+            if action == "merge":
+                ticket_ops.ticket_merge(actor=actor, source=ticket, target=other)
+                messages.success(request, _("Merged into %(number)s.") % {"number": other.number})
+                return redirect(reverse("support:ticket_detail", args=[other.public_id]))
+            ticket_ops.ticket_link(
+                actor=actor, source=ticket, target=other, kind=request.POST.get("kind", "related")
+            )
+            messages.success(request, _("Linked to %(number)s.") % {"number": other.number})
+        else:
+            messages.error(request, _("Choose an action."))
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect(reverse("support:ticket_detail", args=[ticket.public_id]))
