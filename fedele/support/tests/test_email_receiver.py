@@ -16,7 +16,7 @@ from fedele.support.models import Attachment, InboundEmail, Mailbox, Ticket, Tic
 from fedele.support.tests.factories import MailboxFactory
 from fedele.support.tests.mailserver import PDF, make_email, running_receiver
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 SUPPORT = "support@fedele.example"
 
