@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.support_api import WORDS  # the same vocabulary as the API benchmark's tickets
+
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
@@ -117,29 +119,6 @@ print(json.dumps({
 STATUSES = ["new", "open", "open", "pending", "hold", "solved", "solved", "solved", "closed", "closed"]
 CHANNELS = ["email", "email", "web", "voice", "chat", "api", "mobile"]
 PRIORITIES = ["low", "normal", "normal", "normal", "high", "urgent", None]
-WORDS = [
-    "fattura",
-    "bolletta",
-    "modem",
-    "router",
-    "linea",
-    "fibra",
-    "addebito",
-    "rimborso",
-    "contratto",
-    "disdetta",
-    "guasto",
-    "consegna",
-    "ordine",
-    "pagamento",
-    "iban",
-    "indirizzo",
-    "password",
-    "accesso",
-    "offerta",
-    "sconto",
-    "attivazione",
-]
 
 
 def write_export(path: Path, tickets: int, seed: int = 7) -> int:

@@ -1240,24 +1240,19 @@ def _apply_changes(
     for key in simple & set(diffs):
         setattr(ticket, key, diffs[key][1])
         update_fields.append(key)
-    if "ticket_type" in diffs:
-        ticket.ticket_type = type_row
-        update_fields.append("ticket_type")
-    if "category" in diffs:
-        ticket.category = category_row
-        update_fields.append("category")
-    if "team" in diffs:
-        ticket.team = team
-        update_fields.append("team")
-    if "assignee" in diffs:
-        ticket.assignee = assignee
-        update_fields.append("assignee")
-    if "custom_fields" in diffs:
-        ticket.custom_fields = fields_value
-        update_fields.append("custom_fields")
-    if "customer" in diffs:
-        ticket.customer_id = customer_pk
-        update_fields.append("customer")
+    resolved = {
+        "ticket_type": type_row,
+        "category": category_row,
+        "team": team,
+        "assignee": assignee,
+        "custom_fields": fields_value,
+        "customer_id": customer_pk,
+    }
+    for attribute, value in resolved.items():
+        field = attribute.removesuffix("_id")
+        if field in diffs:
+            setattr(ticket, attribute, value)
+            update_fields.append(field)
     if "subject" in diffs:
         rebuild_search_text(ticket)
         update_fields.append("search_text")

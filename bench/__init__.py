@@ -1,0 +1,1 @@
+"""Benchmarks: one module per figure, run through bench/run.py."""
