@@ -6,6 +6,7 @@ from fedele.accounts.api import router as accounts_router
 from fedele.accounts.auth import ApiTokenAuth, WebSessionAuth
 from fedele.billing.api import router as billing_router
 from fedele.customers.api import router as customers_router
+from fedele.loyalty.api import router as loyalty_router
 from fedele.shared.api import build_api
 from fedele.shared.api_routes import router as kernel_router
 from fedele.support.api import router as support_router
@@ -15,4 +16,5 @@ api.add_router("/", accounts_router)
 api.add_router("/", customers_router)
 api.add_router("/billing/", billing_router)
 api.add_router("/support/", support_router)
+api.add_router("/loyalty/", loyalty_router)
 api.add_router("/", kernel_router)

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "fedele.customers",
     "fedele.billing",
     "fedele.support",
+    "fedele.loyalty",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,7 @@
+"""Loyalty API: evaluation."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+router = Router(tags=["loyalty"])

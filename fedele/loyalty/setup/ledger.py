@@ -1,0 +1,7 @@
+"""What the members, balances, ledger and reservations area registers at start-up."""
+
+from __future__ import annotations
+
+
+def register() -> None:
+    return None

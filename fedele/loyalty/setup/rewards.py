@@ -1,0 +1,7 @@
+"""What the rewards catalogue and redemptions area registers at start-up."""
+
+from __future__ import annotations
+
+
+def register() -> None:
+    return None
