@@ -114,6 +114,9 @@ class Programme(models.Model):
     velocity_max_points_per_day = models.BigIntegerField(
         _("fraud guard: points earned per member per day"), default=100_000
     )
+    forfeit_on_cancellation = models.BooleanField(
+        _("forfeit points when the customer's last subscription ends"), default=False
+    )
     is_coalition = models.BooleanField(_("coalition (partners earn and burn)"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

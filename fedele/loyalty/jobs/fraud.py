@@ -1,0 +1,3 @@
+"""Celery entry points of the loyalty fraud area. Each is idempotent."""
+
+from __future__ import annotations
