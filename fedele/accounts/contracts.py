@@ -42,6 +42,7 @@ class Actor:
     organisation_kind: str | None
     language: str
     is_superuser: bool = False
+    display_name: str = ""  # full name, or the e-mail when there is none ("" = not known)
 
     def can(self, permission: str) -> bool:
         return self.is_superuser or permission in self.permissions

@@ -18,6 +18,7 @@ def actor_from_user(user: User) -> Actor:
         organisation_kind=user.organisation.kind if user.organisation_id and user.organisation else None,
         language=user.language,
         is_superuser=user.is_superuser,
+        display_name=str(user.get_full_name()).strip() or user.email,
     )
 
 

@@ -119,8 +119,16 @@ def _demo() -> None:
     demo.register("billing", billing_demo.load, order=100)
 
 
+def _subjects() -> None:
+    from fedele.billing.selectors.subscriptions import entitlement_subject
+    from fedele.shared import subjects
+
+    subjects.register("entitlement", entitlement_subject)
+
+
 def register() -> None:
     _roles()
+    _subjects()
     _demo()
     _customer_panel()
     _catalog_and_subscriptions()

@@ -102,7 +102,8 @@ def publish(event: object, *, aggregate_type: str, aggregate_id: str) -> OutboxE
     if not event_type:
         raise TypeError(f"{type(event).__name__} has no event_type.")
     payload = _payload_of(event)
-    with transaction.atomic():
+    # No savepoint: an outbox row that cannot be written fails the caller's whole transaction.
+    with transaction.atomic(savepoint=False):
         row = OutboxEvent.objects.create(
             event_type=event_type,
             aggregate_type=aggregate_type,

@@ -17,13 +17,12 @@ def next_value(series: str) -> int:
     if not series or len(series) > 64:
         raise ValidationFailed("A sequence series needs a name of 1-64 characters.", code="invalid_series")
     table = SequenceCounter._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
+    # One statement creates the series at 1 or takes the next value; no savepoint is needed (a failure
+    # fails the caller's transaction anyway), and the row lock lasts until the caller commits.
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (series, last_value) VALUES (%s, 0) ON CONFLICT (series) DO NOTHING",  # noqa: S608
-            [series],
-        )
-        cursor.execute(
-            f"UPDATE {table} SET last_value = last_value + 1 WHERE series = %s RETURNING last_value",  # noqa: S608
+            f"INSERT INTO {table} (series, last_value) VALUES (%s, 1) "  # noqa: S608
+            f"ON CONFLICT (series) DO UPDATE SET last_value = {table}.last_value + 1 RETURNING last_value",
             [series],
         )
         row = cursor.fetchone()

@@ -13,6 +13,7 @@ from fedele.accounts.facade import Actor
 from fedele.billing.models import Subscription, SubscriptionChange
 from fedele.customers.facade import customer_for_user
 from fedele.shared.errors import NotFound, PermissionDenied
+from fedele.shared.subjects import SubjectRef
 
 ORDERINGS = {"created_at": "created_at", "number": "number"}
 
@@ -85,3 +86,26 @@ def subscription_counts(*, actor: Actor) -> dict[str, int]:
     for row in rows:
         counts[row["status"]] = row["total"]
     return counts
+
+
+def entitlement_subject(reference: str) -> SubjectRef | None:
+    """An entitlement (by public id) as a ticket's subject: registered in ``fedele.shared.subjects``."""
+    from fedele.billing.models import Entitlement
+
+    try:
+        UUID(str(reference))
+    except ValueError:
+        return None
+    row = (
+        Entitlement.objects.select_related("account__customer", "product").filter(public_id=reference).first()
+    )
+    if row is None:
+        return None
+    label = " · ".join(part for part in (row.product.name, row.identifier) if part)
+    return SubjectRef(
+        kind="entitlement",
+        reference=str(row.public_id),
+        customer_public_id=str(row.account.customer.public_id),
+        label=label or row.kind,
+        status=row.status,
+    )

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from fedele.billing.models import (
     BillingAccount,
+    Entitlement,
     Metric,
     Plan,
     PlanCharge,
@@ -142,3 +143,18 @@ def subscription(
         created_at=now,
         updated_at=now,
     )
+
+
+class EntitlementFactory(factory.django.DjangoModelFactory):
+    """An active provisioned service (a fibre line) of an account."""
+
+    class Meta:
+        model = Entitlement
+
+    account = factory.SubFactory(BillingAccountFactory)
+    product = factory.SubFactory(ProductFactory)
+    kind = "fibre_line"
+    identifier = factory.Sequence(lambda n: f"FTTH-{n:06d}")
+    status = "active"
+    created_at = factory.LazyFunction(timezone.now)
+    updated_at = factory.LazyFunction(timezone.now)

@@ -402,8 +402,7 @@ def create_ticket(request: HttpRequest, payload: TicketIn) -> Status[dict[str, A
         external_source="api" if payload.external_id else "",
         external_id=payload.external_id,
     )
-    # The service's own row, refreshed (a trigger may have changed it); relations it set stay cached.
-    ticket.refresh_from_db()
+    # The service's own row (it reloads it when a trigger changed it); relations it set stay cached.
     return Status(201, _detail_of(actor, ticket))
 
 

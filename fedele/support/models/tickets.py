@@ -154,14 +154,21 @@ class Ticket(models.Model):
     requester_email = models.EmailField(_("requester e-mail"), blank=True)
     requester_name = models.CharField(_("requester name"), max_length=200, blank=True)
     requester_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
+        related_name="+",
     )
     language = models.CharField(_("language"), max_length=2, default="it")
     channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices, default=Channel.PORTAL)
     ticket_type = models.ForeignKey(
         TicketType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.PROTECT, db_index=False, related_name="+"
+    )
     priority = models.CharField(
         _("priority"), max_length=8, choices=Priority.choices, default=Priority.NORMAL
     )
@@ -186,7 +193,7 @@ class Ticket(models.Model):
     )  # "entitlement" | "equipment" | "work_order" | ""
     subject_reference = models.CharField(max_length=64, blank=True)
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="children"
     )
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, db_index=False, related_name="merged_from"
@@ -228,7 +235,18 @@ class Ticket(models.Model):
         indexes = [
             models.Index(fields=["created_at"], name="support_ticket_created"),
             models.Index(fields=["requester_email"], name="support_ticket_requester"),
-            models.Index(fields=["subject_reference"], name="support_ticket_about"),
+            models.Index(
+                fields=["subject_reference"], condition=~Q(subject_reference=""), name="support_ticket_about"
+            ),
+            models.Index(fields=["parent"], condition=Q(parent__isnull=False), name="support_ticket_parent"),
+            models.Index(
+                fields=["requester_user"],
+                condition=Q(requester_user__isnull=False),
+                name="support_ticket_req_user",
+            ),
+            models.Index(
+                fields=["category"], condition=Q(category__isnull=False), name="support_ticket_category"
+            ),
             models.Index(fields=["status_kind", "priority", "-id"], name="support_ticket_queue"),
             models.Index(fields=["assignee", "status_kind"], name="support_ticket_assignee"),
             models.Index(fields=["team", "status_kind"], name="support_ticket_team"),
@@ -267,29 +285,51 @@ class TicketMessage(models.Model):
         SYSTEM = "system", _("system")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    # Indexed by (ticket, id) below; a second index on the ticket alone would only slow writes.
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, db_index=False, related_name="messages")
     kind = models.CharField(max_length=12, choices=Kind.choices)
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.PORTAL)
     author_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_index=False,
+        related_name="+",
     )
     author_email = models.EmailField(blank=True)
     author_name = models.CharField(max_length=200, blank=True)
     body_text = models.TextField(blank=True)
     body_html = models.TextField(blank=True)  # sanitised with nh3 before it is stored
     # E-mail threading: our own Message-ID for outbound replies, the sender's for inbound ones.
-    email_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    email_message_id = models.CharField(max_length=255, blank=True)
     email_in_reply_to = models.CharField(max_length=255, blank=True)
     email_references = models.TextField(blank=True)
     email_to = models.TextField(blank=True)
     email_cc = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)  # outbound e-mail handed to the backend
     external_id = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField()
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["ticket", "id"], name="support_message_ticket")]
+        # Partial indexes: most messages (portal, imports, notes) have no Message-ID and no author
+        # login, and only unsent e-mail replies are ever looked up by time, so each index holds only
+        # the rows it is for and a bulk import writes far fewer index entries.
+        indexes = [
+            models.Index(fields=["ticket", "id"], name="support_message_ticket"),
+            models.Index(
+                fields=["email_message_id"], condition=~Q(email_message_id=""), name="support_message_msgid"
+            ),
+            models.Index(
+                fields=["author_user"], condition=Q(author_user__isnull=False), name="support_message_author"
+            ),
+            models.Index(
+                fields=["created_at"],
+                condition=Q(kind="reply", sent_at__isnull=True) & ~Q(email_message_id=""),
+                name="support_message_unsent",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.ticket_id} {self.kind} {self.pk}"

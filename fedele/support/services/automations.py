@@ -539,16 +539,18 @@ def post_webhook(url: str, payload: Mapping[str, Any]) -> int | None:
 
 def run_triggers(
     ticket: Ticket, *, event: str, actor: Actor | None, changes: dict[str, tuple[Any, Any]] | None = None
-) -> None:
+) -> int:
     """Run every active trigger for ``event`` whose conditions hold. ``changes`` maps field → (old, new).
+    Returns how many triggers ran (0: the ticket is exactly as the caller left it).
 
     Changes made by triggers do not fire triggers again (re-entrancy guard). Triggers run in position
     order and each sees the changes of the ones before it. Each run leaves a TicketEvent "automation"."""
     if _running.get():
-        return
+        return 0
     triggers = list(Trigger.objects.filter(active=True, event=event).order_by("position", "id"))
+    ran = 0
     if not triggers:
-        return
+        return ran
     with _guard():
         for trigger in triggers:
             try:
@@ -557,6 +559,7 @@ def run_triggers(
             except ValidationFailed:
                 logger.warning("Trigger %s has a bad condition; skipped", trigger.pk)
                 continue
+            ran += 1
             try:
                 with transaction.atomic():
                     applied = apply_actions(ticket, trigger.actions or [], actor=None, source=trigger.name)
@@ -579,6 +582,7 @@ def run_triggers(
                     data={"trigger": str(trigger.public_id), "event": event, "error": error.message},
                     created_at=clock.now(),
                 )
+    return ran
 
 
 # -- time rules ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,7 @@ from fedele.support.models import (
     TicketEvent,
     TicketMessage,
 )
-from fedele.support.selectors.sla import facts_for_ticket, policy_matching, target_for
+from fedele.support.selectors.sla import facts_for, facts_for_ticket, policy_matching, target_for
 
 if TYPE_CHECKING:
     from fedele.support.models import SlaTarget, TicketStatus
@@ -170,26 +171,76 @@ def _open_clocks(ticket: Ticket, *metrics: str) -> list[SlaClock]:
 # -- hooks -----------------------------------------------------------------------------------------
 
 
-def sla_start(ticket: Ticket, *, at: datetime) -> None:
-    """A new ticket: pick the policy, start first_response and resolution clocks, set due fields.
+@dataclass(slots=True)
+class SlaPlan:
+    """The SLA of a ticket about to be created: its policy and its clocks (not saved yet).
+
+    Worked out before the ticket's transaction (policies and calendars are configuration), so the
+    transaction only writes: the due fields go into the ticket's INSERT and the clocks into one more."""
+
+    policy: SlaPolicy | None
+    clocks: list[SlaClock]
+
+
+def sla_plan(ticket: Ticket, *, at: datetime, customer_public_id: str | None) -> SlaPlan:
+    """Pick the policy for an unsaved ticket and compute its first-response and resolution clocks.
     A ticket created already solved or closed (an import) gets no clocks."""
-    policy = policy_matching(facts_for_ticket(ticket))
-    ticket.sla_policy = policy
+    policy = policy_matching(
+        facts_for(
+            priority=ticket.priority,
+            customer_public_id=customer_public_id,
+            ticket_type=ticket.ticket_type.code if ticket.ticket_type is not None else None,
+            category=ticket.category.code if ticket.category is not None else None,
+            channel=ticket.channel,
+        )
+    )
+    clocks: list[SlaClock] = []
     if policy is not None and ticket.status_kind not in FINISHED_KINDS:
         business = clock_for(policy.calendar)
         target = target_for(policy, ticket.priority)
+        paused = ticket.status.pauses_sla
         try:
-            with transaction.atomic():
-                for metric in (SlaClock.Metric.FIRST_RESPONSE, SlaClock.Metric.RESOLUTION):
-                    minutes = _target_minutes(target, metric)
-                    if minutes is not None:
-                        _start_clock(ticket, policy, business, metric, minutes, at)
+            for metric in (SlaClock.Metric.FIRST_RESPONSE, SlaClock.Metric.RESOLUTION):
+                minutes = _target_minutes(target, metric)
+                if minutes is None:
+                    continue
+                sla_clock = SlaClock(
+                    policy=policy,
+                    metric=metric,
+                    status=SlaClock.Status.PAUSED if paused else SlaClock.Status.RUNNING,
+                    target_minutes=minutes,
+                    started_at=at,
+                    paused_at=at if paused else None,
+                )
+                _recompute_due(sla_clock, business)
+                clocks.append(sla_clock)
         except CalendarNeverOpen:
             # A broken calendar must not stop customers from reaching us: the ticket opens unclocked.
             logger.error(
                 "SLA policy %s uses a calendar that is never open; no clocks on %s", policy.pk, ticket.number
             )
-    refresh_ticket_due(ticket)
+            clocks = []
+    return SlaPlan(policy=policy, clocks=clocks)
+
+
+def sla_apply_plan(ticket: Ticket, plan: SlaPlan) -> None:
+    """Set the policy and the due fields of the unsaved ticket from its plan (a new ticket has no
+    breach yet: each due field is its running clock's due time)."""
+    ticket.sla_policy = plan.policy
+    for field in DUE_FIELDS.values():
+        setattr(ticket, field, None)
+    for sla_clock in plan.clocks:
+        if sla_clock.status == SlaClock.Status.RUNNING:
+            setattr(ticket, DUE_FIELDS[SlaClock.Metric(sla_clock.metric)], sla_clock.due_at)
+
+
+def sla_start(ticket: Ticket, plan: SlaPlan) -> None:
+    """Save the planned clocks of a ticket just inserted with ``sla_apply_plan``'s fields."""
+    if not plan.clocks:
+        return
+    for sla_clock in plan.clocks:
+        sla_clock.ticket = ticket
+    SlaClock.objects.bulk_create(plan.clocks)
 
 
 def sla_on_status_change(

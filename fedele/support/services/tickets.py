@@ -18,10 +18,11 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from fedele.accounts.contracts import Actor
-from fedele.customers.contracts import TimelineAppend
+from fedele.customers.contracts import CustomerSummary, TimelineAppend
 from fedele.customers.facade import customer_for_user, customer_summary, find_customer_by_email
-from fedele.shared import audit, clock, events, realtime, sequences
+from fedele.shared import audit, clock, events, realtime, sequences, subjects
 from fedele.shared.errors import NotFound, PermissionDenied, ValidationFailed
+from fedele.shared.subjects import SubjectRef
 from fedele.support.attachments import CheckedFile, IncomingFile, check_files, store_files
 from fedele.support.events import TicketCreated, TicketSolved
 from fedele.support.html import html_to_text, sanitise_html, text_to_html
@@ -88,6 +89,8 @@ def actor_name(actor: Actor | None) -> str:
     """The acting person's display name for history rows and realtime pushes ("" = the system)."""
     if actor is None:
         return ""
+    if actor.display_name:
+        return actor.display_name
     user = _user_model().objects.filter(pk=actor.user_id).first()
     if user is None:
         return actor.email
@@ -179,13 +182,42 @@ def _uuid_or_none(value: object) -> str | None:
     return "00000000-0000-0000-0000-000000000000"
 
 
-def _customer_pk_for(public_id: str) -> tuple[int, str]:
+def _customer_for(public_id: str) -> CustomerSummary:
     summary = customer_summary(public_id) if _uuid_or_none(public_id) == public_id.strip() else None
     if summary is None:
         raise ValidationFailed(
             _("Unknown customer."), code="unknown_customer", fields={"customer": _("Unknown customer.")}
         )
-    return summary.customer_id, summary.language
+    return summary
+
+
+def check_subject(kind: str, reference: str, customer_public_id: str | None) -> SubjectRef | None:
+    """What a ticket is about, checked with the module that owns it (``fedele.shared.subjects``):
+    the kind must be installed, the reference known to its owner, and it must belong to the ticket's
+    customer when both have one. ("", "") = about nothing in particular."""
+    reference = (reference or "").strip()[:64]
+    if not kind and not reference:
+        return None
+    if kind not in SUBJECT_KINDS or not subjects.is_available(kind):
+        raise ValidationFailed(
+            _("Tickets cannot refer to this kind of item."),
+            code="invalid_subject_kind",
+            fields={"subject_kind": _("Not available.")},
+        )
+    found = subjects.resolve(kind, reference)
+    if found is None:
+        raise ValidationFailed(
+            _("The item this ticket is about does not exist."),
+            code="unknown_subject_reference",
+            fields={"subject_reference": _("Not found.")},
+        )
+    if customer_public_id and found.customer_public_id and found.customer_public_id != customer_public_id:
+        raise ValidationFailed(
+            _("The item this ticket is about belongs to another customer."),
+            code="subject_of_another_customer",
+            fields={"subject_reference": _("Belongs to another customer.")},
+        )
+    return found
 
 
 def normalise_tag(name: str) -> str:
@@ -379,8 +411,11 @@ def _customer_public_id(ticket: Ticket) -> str | None:
     return str(ticket.customer.public_id)  # type: ignore[union-attr]
 
 
-def _publish_timeline(ticket: Ticket, *, kind: str, title: str, at: dt.datetime) -> None:
-    customer_id = _customer_public_id(ticket)
+def _publish_timeline(
+    ticket: Ticket, *, kind: str, title: str, at: dt.datetime, customer_id: str | None = ""
+) -> None:
+    """A line on the customer's 360 timeline. ``customer_id`` "" = read it from the ticket."""
+    customer_id = _customer_public_id(ticket) if customer_id == "" else customer_id
     if customer_id is None:
         return
     events.publish(
@@ -534,30 +569,23 @@ def ticket_create(
             return existing
     requester_email = (requester_email or "").strip().lower()[:254]
     requester_name = " ".join((requester_name or "").split())[:200]
-    customer_pk: int | None = None
-    customer_language = ""
+    customer: CustomerSummary | None = None
     if actor is not None and actor.is_portal_customer:
         # A portal customer asks for themselves: the rest comes from their account, never the form.
         if team_public_id or assignee_public_id or external_id:
             raise PermissionDenied(_("Customers cannot route tickets."), code="permission_denied")
         requester_user_id = actor.user_id
         requester_email = requester_email or actor.email.lower()
-        own = customer_for_user(actor.user_id)
-        customer_pk = own.customer_id if own else None
-        customer_language = own.language if own else ""
-        if own is None:
-            found = find_customer_by_email(actor.email)
-            customer_pk = found.customer_id if found else None
+        customer = customer_for_user(actor.user_id) or find_customer_by_email(actor.email)
     elif customer_public_id:
-        customer_pk, customer_language = _customer_pk_for(customer_public_id)
+        customer = _customer_for(customer_public_id)
     elif requester_user_id is not None:
-        own = customer_for_user(requester_user_id)
-        if own is not None:
-            customer_pk, customer_language = own.customer_id, own.language
-    if customer_pk is None and requester_email and not (actor is not None and actor.is_portal_customer):
-        found = find_customer_by_email(requester_email)
-        if found is not None:
-            customer_pk, customer_language = found.customer_id, found.language
+        customer = customer_for_user(requester_user_id)
+    if customer is None and requester_email and not (actor is not None and actor.is_portal_customer):
+        customer = find_customer_by_email(requester_email)
+    customer_pk = customer.customer_id if customer is not None else None
+    customer_public = str(customer.public_id) if customer is not None else None
+    customer_language = customer.language if customer is not None else ""
     if requester_email and "@" not in requester_email:
         raise ValidationFailed(
             _("The requester e-mail is not valid."),
@@ -572,10 +600,13 @@ def ticket_create(
         team = type_row.default_team
     assignee = _assignee_for(assignee_public_id) if assignee_public_id else None
     tag_names = _tag_names(tags)
-    if subject_kind not in SUBJECT_KINDS:
-        raise ValidationFailed(
-            _("Unknown subject kind."), code="invalid_subject_kind", fields={"subject_kind": _("Unknown.")}
-        )
+    about = check_subject(subject_kind, subject_reference, customer_public)
+    if about is not None and customer is None and about.customer_public_id:
+        # A request about a customer's line or device is that customer's request.
+        customer = customer_summary(about.customer_public_id)
+        customer_pk = customer.customer_id if customer is not None else None
+        customer_public = str(customer.public_id) if customer is not None else None
+        customer_language = customer.language if customer is not None else ""
     fields = validate_custom_fields(
         type_row, custom_fields or {}, enforce_required=channel not in FORMLESS_CHANNELS
     )
@@ -588,36 +619,45 @@ def ticket_create(
     at = created_at or clock.now()
     name = actor_name(actor)
 
+    status = default_status(StatusKind.NEW)
+    ticket = Ticket(
+        subject=subject,
+        customer_id=customer_pk,
+        requester_email=requester_email,
+        requester_name=requester_name,
+        requester_user_id=requester_user_id,
+        language=chosen_language,
+        channel=channel,
+        ticket_type=type_row,
+        category=category_row,
+        priority=priority_value,
+        status=status,
+        status_kind=status.kind,
+        assignee=assignee,
+        team=team,
+        custom_fields=fields,
+        subject_kind=subject_kind,
+        subject_reference=about.reference if about is not None else "",
+        parent=parent,
+        external_source=external_source,
+        external_id=external_id,
+        mailbox=mailbox,
+        created_by_id=actor.user_id if actor else None,
+        created_at=at,
+        updated_at=at,
+        message_count=1 if text or checked else 0,
+        last_customer_message_at=at if text or checked else None,
+    )
+    # Policies and calendars are configuration: the SLA is worked out before the transaction, which
+    # then only writes (the gapless number's row lock is held for as short a time as possible).
+    plan = sla.sla_plan(ticket, at=at, customer_public_id=customer_public)
+    sla.sla_apply_plan(ticket, plan)
+
     with transaction.atomic():
         number = f"T-{sequences.next_value('support.ticket'):06d}"
-        status = default_status(StatusKind.NEW)
-        ticket = Ticket.objects.create(
-            number=number,
-            subject=subject,
-            customer_id=customer_pk,
-            requester_email=requester_email,
-            requester_name=requester_name,
-            requester_user_id=requester_user_id,
-            language=chosen_language,
-            channel=channel,
-            ticket_type=type_row,
-            category=category_row,
-            priority=priority_value,
-            status=status,
-            status_kind=status.kind,
-            assignee=assignee,
-            team=team,
-            custom_fields=fields,
-            subject_kind=subject_kind,
-            subject_reference=(subject_reference or "").strip()[:64],
-            parent=parent,
-            external_source=external_source,
-            external_id=external_id,
-            mailbox=mailbox,
-            created_by_id=actor.user_id if actor else None,
-            created_at=at,
-            updated_at=at,
-        )
+        ticket.number = number
+        ticket.search_text = build_search_text(ticket, [text] if text else [])
+        ticket.save(force_insert=True)
         if tag_names:
             ticket.tags.set(_tags_for(tag_names))
         if text or checked:
@@ -639,10 +679,6 @@ def ticket_create(
                 at=at,
                 uploaded_by_id=actor.user_id if actor else None,
             )
-            ticket.message_count = 1
-            ticket.last_customer_message_at = at
-        ticket.search_text = build_search_text(ticket, [text] if text else [])
-        ticket.save(update_fields=["message_count", "last_customer_message_at", "search_text", "updated_at"])
         _event(
             ticket,
             "created",
@@ -668,7 +704,7 @@ def ticket_create(
                 "channel": channel,
                 "priority": priority_value,
                 "ticket_type": type_row.code,
-                "customer": _customer_public_id(ticket),
+                "customer": customer_public,
                 "attachments": len(checked),
             },
             actor_id=actor.user_id if actor else None,
@@ -677,7 +713,7 @@ def ticket_create(
             TicketCreated(
                 ticket_id=str(ticket.public_id),
                 number=number,
-                customer_id=_customer_public_id(ticket),
+                customer_id=customer_public,
                 channel=channel,
                 priority=priority_value,
                 ticket_type=type_row.code,
@@ -688,9 +724,13 @@ def ticket_create(
             aggregate_id=str(ticket.public_id),
         )
         _publish_timeline(
-            ticket, kind="ticket_created", title=_("Ticket %(number)s opened") % {"number": number}, at=at
+            ticket,
+            kind="ticket_created",
+            title=_("Ticket %(number)s opened") % {"number": number},
+            at=at,
+            customer_id=customer_public,
         )
-        sla.sla_start(ticket, at=at)
+        sla.sla_start(ticket, plan)
         if ticket.assignee_id is None and ticket.team_id is not None:
             from fedele.support.services.assignment import assign_automatically
 
@@ -706,8 +746,9 @@ def ticket_create(
                     new=user_display_name(chosen),
                     data={"automatic": True},
                 )
-        if run_automations:
-            automations.run_triggers(ticket, event="created", actor=actor)
+        if run_automations and automations.run_triggers(ticket, event="created", actor=actor):
+            # A trigger changed the ticket through its own queries: hand back what is stored.
+            ticket.refresh_from_db()
         _push(ticket, "created", name)
     return ticket
 
@@ -1205,23 +1246,19 @@ def _apply_changes(
             diffs["custom_fields"] = (ticket.custom_fields, fields_value)
     customer_pk = ticket.customer_id
     if "customer" in changes:
-        customer_pk = _customer_pk_for(str(changes["customer"]))[0] if changes["customer"] else None
+        customer_pk = _customer_for(str(changes["customer"])).customer_id if changes["customer"] else None
         if customer_pk != ticket.customer_id:
             diffs["customer"] = (_customer_public_id(ticket), str(changes["customer"] or "") or None)
-    if "subject_kind" in changes:
-        value = str(changes["subject_kind"] or "")
-        if value not in SUBJECT_KINDS:
-            raise ValidationFailed(
-                _("Unknown subject kind."),
-                code="invalid_subject_kind",
-                fields={"subject_kind": _("Unknown.")},
-            )
-        if value != ticket.subject_kind:
-            diffs["subject_kind"] = (ticket.subject_kind, value)
-    if "subject_reference" in changes:
-        value = str(changes["subject_reference"] or "").strip()[:64]
-        if value != ticket.subject_reference:
-            diffs["subject_reference"] = (ticket.subject_reference, value)
+    if "subject_kind" in changes or "subject_reference" in changes:
+        kind = str(changes.get("subject_kind", ticket.subject_kind) or "")
+        reference = str(changes.get("subject_reference", ticket.subject_reference) or "")
+        customer_public = diffs["customer"][1] if "customer" in diffs else _customer_public_id(ticket)
+        about = check_subject(kind, reference, customer_public)
+        kind, reference = (about.kind, about.reference) if about is not None else ("", "")
+        if kind != ticket.subject_kind:
+            diffs["subject_kind"] = (ticket.subject_kind, kind)
+        if reference != ticket.subject_reference:
+            diffs["subject_reference"] = (ticket.subject_reference, reference)
     if "language" in changes:
         value = _language(str(changes["language"]))
         if value != ticket.language:

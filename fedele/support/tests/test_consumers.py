@@ -11,8 +11,9 @@ import time_machine
 from django.utils import timezone
 
 from fedele.customers.tests.factories import CustomerFactory
-from fedele.shared import events
+from fedele.shared import events, subjects
 from fedele.shared.models import OutboxEvent
+from fedele.shared.subjects import SubjectRef
 from fedele.support.models import Ticket
 from fedele.support.services.tickets import ticket_create, ticket_update
 from fedele.support.tests.factories import ticket_kwargs
@@ -78,6 +79,23 @@ def test_english_customer_gets_english_subject() -> None:
 @time_machine.travel(NOW, tick=False)
 def test_work_order_completion_notes_ticket_and_reopens_pending_third_party() -> None:
     work_order_id = str(uuid.uuid4())
+    # Field service registers its work orders as ticket subjects when it is installed; here a
+    # resolver stands in for it (the kernel registry is the whole contract between the two).
+    subjects.register(
+        "work_order",
+        lambda reference: (
+            SubjectRef("work_order", reference, None, "WO-2026-000042", "scheduled")
+            if reference == work_order_id
+            else None
+        ),
+    )
+    try:
+        _work_order_scenario(work_order_id)
+    finally:
+        subjects.unregister("work_order")
+
+
+def _work_order_scenario(work_order_id: str) -> None:
     linked = ticket_create(
         actor=None, **ticket_kwargs(subject_kind="work_order", subject_reference=work_order_id, language="en")
     )
