@@ -354,3 +354,26 @@ class ChargeReceipt:
     currency: str
     created: bool
     """False when the idempotency key had already been used: the first charge is returned."""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerActivity:
+    """What a customer did in billing over a window of days (business time zone, both ends included).
+
+    ``invoices_paid`` / ``amount_paid_net`` / ``amount_paid_gross``: EUR invoices (not credit notes)
+    whose payment completed in the window, with their net-of-VAT and gross totals; ``first_payment_on``
+    / ``last_payment_on`` are the days the first and the last of them were paid.
+    ``subscriptions_in_window``: subscriptions live on at least one day of the window;
+    ``active_subscriptions_at_end``: those still live at the end of its last day (paused ones count).
+    ``cancelled_on``: the customer churned in the window — a subscription ended on that day (the last
+    such day) and none was live at the end; ``None`` otherwise."""
+
+    customer_id: str
+    invoices_paid: int
+    amount_paid_net: Decimal
+    amount_paid_gross: Decimal
+    first_payment_on: date | None
+    last_payment_on: date | None
+    subscriptions_in_window: int
+    active_subscriptions_at_end: int
+    cancelled_on: date | None

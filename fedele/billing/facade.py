@@ -6,14 +6,18 @@ position and to put one-off charges or credits on the customer's next invoice.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import F, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
+from django.utils import timezone
 
 from fedele.billing.contracts import (
     LIVE_SUBSCRIPTION_STATUSES,
     AccountBalance,
     ChargeReceipt,
+    CustomerActivity,
+    InvoiceKind,
     InvoiceStatus,
     InvoiceSummary,
     SubscriptionStatus,
@@ -24,15 +28,18 @@ from fedele.billing.services.charges import one_off_charge_create
 from fedele.billing.snapshots import monthly_recurring_revenue
 from fedele.customers.facade import customer_summary
 from fedele.shared import clock
+from fedele.shared.errors import ValidationFailed
 from fedele.shared.money import Money
 
 __all__ = [
     "AccountBalance",
     "ChargeReceipt",
+    "CustomerActivity",
     "InvoiceSummary",
     "SubscriptionSummary",
     "active_subscriptions",
     "charge_customer",
+    "customer_activity",
     "customer_balance",
     "recent_invoices",
 ]
@@ -159,3 +166,88 @@ def _receipt(charge: OneOffCharge, customer_public_id: str, *, created: bool) ->
         currency=charge.currency,
         created=created,
     )
+
+
+def customer_activity(*, start: date, end: date) -> list[CustomerActivity]:
+    """Per customer, what they paid and how their subscriptions stood over ``start``…``end`` (days in
+    the business time zone, both included): one row for every customer with an EUR invoice paid in
+    the window or a subscription live on at least one of its days, sorted by customer id.
+
+    Two aggregate queries whatever the number of customers (loyalty's programme evaluation compares
+    members with non-members with it). A subscription is live on day ``d`` when it started on or
+    before ``d`` and has not ended: no ``ended_on`` (and not cancelled), or ``ended_on`` after ``d``
+    (a subscription cancelled today ends today)."""
+    if not isinstance(start, date) or not isinstance(end, date) or end < start:
+        raise ValidationFailed(
+            "The window must end on or after its start.",
+            code="invalid_window",
+            fields={"end": "must be on or after the start."},
+        )
+    business_tz = timezone.get_default_timezone()
+    window_start = datetime.combine(start, time.min, tzinfo=business_tz)
+    window_end = datetime.combine(end + timedelta(days=1), time.min, tzinfo=business_tz)
+    paid = (
+        Invoice.objects.filter(
+            kind=InvoiceKind.INVOICE, currency="EUR", paid_at__gte=window_start, paid_at__lt=window_end
+        )
+        .values("account__customer__public_id")
+        .annotate(
+            count=Count("id"),
+            net=Sum("subtotal"),
+            gross=Sum("total"),
+            first=Min("paid_at"),
+            last=Max("paid_at"),
+        )
+        .order_by()
+    )
+    not_ended = Q(ended_on__isnull=True) & ~Q(status=SubscriptionStatus.CANCELLED)
+    live_at_end = not_ended | Q(ended_on__gt=end)
+    subscriptions = (
+        Subscription.objects.filter(Q(started_on__lte=end) & (not_ended | Q(ended_on__gte=start)))
+        .values("account__customer__public_id")
+        .annotate(
+            in_window=Count("id"),
+            at_end=Count("id", filter=live_at_end),
+            last_ended=Max("ended_on", filter=Q(ended_on__gte=start, ended_on__lte=end)),
+        )
+        .order_by()
+    )
+    zero = _cents(None)
+    payments: dict[str, tuple[int, Decimal, Decimal, date | None, date | None]] = {
+        str(row["account__customer__public_id"]): (
+            row["count"],
+            _cents(row["net"]),
+            _cents(row["gross"]),
+            row["first"].astimezone(business_tz).date(),
+            row["last"].astimezone(business_tz).date(),
+        )
+        for row in paid
+    }
+    lives: dict[str, tuple[int, int, date | None]] = {
+        str(row["account__customer__public_id"]): (
+            row["in_window"],
+            row["at_end"],
+            row["last_ended"] if row["at_end"] == 0 else None,
+        )
+        for row in subscriptions
+    }
+    return [
+        CustomerActivity(
+            customer_id=customer_id,
+            invoices_paid=count,
+            amount_paid_net=net,
+            amount_paid_gross=gross,
+            first_payment_on=first,
+            last_payment_on=last,
+            subscriptions_in_window=in_window,
+            active_subscriptions_at_end=at_end,
+            cancelled_on=cancelled_on,
+        )
+        for customer_id in sorted(payments.keys() | lives.keys())
+        for count, net, gross, first, last in [payments.get(customer_id, (0, zero, zero, None, None))]
+        for in_window, at_end, cancelled_on in [lives.get(customer_id, (0, 0, None))]
+    ]
+
+
+def _cents(value: Decimal | None) -> Decimal:
+    return (value or Decimal(0)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)

@@ -71,6 +71,17 @@ class CustomerSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentState:
+    """One consent decision in force (the latest record for its channel and purpose)."""
+
+    channel: str
+    purpose: str
+    granted: bool
+    source: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class TimelineAppend:
     """Publish this (shared.events.publish) from any module to add a line to a customer's 360 timeline.
 

@@ -6,14 +6,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fedele.accounts.contracts import Actor
-from fedele.customers.contracts import CustomerSummary, TimelineAppend
+from fedele.customers.contracts import ConsentState, CustomerSummary, TimelineAppend
 from fedele.customers.models import Contact, Customer
 from fedele.customers.validation import normalise_email, normalise_phone
 from fedele.shared.errors import ValidationFailed
 
 __all__ = [
+    "ConsentState",
     "CustomerSummary",
     "TimelineAppend",
+    "consent_change",
+    "consents_in_force",
     "create_customer",
     "customer_for_user",
     "customer_summaries",
@@ -182,6 +185,50 @@ def link_portal_user(
                 },
             )
         contact_link_portal_user(actor=system, contact_public_id=str(contact.public_id), user_id=user_id)
+
+
+def consents_in_force(customer_public_id: str) -> dict[tuple[str, str], ConsentState]:
+    """The consent in force per (channel, purpose) for a customer: the latest record of each.
+    A pair never recorded is absent (no consent). Unknown customer: empty."""
+    from fedele.customers.models import ConsentRecord
+
+    current: dict[tuple[str, str], ConsentState] = {}
+    records = ConsentRecord.objects.filter(customer__public_id=customer_public_id).order_by(
+        "-recorded_at", "-id"
+    )
+    for record in records.only("channel", "purpose", "granted", "source", "recorded_at"):
+        current.setdefault(
+            (record.channel, record.purpose),
+            ConsentState(record.channel, record.purpose, record.granted, record.source, record.recorded_at),
+        )
+    return current
+
+
+def consent_change(
+    *,
+    actor: Actor | None,
+    customer_public_id: str,
+    channel: str,
+    purpose: str,
+    granted: bool,
+    source: str = "portal",
+    evidence: str = "",
+) -> ConsentState:
+    """Record a consent given or withdrawn through the customers service (validation, scoping, audit,
+    ``ConsentChanged`` event). A portal customer may change only their own customer's consent: any
+    other customer is NotFound. Raises ValidationFailed for an unknown channel or purpose."""
+    from fedele.customers.services.contacts import consent_record
+
+    record = consent_record(
+        actor=actor,
+        customer_public_id=customer_public_id,
+        channel=channel,
+        purpose=purpose,
+        granted=granted,
+        source=source,
+        evidence=evidence,
+    )
+    return ConsentState(record.channel, record.purpose, record.granted, record.source, record.recorded_at)
 
 
 def _system_actor() -> Actor:

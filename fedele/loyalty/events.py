@@ -81,3 +81,76 @@ class PointsExpired(DomainEvent):
     programme: str
     points: int
     expired_on: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerCreated(DomainEvent):
+    event_type: ClassVar[str] = "loyalty.partner_created"
+    partner_id: str
+    partner: str
+    programme: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerStatusChanged(DomainEvent):
+    event_type: ClassVar[str] = "loyalty.partner_status_changed"
+    partner_id: str
+    partner: str
+    programme: str
+    from_status: str
+    to_status: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FraudFlagRaised(DomainEvent):
+    event_type: ClassVar[str] = "loyalty.fraud_flag_raised"
+    flag_id: int
+    member_id: str
+    programme: str
+    rule: str
+    transaction_id: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class FraudFlagReviewed(DomainEvent):
+    event_type: ClassVar[str] = "loyalty.fraud_flag_reviewed"
+    flag_id: int
+    member_id: str
+    programme: str
+    rule: str
+    state: str
+    reviewer_id: int | None
+    reversed_transaction_ids: list[str]
+    member_suspended: bool
+    reviewed_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementIssued(DomainEvent):
+    """A partner statement was issued: billing (or the ERP) may invoice/credit the net amount."""
+
+    event_type: ClassVar[str] = "loyalty.partner_settlement_issued"
+    settlement_id: str
+    partner: str
+    partner_id: str
+    programme: str
+    period_start: str
+    period_end: str
+    points_issued: int
+    points_accepted: int
+    amount_due_from_partner: str
+    amount_due_to_partner: str
+    net: str
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementPaid(DomainEvent):
+    event_type: ClassVar[str] = "loyalty.partner_settlement_paid"
+    settlement_id: str
+    partner: str
+    partner_id: str
+    net: str
+    paid_at: str

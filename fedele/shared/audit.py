@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fedele.shared import clock, context
+from fedele.shared.bulk import BulkTable
 from fedele.shared.models import AuditLog
+
+_AUDIT_ROWS = BulkTable(AuditLog)
 
 
 def jsonable(value: Any) -> Any:
@@ -57,3 +61,36 @@ def record(
         user_agent=ctx.user_agent[:300],
         request_id=ctx.request_id[:64],
     )
+
+
+def record_many(
+    *,
+    action: str,
+    object_type: str,
+    rows: Sequence[tuple[str, Mapping[str, Any]]],
+    actor_id: int | None = None,
+) -> int:
+    """One audit row per (object_id, after) in one INSERT, for batch postings. Same context as ``record``."""
+    ctx = context.current()
+    now = clock.now()
+    actor = actor_id if actor_id is not None else ctx.actor_id
+    _AUDIT_ROWS.insert(
+        [
+            {
+                "public_id": uuid.uuid4(),
+                "occurred_at": now,
+                "actor_id": actor,
+                "actor_label": ctx.actor_label[:200],
+                "action": action[:100],
+                "object_type": object_type[:100],
+                "object_id": str(object_id)[:64],
+                "before": None,
+                "after": json.dumps(jsonable(after)),
+                "ip_address": ctx.ip_address,
+                "user_agent": ctx.user_agent[:300],
+                "request_id": ctx.request_id[:64],
+            }
+            for object_id, after in rows
+        ]
+    )
+    return len(rows)

@@ -9,20 +9,23 @@ the handler's own changes, and a second dispatcher that races it fails on the re
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.db import IntegrityError, transaction
 
 from fedele.shared import clock
 from fedele.shared.audit import jsonable
+from fedele.shared.bulk import BulkTable
 from fedele.shared.models import HandlerReceipt, OutboxEvent
 
 logger = logging.getLogger(__name__)
+_OUTBOX_ROWS = BulkTable(OutboxEvent)
 
 ALL_EVENTS = "*"
 DISPATCH_GRACE = timedelta(seconds=5)
@@ -114,6 +117,45 @@ def publish(event: object, *, aggregate_type: str, aggregate_id: str) -> OutboxE
         event_id = row.event_id
         transaction.on_commit(lambda: enqueue_dispatch(event_id))
     return row
+
+
+def publish_many(items: Sequence[tuple[object, str, str]]) -> list[UUID]:
+    """Write many events to the outbox at once: (event, aggregate_type, aggregate_id) each; returns
+    their event ids. For batch postings (thousands of loyalty earns at once); after commit one task
+    dispatches them all, in order, each exactly as ``publish``'s own task would (and the sweep
+    catches any it missed)."""
+    now = clock.now()
+    rows = []
+    event_ids: list[UUID] = []
+    for event, aggregate_type, aggregate_id in items:
+        event_type = str(getattr(event, "event_type", "") or "")
+        if not event_type:
+            raise TypeError(f"{type(event).__name__} has no event_type.")
+        event_ids.append(uuid4())
+        rows.append(
+            {
+                "event_id": event_ids[-1],
+                "event_type": event_type,
+                "aggregate_type": aggregate_type,
+                "aggregate_id": str(aggregate_id),
+                "payload": json.dumps(_payload_of(event)),
+                "occurred_at": now,
+            }
+        )
+    with transaction.atomic(savepoint=False):
+        _OUTBOX_ROWS.insert(rows)
+        transaction.on_commit(lambda: _enqueue_all(event_ids))
+    return event_ids
+
+
+def _enqueue_all(event_ids: Sequence[UUID]) -> None:
+    """One task for the whole batch (thousands of tasks would cost more than the posting itself)."""
+    from fedele.shared.tasks import dispatch_outbox_events
+
+    try:
+        dispatch_outbox_events.delay([str(event_id) for event_id in event_ids])
+    except Exception:
+        logger.exception("Could not enqueue dispatch of %s events; the sweep will retry them", len(event_ids))
 
 
 def enqueue_dispatch(event_id: UUID) -> None:

@@ -12,6 +12,14 @@ def dispatch_outbox_event(event_id: str) -> bool:
     return dispatch(event_id)
 
 
+@shared_task(name="shared.dispatch_outbox_events", acks_late=True)
+def dispatch_outbox_events(event_ids: list[str]) -> int:
+    """The events of one batch posting, delivered in order by one task."""
+    from fedele.shared.events import dispatch
+
+    return sum(1 for event_id in event_ids if dispatch(event_id))
+
+
 @shared_task(name="shared.dispatch_outbox_due")
 def dispatch_outbox_due() -> int:
     from fedele.shared.events import dispatch_due

@@ -46,12 +46,13 @@ from typing import IO, Any, ClassVar
 
 import nh3
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.utils.text import slugify
 
 from fedele.accounts.facade import Actor
 from fedele.customers import facade as customers_facade
 from fedele.shared import audit, clock, events
+from fedele.shared.bulk import BulkTable
 from fedele.shared.csvfiles import csv_lines
 from fedele.shared.errors import PermissionDenied, ValidationFailed
 from fedele.shared.events import DomainEvent
@@ -904,60 +905,10 @@ def _uuids(count: int) -> Iterator[uuid.UUID]:
         yield uuid.UUID(bytes=raw[offset : offset + 16], version=4)
 
 
-class _BulkTable:
-    """Inserts plain rows into one model's table: COPY on PostgreSQL (several times faster than
-    bulk_create for wide rows), bulk_create elsewhere. Every row of one call has the same keys (field
-    attribute names, in the same order; JSON values already dumped); other fields get their default."""
-
-    def __init__(self, model: type[models.Model]) -> None:
-        self.model = model
-        self.fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-        self.json_fields = {f.attname for f in self.fields if isinstance(f, models.JSONField)}
-
-    def insert(self, rows: Sequence[dict[str, Any]], *, returning_ids: bool = False) -> list[int]:
-        if not rows:
-            return []
-        if connection.vendor != "postgresql":
-            objects = []
-            for row in rows:
-                values = {k: json.loads(v) if k in self.json_fields else v for k, v in row.items()}
-                objects.append(self.model(**values))
-            created = self.model._default_manager.bulk_create(objects, batch_size=BATCH_SIZE)
-            return [int(obj.pk) for obj in created] if returning_ids else []
-        table = self.model._meta.db_table
-        pk_column = str(self.model._meta.pk.column)
-        given = list(rows[0])
-        by_name = {f.attname: f for f in self.fields}
-        rest = [f for f in self.fields if f.attname not in rows[0]]
-        tail = tuple(
-            json.dumps(f.get_default()) if f.attname in self.json_fields else f.get_default() for f in rest
-        )
-        columns = [str(by_name[name].column) for name in given] + [str(f.column) for f in rest]
-        ids: list[int] = []
-        with connection.cursor() as cursor:
-            if returning_ids:
-                cursor.execute(
-                    "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                    [table, pk_column, len(rows)],
-                )
-                ids = [int(row[0]) for row in cursor.fetchall()]
-                columns = [pk_column, *columns]
-            statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-            with cursor.cursor.copy(statement) as copy:
-                write = copy.write_row
-                if returning_ids:
-                    for pk, row in zip(ids, rows, strict=True):
-                        write((pk, *row.values(), *tail))
-                else:
-                    for row in rows:
-                        write((*row.values(), *tail))
-        return ids
-
-
-_TICKETS = _BulkTable(Ticket)
-_MESSAGES = _BulkTable(TicketMessage)
-_HISTORY = _BulkTable(TicketEvent)
-_TAG_LINKS = _BulkTable(Ticket.tags.through)
+_TICKETS = BulkTable(Ticket)
+_MESSAGES = BulkTable(TicketMessage)
+_HISTORY = BulkTable(TicketEvent)
+_TAG_LINKS = BulkTable(Ticket.tags.through)
 
 
 # Entry points -----------------------------------------------------------------------------------------
