@@ -19,7 +19,7 @@ from typing import Any
 from fedele.accounts.facade import Actor, actor_for
 from fedele.loyalty.models import Member, Partner, Programme, Reward
 from fedele.shared import clock
-from fedele.shared.demo import DemoContext
+from fedele.shared.demo import DEMO_PASSWORD, DemoContext, register_login
 from fedele.shared.errors import ApplicationError
 
 PROGRAMME_CODE = "club-fedele"
@@ -276,9 +276,9 @@ def _rewards(actor: Actor | None, programme: Programme) -> dict[str, Reward]:
 
 
 def _partners(actor: Actor | None, programme: Programme) -> list[Partner]:
-    from fedele.loyalty.services.partners import partner_create
+    from fedele.loyalty.services.partners import partner_create, partner_user_add
 
-    return [
+    partners = [
         partner_create(
             actor=actor,
             programme=programme,
@@ -304,6 +304,20 @@ def _partners(actor: Actor | None, programme: Programme) -> list[Partner]:
             },
         ),
     ]
+    # The bookshop's cashier signs in to the partner portal (/partner/) with the demo password.
+    partner_user_add(
+        actor=actor,
+        partner=partners[1],
+        email=PARTNER_LOGIN,
+        first_name="Giulia",
+        last_name="Conti",
+        password=DEMO_PASSWORD,
+    )
+    register_login(PARTNER_LOGIN, "loyalty partner staff (Libreria del Corso, portal at /partner/)")
+    return partners
+
+
+PARTNER_LOGIN = "libreria@fedele.demo"
 
 
 def _profile(rng: random.Random, index: int) -> str:

@@ -30,7 +30,7 @@ def test_demo_loads_staff_customers_and_a_portal_login_once(django_capture_on_co
         == 0
     )
     # one user per role, the portal customer, and the support team's two extra agents
-    assert User.objects.count() == 12
+    assert User.objects.count() == 13
     assert (
         User.objects.filter(email__in=["francesca.ricci@fedele.demo", "matteo.esposito@fedele.demo"]).count()
         == 2
@@ -48,7 +48,7 @@ def test_demo_loads_staff_customers_and_a_portal_login_once(django_capture_on_co
     call_command("demo", "--if-empty", stdout=second)
     assert "already loaded" in second.getvalue()
     assert Customer.objects.count() == 30
-    assert User.objects.count() == 12
+    assert User.objects.count() == 13
 
 
 @pytest.mark.django_db

@@ -76,7 +76,7 @@ def test_detail_in_italian(member) -> None:
     html = page.content.decode()
     assert 'data-balance="available">1.200<' in html  # Italian digit grouping
     assert "Club Fedele" in html
-    assert "Disponibili" in html and "Storico" in html and "Rettifica punti" in html
+    assert "Disponibili" in html and "Cronologia" in html and "Rettifica punti" in html
 
 
 def test_adjust_through_htmx_and_a_reason_is_required(member) -> None:
