@@ -49,6 +49,15 @@ def _key(request: HttpRequest, *, required: bool = True) -> str | None:
     return key or None
 
 
+def _keyed_write(request: HttpRequest, member_id: UUID) -> tuple[Actor, Member, str]:
+    """A write on one member that needs an Idempotency-Key: the caller, the member it may see, the key."""
+    actor = _actor(request, "write")
+    member = selectors.member_get(actor, member_id)
+    key = _key(request)
+    assert key is not None
+    return actor, member, key
+
+
 def _programme(actor: Actor, code: str) -> Programme:
     programme = Programme.objects.filter(code=code).first()
     if programme is None or not selectors.is_staff_reader(actor):
@@ -476,10 +485,7 @@ def member_earn(request: HttpRequest, member_id: UUID, payload: EarnIn) -> Statu
     summary="Redeem points at once (Idempotency-Key required)",
 )
 def member_redeem(request: HttpRequest, member_id: UUID, payload: RedeemIn) -> Status[dict[str, Any]]:
-    actor = _actor(request, "write")
-    member = selectors.member_get(actor, member_id)
-    key = _key(request)
-    assert key is not None
+    actor, member, key = _keyed_write(request, member_id)
     transaction = ledger.points_redeem(
         actor=actor,
         member=member,
@@ -498,10 +504,7 @@ def member_redeem(request: HttpRequest, member_id: UUID, payload: RedeemIn) -> S
     summary="Adjust points by hand, signed, with a reason (Idempotency-Key required)",
 )
 def member_adjust(request: HttpRequest, member_id: UUID, payload: AdjustIn) -> Status[dict[str, Any]]:
-    actor = _actor(request, "write")
-    member = selectors.member_get(actor, member_id)
-    key = _key(request)
-    assert key is not None
+    actor, member, key = _keyed_write(request, member_id)
     transaction = ledger.points_adjust(
         actor=actor, member=member, points=payload.points, reason=payload.reason, idempotency_key=key
     )
@@ -514,10 +517,7 @@ def member_adjust(request: HttpRequest, member_id: UUID, payload: AdjustIn) -> S
     summary="Hold points for a redemption (Idempotency-Key required)",
 )
 def reservation_hold(request: HttpRequest, member_id: UUID, payload: HoldIn) -> Status[dict[str, Any]]:
-    actor = _actor(request, "write")
-    member = selectors.member_get(actor, member_id)
-    key = _key(request)
-    assert key is not None
+    actor, member, key = _keyed_write(request, member_id)
     reservation = ledger.reservation_hold(
         actor=actor,
         member=member,

@@ -3,39 +3,16 @@ redeems once; different forms racing for the same points never overspend."""
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable
 
 import pytest
-from django.db import connections
 from django.test import Client
 
 from fedele.loyalty.models import PointsTransaction, Redemption, VoucherCode
 from fedele.loyalty.tests.club_fixtures import earn, enrol, portal_customer, programme_with_tiers, voucher
+from fedele.shared.testing import in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _in_threads(work: Callable[[int], None], count: int) -> list[BaseException]:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            work(index)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def _clients(portal, count: int) -> list[Client]:
@@ -62,7 +39,7 @@ def test_the_same_form_sent_eight_times_at_once_redeems_once() -> None:
         assert response.status_code == 302, response.content[:300]
         locations.append(response["Location"])
 
-    assert _in_threads(submit, 8) == []
+    assert in_threads(submit, 8) == []
 
     redemption = Redemption.objects.get(member=member)
     assert locations == [f"/club/redemptions/?new={redemption.public_id}"] * 8
@@ -87,7 +64,7 @@ def test_six_different_forms_racing_for_the_points_never_overspend() -> None:
         )
         statuses.append(response.status_code)
 
-    assert _in_threads(submit, 6) == []
+    assert in_threads(submit, 6) == []
 
     assert sorted(statuses) == [302, 302, 422, 422, 422, 422]
     member.refresh_from_db()

@@ -3,12 +3,9 @@ two reviewers confirming the same flag at once reverse each transaction once."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
 import time_machine
-from django.db import connection, connections
+from django.db import connection
 
 from fedele.accounts.facade import actor_for
 from fedele.accounts.tests.factories import user_with_roles
@@ -18,31 +15,10 @@ from fedele.loyalty.services.ledger import ledger_check, points_earn
 from fedele.loyalty.tests.evaluation_support import member_at, utc
 from fedele.loyalty.tests.factories import ProgrammeFactory
 from fedele.shared.errors import Conflict
+from fedele.shared.testing import in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 NOW = utc(2026, 3, 10, 10)
-
-
-def _in_threads(work: Callable[[int], None], count: int) -> list[BaseException]:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> None:
-        try:
-            with time_machine.travel(NOW, tick=False):
-                barrier.wait()
-                work(index)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_concurrent_earns_raise_exactly_one_velocity_flag() -> None:
@@ -54,7 +30,7 @@ def test_concurrent_earns_raise_exactly_one_velocity_flag() -> None:
         fresh = Member.objects.get(pk=member.pk)
         points_earn(actor=None, member=fresh, points=10, source="pos", idempotency_key=f"burst-{index}")
 
-    assert _in_threads(work, 30) == []
+    assert in_threads(work, 30) == []
     assert PointsTransaction.objects.filter(member=member, kind="earn").count() == 30
     flags = FraudFlag.objects.filter(member=member)
     assert [(flag.rule, flag.details["earns_in_hour"]) for flag in flags] == [("velocity_count", 21)]
@@ -85,7 +61,7 @@ def test_two_reviewers_confirming_at_once_reverse_once() -> None:
         except Conflict:
             outcomes.append("conflict")
 
-    assert _in_threads(work, 2) == []
+    assert in_threads(work, 2) == []
     assert sorted(outcomes) == ["confirmed", "conflict"]
     assert PointsTransaction.objects.filter(member=member, kind="reverse").count() == 2
     member.refresh_from_db()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from fedele.loyalty.models import Member, PointsTransaction, Redemption, Reservation, Reward, VoucherCode
 from fedele.loyalty.services import rewards as services
@@ -19,31 +16,11 @@ from fedele.loyalty.tests.rewards_support import (
     world,
 )
 from fedele.shared.errors import ApplicationError
+from fedele.shared.testing import in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 THREADS = 10
-
-
-def _in_threads(work: Callable[[int], None], count: int = THREADS) -> list[BaseException]:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            work(index)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def _codes(errors: list[BaseException]) -> list[str]:
@@ -66,7 +43,7 @@ def test_last_item_in_stock_goes_to_exactly_one_member() -> None:
             shipping_address=ADDRESS,
         )
 
-    errors = _in_threads(redeem)
+    errors = in_threads(redeem, THREADS)
     assert _codes(errors) == ["out_of_stock"] * (THREADS - 1)
     assert Redemption.objects.count() == 1
     assert Reservation.objects.count() == 1
@@ -86,7 +63,7 @@ def test_last_codes_are_each_issued_once() -> None:
     def redeem(index: int) -> None:
         services.reward_redeem(actor=None, member=members[index], reward=item, idempotency_key=f"k{index}")
 
-    errors = _in_threads(redeem)
+    errors = in_threads(redeem, THREADS)
     assert _codes(errors) == ["no_codes_left"] * (THREADS - 4)
     issued = list(VoucherCode.objects.filter(reward=item, state="issued").values_list("member_id", flat=True))
     assert len(issued) == len(set(issued)) == 4
@@ -104,7 +81,7 @@ def test_same_key_in_parallel_redeems_once() -> None:
         redemption = services.reward_redeem(actor=None, member=member, reward=item, idempotency_key="same")
         seen.append(redemption.pk)
 
-    errors = _in_threads(redeem)
+    errors = in_threads(redeem, THREADS)
     assert errors == []
     assert len(set(seen)) == 1 and len(seen) == THREADS
     assert Redemption.objects.count() == 1
@@ -125,7 +102,7 @@ def test_per_member_limit_holds_under_parallel_requests() -> None:
             actor=None, member=member, reward=item, idempotency_key=f"k{index}", shipping_address=ADDRESS
         )
 
-    errors = _in_threads(redeem)
+    errors = in_threads(redeem, THREADS)
     assert _codes(errors) == ["member_limit_reached"] * (THREADS - 2)
     assert Redemption.objects.count() == 2
     member.refresh_from_db()
@@ -146,7 +123,7 @@ def test_one_balance_across_different_rewards_never_goes_negative() -> None:
             shipping_address=ADDRESS,
         )
 
-    errors = _in_threads(redeem)
+    errors = in_threads(redeem, THREADS)
     assert _codes(errors) == ["insufficient_balance"] * (THREADS - 3)
     member = Member.objects.get(pk=member.pk)
     assert (member.available, member.lifetime_redeemed) == (100, 900)

@@ -4,11 +4,10 @@ and the same event sent concurrently earns once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from fedele.loyalty.models import LoyaltyEvent, PointsTransaction, RuleUsage
 from fedele.loyalty.services.campaigns import campaign_create, campaign_set_status
@@ -16,29 +15,9 @@ from fedele.loyalty.services.ledger import ledger_check
 from fedele.loyalty.services.rules import event_record
 from fedele.loyalty.tests.factories import MemberFactory, ProgrammeFactory
 from fedele.loyalty.tests.rules_support import make_rule
+from fedele.shared.testing import in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _in_threads(work: Callable[[int], None], count: int) -> list[BaseException]:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            work(index)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_cap_total_across_members_is_never_exceeded() -> None:
@@ -58,7 +37,7 @@ def test_cap_total_across_members_is_never_exceeded() -> None:
             amount_eur=Decimal("100.00"),
         )
 
-    assert _in_threads(earn, 8) == []
+    assert in_threads(earn, 8) == []
     awarded = sorted(PointsTransaction.objects.filter(kind="earn").values_list("points", flat=True))
     assert sum(awarded) == 250 and awarded == [50, 100, 100]
     assert LoyaltyEvent.objects.count() == 8
@@ -96,7 +75,7 @@ def test_campaign_budget_across_rules_and_members_is_never_exceeded() -> None:
             amount_eur=Decimal("1.00"),
         )
 
-    assert _in_threads(earn, 8) == []
+    assert in_threads(earn, 8) == []
     total = sum(PointsTransaction.objects.filter(kind="earn").values_list("points", flat=True))
     assert total == 330
     used = sum(
@@ -127,7 +106,7 @@ def test_same_event_sent_concurrently_earns_once() -> None:
         with lock:
             found.append(event.pk)
 
-    assert _in_threads(earn, 10) == []
+    assert in_threads(earn, 10) == []
     assert len(set(found)) == 1
     assert PointsTransaction.objects.filter(kind="earn").count() == 1
     assert LoyaltyEvent.objects.count() == 1

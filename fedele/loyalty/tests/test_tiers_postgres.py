@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import date
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from fedele.loyalty.models import Member, TierChange
 from fedele.loyalty.services.ledger import ledger_check, points_earn
 from fedele.loyalty.services.tiers import tiers_review_due
 from fedele.loyalty.tests.factories import MemberFactory, ProgrammeFactory, standard_tiers
 from fedele.shared.models import OutboxEvent
+from fedele.shared.testing import in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def _in_threads(work: Callable[[int], None], count: int) -> list[BaseException]:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            work(index)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_parallel_earns_upgrade_exactly_once() -> None:
@@ -49,7 +27,7 @@ def test_parallel_earns_upgrade_exactly_once() -> None:
         mine = Member.objects.get(pk=member.pk)
         points_earn(actor=None, member=mine, points=250, source="test", idempotency_key=f"p{index}")
 
-    assert _in_threads(earn, 8) == []
+    assert in_threads(earn, 8) == []
     member.refresh_from_db()
     assert member.available == 2000
     assert member.tier_id == tiers["silver"].pk
@@ -69,7 +47,7 @@ def test_two_review_jobs_at_once_review_each_member_once() -> None:
     def review(_index: int) -> None:
         results.append(tiers_review_due(today=date(2026, 1, 10)))
 
-    assert _in_threads(review, 2) == []
+    assert in_threads(review, 2) == []
     assert sum(results) == 6
     assert Member.objects.filter(tier=tiers["silver"]).count() == 6
     assert TierChange.objects.filter(reason="downgrade").count() == 6

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from fedele.accounts.facade import actor_for
 from fedele.accounts.tests.factories import user_with_roles
+from fedele.shared.testing import in_threads
 from fedele.support.models import AgentProfile, TeamSettings, Ticket, TicketMessage
 from fedele.support.selectors.tickets import ticket_list, ticket_search
 from fedele.support.services.assignment import assign_automatically
@@ -28,27 +27,6 @@ def _seeded() -> None:
     from django.apps import apps
 
     import_module("fedele.support.migrations.0002_defaults").seed(apps, None)
-
-
-def _in_threads(work: Callable[[int], None], count: int) -> list[BaseException]:
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            work(index)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def test_search_uses_tsquery_and_ranks() -> None:
@@ -92,7 +70,7 @@ def test_concurrent_messages_keep_message_count_exact() -> None:
             send_email=False,
         )
 
-    assert _in_threads(work, 8) == []
+    assert in_threads(work, 8) == []
     ticket.refresh_from_db()
     assert ticket.message_count == 9
     assert TicketMessage.objects.filter(ticket=ticket).count() == 9
@@ -115,7 +93,7 @@ def test_concurrent_assignment_never_exceeds_capacity() -> None:
             row = Ticket.objects.select_for_update().get(pk=tickets[index].pk)
             results[index] = assign_automatically(row)
 
-    assert _in_threads(work, 10) == []
+    assert in_threads(work, 10) == []
     assigned = [value for value in results.values() if value is not None]
     assert len(assigned) == 6
     assert sorted(assigned.count(user.pk) for user in (a, b)) == [3, 3]
