@@ -195,6 +195,10 @@ def points_earn(
 
     with transaction.atomic():
         locked = lock_member(member)
+        # The time is taken once the member is locked, so one member's earns are dated in the order
+        # they are posted (the fraud guards count "the earns before this one" by that time).
+        now = clock.now()
+        occurred = occurred_at or now
         check_member_active(locked)
         if key is not None and (found := existing_transaction(programme, key)) is not None:
             return _replay(found, member, TransactionKind.EARN)
