@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 
 from fedele.accounts.facade import Actor, actor_for
-from fedele.loyalty.models import Member, PointsLot, PointsTransaction, Programme, Reservation
+from fedele.loyalty.models import Household, Member, PointsLot, PointsTransaction, Programme, Reservation
 from fedele.loyalty.selectors import ledger as ledger_selectors
 from fedele.loyalty.selectors import members as selectors
 from fedele.loyalty.services import ledger, members
@@ -585,6 +585,86 @@ def member_transfer(request: HttpRequest, member_id: UUID, payload: TransferIn) 
         actor=actor, from_member=sender, to_member=receiver, points=payload.points, idempotency_key=key
     )
     return Status(201, _transaction_out(transaction))
+
+
+class HouseholdIn(StrictSchema):
+    owner: UUID = Field(..., description="The first member (Member public id)")
+    name: str = Field(..., min_length=1, max_length=120)
+
+
+class HouseholdMemberIn(StrictSchema):
+    member: UUID = Field(..., description="Member public id")
+
+
+class HouseholdOut(Schema):
+    id: UUID
+    name: str
+    programme: str
+    owner: UUID
+    members: list[UUID]
+
+
+def _household_out(household: Household) -> dict[str, Any]:
+    household = Household.objects.select_related("programme", "owner").get(pk=household.pk)
+    return {
+        "id": household.public_id,
+        "name": household.name,
+        "programme": household.programme.code,
+        "owner": household.owner.public_id,
+        "members": [member.public_id for member in selectors.household_members(household)],
+    }
+
+
+def _household(actor: Actor, household_id: UUID) -> Household:
+    household = Household.objects.filter(public_id=household_id).first()
+    if household is None or not selectors.is_staff_reader(actor):
+        raise NotFound(_("Household not found."), code="household_not_found")
+    return household
+
+
+@router.post(
+    "/households",
+    response={201: HouseholdOut, **ERROR_RESPONSES},
+    summary="Create a household (family pool) with its first member",
+)
+def household_create(request: HttpRequest, payload: HouseholdIn) -> Status[dict[str, Any]]:
+    actor = _actor(request, "write")
+    owner = selectors.member_get(actor, payload.owner)
+    household = members.household_create(actor=actor, owner=owner, name=payload.name)
+    return Status(201, _household_out(household))
+
+
+@router.get(
+    "/households/{household_id}", response={200: HouseholdOut, **ERROR_RESPONSES}, summary="Get a household"
+)
+def household_detail(request: HttpRequest, household_id: UUID) -> dict[str, Any]:
+    actor = _actor(request, "read")
+    return _household_out(_household(actor, household_id))
+
+
+@router.post(
+    "/households/{household_id}/members",
+    response={200: HouseholdOut, **ERROR_RESPONSES},
+    summary="Add a member of the same programme to a household",
+)
+def household_add(request: HttpRequest, household_id: UUID, payload: HouseholdMemberIn) -> dict[str, Any]:
+    actor = _actor(request, "write")
+    household = _household(actor, household_id)
+    member = selectors.member_get(actor, payload.member)
+    members.household_add(actor=actor, household=household, member=member)
+    return _household_out(household)
+
+
+@router.delete(
+    "/members/{member_id}/household",
+    response={200: MemberOut, **ERROR_RESPONSES},
+    summary="Take a member out of its household",
+)
+def household_leave(request: HttpRequest, member_id: UUID) -> dict[str, Any]:
+    actor = _actor(request, "write")
+    member = selectors.member_get(actor, member_id)
+    members.household_remove(actor=actor, member=member)
+    return _member_out(selectors.member_get(actor, member_id), actor.language)
 
 
 @router.post(

@@ -317,3 +317,35 @@ def test_portal_customer_sees_only_their_own_membership(client: Client, programm
         403,
         "permission_denied",
     )
+
+
+def test_households_through_the_api(client: Client, agent, programme, member) -> None:
+    other = MemberFactory(programme=programme)
+    stranger = MemberFactory()  # another programme
+    made = post(
+        client, f"{API}/households", {"owner": str(member.public_id), "name": "Famiglia Rossi"}, agent
+    )
+    assert made.status_code == 201, made.content
+    household = made.json()
+    assert (household["name"], household["programme"], household["owner"]) == (
+        "Famiglia Rossi",
+        "club",
+        str(member.public_id),
+    )
+    assert household["members"] == [str(member.public_id)]
+    added = post(
+        client, f"{API}/households/{household['id']}/members", {"member": str(other.public_id)}, agent
+    )
+    assert added.status_code == 200, added.content
+    assert added.json()["members"] == [str(member.public_id), str(other.public_id)]
+    refused = post(
+        client, f"{API}/households/{household['id']}/members", {"member": str(stranger.public_id)}, agent
+    )
+    assert_error(refused, 422, "not_same_programme")
+    assert Member.objects.get(pk=stranger.pk).household_id is None
+    assert_error(client.get(f"{API}/households/{uuid.uuid4()}", **agent), 404, "household_not_found")
+    left = client.delete(f"{API}/members/{other.public_id}/household", **agent)
+    assert left.status_code == 200 and left.json()["household"] is None
+    assert client.get(f"{API}/households/{household['id']}", **agent).json()["members"] == [
+        str(member.public_id)
+    ]
