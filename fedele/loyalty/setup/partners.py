@@ -34,9 +34,28 @@ def partners_for_search(request: HttpRequest, query: str, limit: int) -> list[Se
     ]
 
 
+def partner_home(request: HttpRequest) -> str | None:
+    """A loyalty partner's staff land on their partner portal, not on the customers list."""
+    from fedele.accounts.facade import actor_for
+    from fedele.loyalty.models import Partner
+
+    user = request.user
+    if not user.is_authenticated:
+        return None
+    actor = actor_for(user)
+    if not actor.is_partner or actor.organisation_id is None:
+        return None
+    if not Partner.objects.filter(organisation_id=actor.organisation_id).exists():
+        return None
+    return reverse("partner:partners_dashboard")
+
+
 def register() -> None:
     from fedele.loyalty.jobs import partners  # noqa: F401  (registers the Celery task name)
     from fedele.shared import navigation, scheduler, search
+    from fedele.shared.web import dashboard
+
+    dashboard.register_home("loyalty_partner", partner_home)
 
     navigation.register(
         "loyalty", navigation.NavItem(_("Partners"), "loyalty:partners_list", "loyalty.view_loyalty")

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from fedele.accounts.models import ApiToken, User
-from fedele.accounts.tests.factories import user_with_roles
+from fedele.accounts.tests.factories import OrganisationFactory, user_with_roles
 from fedele.loyalty.models import Partner, PartnerSettlement
 from fedele.loyalty.services.partners import partner_burn, partner_earn
 from fedele.loyalty.services.settlements import settlement_generate, settlement_issue
@@ -259,3 +259,12 @@ def test_portal_is_for_partner_users_only(client: Client, world: dict[str, Any])
     assert client.get(reverse("partner:partners_dashboard")).status_code == 403
     client.force_login(user_with_roles("portal_customer"))
     assert client.get(reverse("partner:partners_transactions")).status_code == 403
+
+
+def test_partner_staff_land_on_their_portal(client: Client, world: dict[str, Any]) -> None:
+    client.force_login(world["shop_user"])
+    response = client.get("/")
+    assert (response.status_code, response["Location"]) == (302, reverse("partner:partners_dashboard"))
+    # A partner organisation that is not a loyalty partner keeps the customers list as its home.
+    client.force_login(user_with_roles("partner", organisation=OrganisationFactory(kind="partner")))
+    assert client.get("/")["Location"] == reverse("customers:list")

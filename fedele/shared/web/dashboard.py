@@ -32,3 +32,21 @@ def widgets_for(request: HttpRequest) -> list[DashboardWidget]:
     """The widgets this request's user may see; a source returns None to stay out."""
     widgets = [widget for name in sorted(_sources) if (widget := _sources[name](request)) is not None]
     return sorted(widgets, key=lambda widget: widget.order)
+
+
+# A module may send some users to a home of their own (a loyalty partner's staff to the partner
+# portal): the first source that answers with a URL wins, before the kernel's own rule.
+HomeSource = Callable[[HttpRequest], "str | None"]
+_homes: dict[str, HomeSource] = {}
+
+
+def register_home(name: str, source: HomeSource) -> None:
+    _homes[name] = source
+
+
+def home_for(request: HttpRequest) -> str | None:
+    for name in sorted(_homes):
+        url = _homes[name](request)
+        if url:
+            return url
+    return None

@@ -34,6 +34,9 @@ def render_page_or_partial(
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
+    own_home = dashboard.home_for(request)
+    if own_home:
+        return redirect(own_home)
     if not getattr(user, "is_internal", False) and user.has_perm("customers.view_customer"):
         # Partners work on their own customers: that list is their home.
         return redirect("customers:list")
