@@ -80,83 +80,11 @@ def _metric_field(metric: str) -> str:
 
 
 _METRIC_SQL = """
-SELECT COALESCE(SUM(
-    CASE WHEN t.kind = %(earn)s THEN COALESCE(t.{field}, 0) ELSE -COALESCE(t.{field}, 0) END
-), 0)
-FROM {table} t
-WHERE t.member_id = %(member)s AND (
-    (t.kind = %(earn)s AND t.occurred_at {lower} %(start)s AND t.occurred_at <= %(end)s
-     AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.reversal_of_id = t.id))
-    OR (t.kind IN (%(cancel)s, %(adjust)s) AND t.source = %(refund)s AND t.reference IN (
-        SELECT e.reference FROM {table} e
-        WHERE e.member_id = %(member)s AND e.kind = %(earn)s AND e.reference <> ''
-          AND e.occurred_at {lower} %(start)s AND e.occurred_at <= %(end)s
-          AND NOT EXISTS (SELECT 1 FROM {table} r2 WHERE r2.reversal_of_id = e.id)))
-)
-"""
-
-
-def _metric_sum(
-    member: Member, programme: Programme, start: datetime, end: datetime, *, inclusive: bool
-) -> Decimal:
-    """One SQL statement over the member's transactions (index ``member, kind, occurred_at``):
-    + each EARN with ``start < occurred_at ≤ end`` (``start ≤`` when ``inclusive``) that was not
-    reversed (``transaction_reverse`` points ``reversal_of`` at it), − each purchase-refund take-back
-    of one of those earns (``source="refund"``, CANCEL_PENDING or ADJUST, written by the ledger's
-    ``purchase_refund`` with the same member and ``reference``). A refund row carries what it took
-    back: ``qualifying_points`` (points taken), ``amount_eur`` (the refunded share) and
-    ``qualifying_count`` (the whole count on a full refund, 0 on a partial one). Never below 0.
-
-    Written in SQL because it runs inside every earn: building the equivalent ORM expression costs
-    more than the query itself."""
-    sql = _METRIC_SQL.format(
-        field=_metric_field(programme.tier_metric),
-        table=PointsTransaction._meta.db_table,
-        lower=">=" if inclusive else ">",
-    )
-    adapt = connection.ops.adapt_datetimefield_value
-    params: dict[str, Any] = {
-        "earn": TransactionKind.EARN.value,
-        "cancel": TransactionKind.CANCEL_PENDING.value,
-        "adjust": TransactionKind.ADJUST.value,
-        "refund": REFUND_SOURCE,
-        "member": member.pk,
-        "start": adapt(start),
-        "end": adapt(end),
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    total = Decimal(str(row[0])) if row and row[0] is not None else ZERO
-    return max(total, ZERO).quantize(_CENT, rounding=ROUND_HALF_UP)
-
-
-def qualifying_values(*, members: list[Member], at: datetime, programme: Programme) -> dict[int, Decimal]:
-    """``qualifying_value`` of many members of one programme in one grouped statement (batch earns)."""
-    if not members:
-        return {}
-    inclusive = programme.tier_window == TierWindow.CALENDAR_YEAR
-    table = PointsTransaction._meta.db_table
-    field = _metric_field(programme.tier_metric)
-    lower = ">=" if inclusive else ">"
-    params: dict[str, Any] = {
-        "earn": TransactionKind.EARN.value,
-        "cancel": TransactionKind.CANCEL_PENDING.value,
-        "adjust": TransactionKind.ADJUST.value,
-        "refund": REFUND_SOURCE,
-        "start": connection.ops.adapt_datetimefield_value(window_start(programme, at)),
-        "end": connection.ops.adapt_datetimefield_value(at),
-    }
-    names = []
-    for index, member in enumerate(members):
-        params[f"m{index}"] = member.pk
-        names.append(f"%(m{index})s")
-    sql = f"""
 SELECT t.member_id, COALESCE(SUM(
     CASE WHEN t.kind = %(earn)s THEN COALESCE(t.{field}, 0) ELSE -COALESCE(t.{field}, 0) END
 ), 0)
 FROM {table} t
-WHERE t.member_id IN ({", ".join(names)}) AND (
+WHERE t.member_id IN ({members}) AND (
     (t.kind = %(earn)s AND t.occurred_at {lower} %(start)s AND t.occurred_at <= %(end)s
      AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.reversal_of_id = t.id))
     OR (t.kind IN (%(cancel)s, %(adjust)s) AND t.source = %(refund)s AND t.reference IN (
@@ -166,13 +94,60 @@ WHERE t.member_id IN ({", ".join(names)}) AND (
           AND NOT EXISTS (SELECT 1 FROM {table} r2 WHERE r2.reversal_of_id = e.id)))
 )
 GROUP BY t.member_id
-"""  # noqa: S608 (table and column names come from the models; values are parameters)
-    values = {member.pk: ZERO for member in members}
+"""
+
+
+def _metric_sums(
+    member_ids: list[int], programme: Programme, start: datetime, end: datetime, *, inclusive: bool
+) -> dict[int, Decimal]:
+    """One SQL statement over the members' transactions (index ``member, kind, occurred_at``), per member:
+    + each EARN with ``start < occurred_at ≤ end`` (``start ≤`` when ``inclusive``) that was not
+    reversed (``transaction_reverse`` points ``reversal_of`` at it), − each purchase-refund take-back
+    of one of those earns (``source="refund"``, CANCEL_PENDING or ADJUST, written by the ledger's
+    ``purchase_refund`` with the same member and ``reference``). A refund row carries what it took
+    back: ``qualifying_points`` (points taken), ``amount_eur`` (the refunded share) and
+    ``qualifying_count`` (the whole count on a full refund, 0 on a partial one). Never below 0.
+
+    Written in SQL because it runs inside every earn (and once per batch of earns): building the
+    equivalent ORM expression costs more than the query itself."""
+    values = dict.fromkeys(member_ids, ZERO)
+    if not member_ids:
+        return values
+    adapt = connection.ops.adapt_datetimefield_value
+    params: dict[str, Any] = {
+        "earn": TransactionKind.EARN.value,
+        "cancel": TransactionKind.CANCEL_PENDING.value,
+        "adjust": TransactionKind.ADJUST.value,
+        "refund": REFUND_SOURCE,
+        "start": adapt(start),
+        "end": adapt(end),
+    }
+    params.update({f"m{index}": member_id for index, member_id in enumerate(member_ids)})
+    sql = _METRIC_SQL.format(
+        field=_metric_field(programme.tier_metric),
+        table=PointsTransaction._meta.db_table,
+        lower=">=" if inclusive else ">",
+        members=", ".join(f"%(m{index})s" for index in range(len(member_ids))),
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         for member_id, total in cursor.fetchall():
             values[int(member_id)] = max(Decimal(str(total)), ZERO).quantize(_CENT, rounding=ROUND_HALF_UP)
     return values
+
+
+def _metric_sum(
+    member: Member, programme: Programme, start: datetime, end: datetime, *, inclusive: bool
+) -> Decimal:
+    return _metric_sums([member.pk], programme, start, end, inclusive=inclusive)[member.pk]
+
+
+def qualifying_values(*, members: list[Member], at: datetime, programme: Programme) -> dict[int, Decimal]:
+    """``qualifying_value`` of many members of one programme in one grouped statement (batch earns)."""
+    inclusive = programme.tier_window == TierWindow.CALENDAR_YEAR
+    return _metric_sums(
+        [member.pk for member in members], programme, window_start(programme, at), at, inclusive=inclusive
+    )
 
 
 def qualifying_value(*, member: Member, at: datetime, programme: Programme | None = None) -> Decimal:
