@@ -11,14 +11,16 @@ nothing (a retried upload re-posts only what is new).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils.translation import gettext as _
 
@@ -27,6 +29,7 @@ from fedele.loyalty import hooks
 from fedele.loyalty.events import PointsEarned
 from fedele.loyalty.models import (
     Account,
+    Campaign,
     Member,
     Partner,
     PointsEntry,
@@ -70,6 +73,10 @@ class EarnItem:
     qualifying_count: int = 0
     occurred_at: datetime | None = None
     memo: str = ""
+    # Per item, for batches of events whose rules differ: None takes the batch's ``pending_days``.
+    pending_days: int | None = None
+    campaign_id: int | None = None
+    details: Mapping[str, Any] | None = None
 
 
 def _item_error(index: int, error: ValidationFailed) -> ValidationFailed:
@@ -120,6 +127,16 @@ def _checked(items: Sequence[EarnItem], source: str) -> list[EarnItem]:
                     code="invalid_qualifying_count",
                     fields={"qualifying_count": _("Invalid.")},
                 )
+            if item.pending_days is not None and (
+                isinstance(item.pending_days, bool)
+                or not isinstance(item.pending_days, int)
+                or not 0 <= item.pending_days <= 365
+            ):
+                raise ValidationFailed(
+                    _("Pending days must be between 0 and 365."),
+                    code="invalid_pending_days",
+                    fields={"pending_days": _("Invalid.")},
+                )
         except ValidationFailed as error:
             raise _item_error(index, error) from None
         if key in seen:
@@ -144,6 +161,9 @@ def _checked(items: Sequence[EarnItem], source: str) -> list[EarnItem]:
                 qualifying_count=item.qualifying_count,
                 occurred_at=item.occurred_at,
                 memo=item.memo,
+                pending_days=item.pending_days,
+                campaign_id=item.campaign_id,
+                details=item.details,
             )
         )
     return clean
@@ -205,8 +225,10 @@ def points_earn_many(
                 amount_eur=item.amount_eur,
                 qualifying_points=item.qualifying_points,
                 qualifying_count=item.qualifying_count,
-                pending_days=pending_days,
+                pending_days=pending_days if item.pending_days is None else item.pending_days,
                 partner=partner,
+                campaign=Campaign.objects.get(pk=item.campaign_id) if item.campaign_id else None,
+                details=dict(item.details) if item.details else None,
                 occurred_at=item.occurred_at,
                 memo=item.memo,
             )
@@ -253,8 +275,10 @@ def _post(
     rows: list[PointsTransaction] = []
     transaction_rows: list[dict[str, Any]] = []
     expiry: dict[datetime, date | None] = {}
+    waits = [pending_days if item.pending_days is None else item.pending_days for item in items]
     for item, owner in zip(items, owners, strict=True):
         occurred = item.occurred_at or now
+        details = dict(item.details) if item.details else {}
         values: dict[str, Any] = {
             "public_id": uuid.uuid4(),
             "programme_id": programme.pk,
@@ -269,18 +293,19 @@ def _post(
             "qualifying_count": item.qualifying_count,
             "partner_id": partner.pk if partner is not None else None,
             "partner_amount": partner_price(item.points, partner.earn_price_per_point) if partner else None,
+            "campaign_id": item.campaign_id,
             "memo": item.memo,
             "occurred_at": occurred,
             "created_at": now,
             "created_by_id": created_by,
         }
-        transaction_rows.append({**values, "details": "{}"})
-        rows.append(PointsTransaction(**values, details={}))
+        transaction_rows.append({**values, "details": json.dumps(details, cls=DjangoJSONEncoder)})
+        rows.append(PointsTransaction(**values, details=details))
     for row, pk in zip(rows, _TRANSACTIONS.insert(transaction_rows, returning_ids=True), strict=True):
         row.pk = row.id = pk
         row.programme = programme
     lot_rows = []
-    for row, owner in zip(rows, owners, strict=True):
+    for row, owner, wait in zip(rows, owners, waits, strict=True):
         if row.occurred_at not in expiry:
             expiry[row.occurred_at] = lot_expiry(programme, row.occurred_at)
         lot_rows.append(
@@ -290,19 +315,24 @@ def _post(
                 "earn_transaction_id": row.pk,
                 "points": row.points,
                 "remaining": row.points,
-                "state": PointsLot.State.PENDING.value if pending_days else PointsLot.State.AVAILABLE.value,
+                "state": PointsLot.State.PENDING.value if wait else PointsLot.State.AVAILABLE.value,
                 "earned_at": row.occurred_at,
-                "matures_at": row.occurred_at + timedelta(days=pending_days) if pending_days else None,
+                "matures_at": row.occurred_at + timedelta(days=wait) if wait else None,
                 "expires_on": expiry[row.occurred_at],
             }
         )
     lot_ids = _LOTS.insert(lot_rows, returning_ids=True)
     issuance = Account.PARTNER_ISSUANCE if partner is not None else Account.ISSUANCE
-    member_account = Account.MEMBER_PENDING if pending_days else Account.MEMBER_AVAILABLE
     entries: list[dict[str, Any]] = []
     by_member: dict[int, list[PointsTransaction]] = defaultdict(list)
+    # The members' caches to raise, by whether the points wait (pending) or not (available).
+    added: dict[bool, dict[int, list[PointsTransaction]]] = {
+        False: defaultdict(list),
+        True: defaultdict(list),
+    }
     partner_id = partner.pk if partner is not None else None
-    for row, lot_id, member in zip(rows, lot_ids, owners, strict=True):
+    for row, lot_id, member, wait in zip(rows, lot_ids, owners, waits, strict=True):
+        member_account = Account.MEMBER_PENDING if wait else Account.MEMBER_AVAILABLE
         entries.append(
             {
                 "transaction_id": row.pk,
@@ -327,14 +357,17 @@ def _post(
                 "created_at": now,
             }
         )
-        if pending_days:
+        if wait:
             member.pending += row.points
         else:
             member.available += row.points
         member.lifetime_earned += row.points
         by_member[member.pk].append(row)
+        added[bool(wait)][member.pk].append(row)
     _ENTRIES.insert(entries)
-    _add_to_members(by_member, pending=bool(pending_days), now=now)
+    for pending, group in added.items():
+        if group:
+            _add_to_members(group, pending=pending, now=now)
     for member in locked.values():
         member.updated_at = now
     hooks.run_after_earn_many([(locked[member_id], postings) for member_id, postings in by_member.items()])
@@ -369,7 +402,7 @@ def _post(
                     customer_id=customers[member.pk],
                     programme=programme.code,
                     points=row.points,
-                    pending=bool(pending_days),
+                    pending=bool(wait),
                     source=source,
                     reference=row.reference,
                     occurred_at=row.occurred_at.isoformat(),
@@ -377,7 +410,7 @@ def _post(
                 "loyalty.member",
                 str(member.public_id),
             )
-            for row, member in zip(rows, owners, strict=True)
+            for row, member, wait in zip(rows, owners, waits, strict=True)
         ]
     )
     return {str(row.idempotency_key): row for row in rows}
