@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -23,6 +25,7 @@ class FraudFlag(models.Model):
         CLEARED = "cleared", _("cleared")
         CONFIRMED = "confirmed", _("confirmed fraud (reversed)")
 
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="fraud_flags")
     transaction = models.ForeignKey(
         PointsTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="fraud_flags"
