@@ -25,6 +25,7 @@ __all__ = [
     "find_customer_by_email",
     "find_customer_by_phone",
     "link_portal_user",
+    "search_customer_ids",
 ]
 
 
@@ -108,6 +109,16 @@ def find_customer_by_email(email: str) -> CustomerSummary | None:
         )
         customer = contact.customer if contact else None
     return _summary(customer) if customer else None
+
+
+def search_customer_ids(query: str, limit: int) -> list[int]:
+    """Internal keys of the customers a staff search finds (number, name, phone, codes, city word by
+    word; an e-mail address exactly), lowest first, at most ``limit``: for modules that hold customer
+    foreign keys to filter their own rows (``customer_id IN ...``) without joining the customers table.
+    Not scoped to an actor: the caller must already have checked that its user may search."""
+    from fedele.customers.selectors import customer_ids_matching
+
+    return customer_ids_matching(query, limit=limit)
 
 
 def customer_for_user(user_id: int) -> CustomerSummary | None:

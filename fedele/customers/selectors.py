@@ -12,6 +12,7 @@ from fedele.customers.models import ConsentRecord, Contact, Customer, CustomerIm
 from fedele.shared.errors import NotFound
 
 ORDERINGS = {"name": "display_name", "created_at": "created_at", "number": "number", "city": "city"}
+SEARCH_TERMS_MAX = 5
 
 
 def customer_queryset_for(actor: Actor | None) -> QuerySet[Customer]:
@@ -55,9 +56,28 @@ def customer_list(*, actor: Actor, filters: CustomerFilters | None = None) -> Qu
     if filters.city:
         queryset = queryset.filter(city__iexact=filters.city)
     if filters.search:
-        for term in filters.search.lower().split()[:5]:
+        for term in filters.search.lower().split()[:SEARCH_TERMS_MAX]:
             queryset = queryset.filter(search_text__contains=term)
     return queryset
+
+
+def customer_ids_matching(query: str, *, limit: int) -> list[int]:
+    """Internal keys of the customers (any status) a free-text query finds, lowest key first, at most
+    ``limit``. An e-mail address (it has an "@") matches the customer's e-mail exactly, in any case;
+    anything else matches ``search_text`` (number, name, e-mail, phone, codes, city) word by word, every
+    word required, as the customers list does. Not scoped: callers check their own permission."""
+    from django.db.models.functions import Lower
+
+    text = " ".join((query or "").split()).lower()
+    if not text or limit <= 0:
+        return []
+    queryset = Customer.objects.all()
+    if "@" in text and " " not in text:
+        queryset = queryset.annotate(email_lower=Lower("email")).filter(email_lower=text)
+    else:
+        for term in text.split()[:SEARCH_TERMS_MAX]:
+            queryset = queryset.filter(search_text__contains=term)
+    return list(queryset.order_by("id").values_list("id", flat=True)[:limit])
 
 
 def customer_get(*, actor: Actor, public_id: str) -> Customer:

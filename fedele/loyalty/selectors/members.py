@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
 from fedele.accounts.contracts import Actor
+from fedele.customers.facade import search_customer_ids
 from fedele.loyalty.models import Household, Member, Programme
 from fedele.loyalty.services.ledger_core import VIEW, owns_member
 from fedele.shared.errors import NotFound, ValidationFailed
@@ -16,6 +17,8 @@ from fedele.shared.pagination import DEFAULT_LIMIT, CursorPage, paginate
 
 ORDERINGS = {"id": "id", "enrolled": "enrolled_at", "available": "available", "card": "card_number"}
 QUERY_MAX = 100
+CUSTOMER_MATCH_LIMIT = 1000
+"""At most this many customers a name/e-mail/number search finds are considered (lowest keys first)."""
 
 
 def is_staff_reader(actor: Actor) -> bool:
@@ -67,8 +70,9 @@ def member_queryset(
     tier: str = "",
     status: str = "",
 ) -> QuerySet[Member]:
-    """Members the caller may list, filtered. ``query``: a card number (digits, spaces allowed), or a
-    piece of the customer's name, or their e-mail address."""
+    """Members the caller may list, filtered. ``query``: a card number (digits, spaces allowed), a
+    referral code, or what the customers module's search finds: words of the customer's name, number,
+    phone or city (every word required), or their exact e-mail address."""
     if not is_staff_reader(actor):
         raise NotFound(_("Not found."), code="not_found")
     rows = Member.objects.select_related("programme", "tier", "customer")
@@ -83,10 +87,10 @@ def member_queryset(
         digits = text.replace(" ", "")
         if digits.isdigit():
             rows = rows.filter(card_number__startswith=digits)
-        elif "@" in text:
-            rows = rows.filter(customer__email__iexact=text)
         else:
-            rows = rows.filter(Q(customer__display_name__icontains=text) | Q(referral_code__iexact=text))
+            # The customers module searches its own column; loyalty filters its rows by the keys found.
+            customer_ids = search_customer_ids(text, CUSTOMER_MATCH_LIMIT)
+            rows = rows.filter(Q(customer_id__in=customer_ids) | Q(referral_code__iexact=text))
     if tier:
         rows = rows.filter(tier__code=tier)
     if status:
