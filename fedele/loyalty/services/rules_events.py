@@ -20,6 +20,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -143,6 +144,78 @@ def _clean_moment(occurred_at: datetime | None, *, system: bool) -> datetime:
     return occurred_at
 
 
+@dataclass(frozen=True, slots=True)
+class CleanEvent:
+    """An inbound event's fields after the checks of ``clean_event``."""
+
+    event_type: str
+    source: str
+    external_id: str
+    reference: str
+    channel: str
+    custom_event: str
+    amount: Decimal | None
+    attributes: dict[str, Any]
+    categories: tuple[str, ...]
+    moment: datetime
+
+
+def clean_event(
+    *,
+    actor: Actor | None,
+    programme: Programme,
+    member: Member,
+    event_type: str,
+    source: str,
+    external_id: str,
+    amount_eur: Decimal | None = None,
+    custom_event: str = "",
+    attributes: Mapping[str, Any] | None = None,
+    channel: str = "",
+    product_categories: Iterable[str] = (),
+    partner: Partner | None = None,
+    reference: str = "",
+    occurred_at: datetime | None = None,
+) -> CleanEvent:
+    """Authorise and check an inbound event before any query; raises the first problem found."""
+    authorise_for_member(actor, member, partner=partner, allow_portal=False)
+    if event_type not in EventType.values:
+        raise _invalid(
+            "event_type", _("Choose one of: %(choices)s.") % {"choices": ", ".join(EventType.values)}
+        )
+    source = check_text(source, name="source", max_length=SOURCE_MAX, required=True)
+    external_id = check_text(external_id, name="external_id", max_length=EXTERNAL_ID_MAX, required=True)
+    reference = check_text(reference, name="reference", max_length=REFERENCE_MAX)
+    channel = check_text(channel, name="channel", max_length=CHANNEL_MAX)
+    custom_event = (custom_event or "").strip().lower()
+    if event_type == EventType.CUSTOM:
+        if not custom_event or len(custom_event) > CUSTOM_EVENT_MAX:
+            raise _invalid("custom_event", _("Name the custom event (1-60 characters)."))
+    elif custom_event:
+        raise _invalid("custom_event", _("Only custom events carry a custom event name."))
+    amount = check_amount(amount_eur, name="amount_eur")
+    if event_type in PURCHASE_EVENTS and amount is None:
+        raise _invalid("amount_eur", _("A purchase event needs its amount in EUR."), "amount_required")
+    clean_attributes = _clean_attributes(attributes)
+    categories = _clean_categories(product_categories)
+    moment = _clean_moment(occurred_at, system=actor is None)
+    if member.programme_id != programme.pk:
+        raise _invalid("member", _("The member belongs to another programme."), "member_not_in_programme")
+    check_partner(partner, programme, burn=False)
+    return CleanEvent(
+        event_type=event_type,
+        source=source,
+        external_id=external_id,
+        reference=reference,
+        channel=channel,
+        custom_event=custom_event,
+        amount=amount,
+        attributes=clean_attributes,
+        categories=categories,
+        moment=moment,
+    )
+
+
 def event_record(
     *,
     actor: Actor | None,
@@ -199,30 +272,25 @@ def event_record_with_status(
 ) -> tuple[LoyaltyEvent, bool]:
     """``event_record`` that also says whether the event is new (False: a replay of the first)."""
     # 1. Input, checked before any query.
-    authorise_for_member(actor, member, partner=partner, allow_portal=False)
-    if event_type not in EventType.values:
-        raise _invalid(
-            "event_type", _("Choose one of: %(choices)s.") % {"choices": ", ".join(EventType.values)}
-        )
-    source = check_text(source, name="source", max_length=SOURCE_MAX, required=True)
-    external_id = check_text(external_id, name="external_id", max_length=EXTERNAL_ID_MAX, required=True)
-    reference = check_text(reference, name="reference", max_length=REFERENCE_MAX)
-    channel = check_text(channel, name="channel", max_length=CHANNEL_MAX)
-    custom_event = (custom_event or "").strip().lower()
-    if event_type == EventType.CUSTOM:
-        if not custom_event or len(custom_event) > CUSTOM_EVENT_MAX:
-            raise _invalid("custom_event", _("Name the custom event (1-60 characters)."))
-    elif custom_event:
-        raise _invalid("custom_event", _("Only custom events carry a custom event name."))
-    amount = check_amount(amount_eur, name="amount_eur")
-    if event_type in PURCHASE_EVENTS and amount is None:
-        raise _invalid("amount_eur", _("A purchase event needs its amount in EUR."), "amount_required")
-    clean_attributes = _clean_attributes(attributes)
-    categories = _clean_categories(product_categories)
-    moment = _clean_moment(occurred_at, system=actor is None)
-    if member.programme_id != programme.pk:
-        raise _invalid("member", _("The member belongs to another programme."), "member_not_in_programme")
-    check_partner(partner, programme, burn=False)
+    clean = clean_event(
+        actor=actor,
+        programme=programme,
+        member=member,
+        event_type=event_type,
+        source=source,
+        external_id=external_id,
+        amount_eur=amount_eur,
+        custom_event=custom_event,
+        attributes=attributes,
+        channel=channel,
+        product_categories=product_categories,
+        partner=partner,
+        reference=reference,
+        occurred_at=occurred_at,
+    )
+    source, external_id, reference, channel = clean.source, clean.external_id, clean.reference, clean.channel
+    custom_event, amount, moment = clean.custom_event, clean.amount, clean.moment
+    clean_attributes, categories = clean.attributes, clean.categories
 
     # 2. The same event again: the first answer, nothing written.
     existing = _existing(programme, source, external_id)
