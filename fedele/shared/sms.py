@@ -45,6 +45,7 @@ __all__ = [
     "SmsMessage",
     "SmsSendFailed",
     "TwilioBackend",
+    "can_receive_sms",
     "e164",
     "get_backend",
     "is_gsm7",
@@ -100,6 +101,21 @@ def e164(number: str, *, default_region: str = "IT", field: str = "to") -> str:
             fields={field: _("Not a valid phone number.")},
         )
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+_SMS_CAPABLE_TYPES = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+
+
+def can_receive_sms(number: str, *, default_region: str = "IT") -> bool:
+    """Whether the number is a valid mobile number (or one the numbering plan cannot tell from a fixed
+    line, as in the USA): landlines, premium and toll-free numbers are not sent SMS."""
+    try:
+        parsed = phonenumbers.parse((number or "").strip(), default_region)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(parsed) and phonenumbers.number_type(parsed) in _SMS_CAPABLE_TYPES
 
 
 def _sender(value: str) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
@@ -44,7 +45,7 @@ from fedele.loyalty.services.ledger_core import (
     member_event_fields,
     programme_today,
 )
-from fedele.shared import audit, clock, events
+from fedele.shared import audit, clock, events, sms
 from fedele.shared.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -321,10 +322,12 @@ def _expire_orm(programme: Programme, day: date) -> tuple[int, int]:
 
 def expiry_notices_send(*, today: date | None = None) -> int:
     """One ``PointsExpiring`` event per member and expiry date falling within the programme's
-    ``expiry_notice_days`` (the ``ExpiryNotice`` row makes it once only). The member is e-mailed when
-    the customer has an e-mail address and a granted e-mail consent (purpose service or marketing);
-    ``channel`` records "email" then, else stays empty: no SMS provider is wired in yet, the event
-    carries what an SMS sender would need. Returns how many notices were created."""
+    ``expiry_notice_days`` (the ``ExpiryNotice`` row makes it once only). The notice goes by the channels
+    the customer consented to for the programme's messages (``NOTICE_PURPOSES``, the consent in force
+    through the customers facade): by e-mail to the customer's address with an e-mail consent, by SMS
+    (``fedele.shared.sms``) to the customer's mobile phone with an SMS consent, both with both.
+    ``channel`` records what was sent ("email", "sms", "email,sms"; empty: the event only). Returns how
+    many notices were created."""
     created = 0
     for programme in Programme.objects.filter(status=ProgrammeStatus.ACTIVE).exclude(
         expiry_policy=ExpiryPolicy.NONE
@@ -359,21 +362,44 @@ def expiry_notices_send(*, today: date | None = None) -> int:
     return created
 
 
+NOTICE_PURPOSES = frozenset({"service", "marketing"})
+"""A granted consent for either purpose lets the programme send its notices on that channel."""
+
+
+def _notice_channels(customer_public_id: str) -> tuple[str, str]:
+    """(e-mail address, E.164 mobile number) the expiry notice may go to; empty where it may not."""
+    summary = customer_summary(customer_public_id)
+    if summary is None:
+        return "", ""
+    consents = consents_in_force(str(summary.public_id))
+
+    def granted(channel: str) -> bool:
+        return any(
+            state.granted
+            for (name, purpose), state in consents.items()
+            if name == channel and purpose in NOTICE_PURPOSES
+        )
+
+    address = summary.email if summary.email and granted("email") else ""
+    number = ""
+    if summary.phone and granted("sms"):
+        region = summary.country or "IT"
+        if sms.can_receive_sms(summary.phone, default_region=region):
+            number = sms.e164(summary.phone, default_region=region)
+        else:
+            logger.info("Expiry notice: customer %s has SMS consent but no mobile number", summary.public_id)
+    return address, number
+
+
 def _notice_once(member_id: int, expires_on: date, points: int) -> bool:
     member = Member.objects.select_related("customer", "programme").get(pk=member_id)
-    customer_id = str(member.customer.public_id)
-    channel = ""
-    address = ""
-    summary = customer_summary(customer_id)
-    if summary is not None and summary.email:
-        consents = consents_in_force(customer_id)
-        if any(state.granted for (ch, _purpose), state in consents.items() if ch == "email"):
-            channel, address = "email", summary.email
+    address, number = _notice_channels(str(member.customer.public_id))
+    channels = [name for name, target in (("email", address), ("sms", number)) if target]
     now = clock.now()
     try:
         with transaction.atomic():
             ExpiryNotice.objects.create(
-                member=member, expires_on=expires_on, points=points, channel=channel, sent_at=now
+                member=member, expires_on=expires_on, points=points, channel=",".join(channels), sent_at=now
             )
             events.publish(
                 PointsExpiring(
@@ -382,15 +408,25 @@ def _notice_once(member_id: int, expires_on: date, points: int) -> bool:
                 aggregate_type="loyalty.member",
                 aggregate_id=str(member.public_id),
             )
-            if channel == "email":
+            if address:
                 transaction.on_commit(lambda: _send_expiry_mail(member, address, points, expires_on))
+            if number:
+                transaction.on_commit(lambda: _send_expiry_sms(member, number, points, expires_on))
     except IntegrityError:
         return False
     return True
 
 
+def _notice_language(member: Member) -> str:
+    return member.language if member.language in ("it", "en") else "it"
+
+
+def _club_url() -> str:
+    return f"{settings.FEDELE_PUBLIC_URL}/club/"
+
+
 def _send_expiry_mail(member: Member, address: str, points: int, expires_on: date) -> None:
-    language = member.language if member.language in ("it", "en") else "it"
+    language = _notice_language(member)
     with translation.override(language):
         currency = member.programme.currency_name(language)
         subject = _("%(points)s %(currency)s expire on %(date)s") % {
@@ -400,18 +436,43 @@ def _send_expiry_mail(member: Member, address: str, points: int, expires_on: dat
         }
         body = _(
             "Hello,\n\n%(points)s %(currency)s on your card %(card)s (%(programme)s) expire on %(date)s.\n"
-            "Use them before then in the member area: /club/\n"
+            "Use them before then in the member area: %(url)s\n"
         ) % {
             "points": points,
             "currency": currency,
             "card": member.card_number,
             "programme": member.programme.name(language),
             "date": expires_on.strftime("%d/%m/%Y"),
+            "url": _club_url(),
         }
     try:
         send_mail(subject, body, None, [address])
     except Exception:
         logger.exception("Could not send the expiry notice of member %s", member.pk)
+
+
+def expiry_sms_text(member: Member, points: int, expires_on: date) -> str:
+    """The SMS in the member's language: short enough for one SMS with a plain-letter programme name."""
+    language = _notice_language(member)
+    with translation.override(language):
+        return _(
+            "%(programme)s: %(points)s %(currency)s on your card ending %(card)s expire on %(date)s. "
+            "Use them: %(url)s"
+        ) % {
+            "programme": member.programme.name(language),
+            "points": points,
+            "currency": member.programme.currency_name(language),
+            "card": member.card_number[-4:],
+            "date": expires_on.strftime("%d/%m/%Y"),
+            "url": _club_url(),
+        }
+
+
+def _send_expiry_sms(member: Member, number: str, points: int, expires_on: date) -> None:
+    try:
+        sms.send_sms(number, expiry_sms_text(member, points, expires_on))
+    except Exception:
+        logger.exception("Could not send the expiry notice SMS of member %s", member.pk)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -271,3 +271,12 @@ def test_twilio_unreachable_and_unconfigured() -> None:
         pytest.raises(ImproperlyConfigured),
     ):
         sms.TwilioBackend()
+
+
+def test_only_mobile_numbers_can_receive_sms() -> None:
+    assert sms.can_receive_sms("333 123 4567") is True
+    assert sms.can_receive_sms("+1 415 555 2671") is True  # the USA: fixed line or mobile
+    assert sms.can_receive_sms("06 1234 5678") is False  # a Rome landline
+    assert sms.can_receive_sms("800 123456") is False  # toll free
+    assert sms.can_receive_sms("abc") is False
+    assert sms.can_receive_sms("") is False
