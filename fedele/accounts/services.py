@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import math
@@ -17,13 +18,16 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
+from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from fedele.accounts.contracts import EXTERNAL_ROLES, Role
 from fedele.accounts.models import ApiToken, LoginThrottle, Organisation, Team, User
 from fedele.accounts.roles import ROLE_PERMISSIONS
-from fedele.shared import audit, clock
+from fedele.accounts.selectors import actor_from_user
+from fedele.shared import audit, clock, versioned_cache
 from fedele.shared.errors import Conflict, NotFound, RateLimited, ValidationFailed
 
+AUTH_CACHE = "accounts.auth"
 TOKEN_PREFIX = "fdl"  # noqa: S105  (a public marker, not a secret)
 API_SCOPES = frozenset({"read", "write"})
 
@@ -265,18 +269,78 @@ def api_token_revoke(*, user: User, token_public_id: str) -> ApiToken:
     return token
 
 
+class _CachedToken:
+    """A token with its user and the user's Actor, as loaded once per process and auth version.
+
+    Each request gets copies (``fresh_token``): requests may set attributes on ``request.user``."""
+
+    __slots__ = ("last_used_at", "token")
+
+    def __init__(self, token: ApiToken) -> None:
+        # The Actor (roles, permissions, organisation) is worked out now, once, not per request.
+        token.user._fedele_actor = actor_from_user(token.user)  # type: ignore[attr-defined]
+        self.token = token
+        self.last_used_at = token.last_used_at
+
+    def fresh_token(self) -> ApiToken:
+        user = copy.copy(self.token.user)
+        token = copy.copy(self.token)
+        token.user = user
+        token.last_used_at = self.last_used_at
+        return token
+
+
+def _permission_codes(user: User) -> set[str]:
+    """What ``ModelBackend.get_all_permissions`` finds (direct and through groups; every permission
+    for an active superuser), in one statement instead of two."""
+    if not user.is_active:
+        return set()
+    permissions = Permission.objects.all()
+    if not user.is_superuser:
+        permissions = permissions.filter(Q(user=user) | Q(group__user=user))
+    return {
+        f"{app_label}.{codename}"
+        for app_label, codename in permissions.values_list("content_type__app_label", "codename").distinct()
+    }
+
+
+def _load_token(token_hash: str) -> _CachedToken | None:
+    token = (
+        ApiToken.objects.select_related("user", "user__organisation")
+        .prefetch_related("user__groups")
+        .filter(token_hash=token_hash)
+        .first()
+    )
+    if token is None:
+        return None
+    # The authentication backend's own per-user cache (EmailBackend is a ModelBackend).
+    token.user._perm_cache = _permission_codes(token.user)  # type: ignore[attr-defined]
+    return _CachedToken(token)
+
+
+# Tokens by hash with their users, per process; any change to users, roles, permissions, tokens or
+# organisations bumps AUTH_CACHE (see the receivers at the end of this module).
+_tokens: versioned_cache.VersionedMapping[_CachedToken] = versioned_cache.VersionedMapping(
+    AUTH_CACHE, _load_token
+)
+
+
 def api_token_authenticate(plain: str) -> ApiToken | None:
     if not plain.startswith(f"{TOKEN_PREFIX}_") or len(plain) > 200:
         return None
-    token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(plain)).first()
+    cached = _tokens.get(hash_token(plain))
     now = clock.now()
-    if token is None or token.revoked_at is not None or not token.user.is_active:
+    if cached is None:
+        return None
+    token = cached.token
+    if token.revoked_at is not None or not token.user.is_active:
         return None
     if token.expires_at is not None and token.expires_at <= now:
         return None
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+    if cached.last_used_at is None or now - cached.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token
+        cached.last_used_at = now
+    return cached.fresh_token()
 
 
 # --- login throttling -----------------------------------------------------------------------------
@@ -441,3 +505,21 @@ def user_erase(*, user: User) -> User:
             after={"email": locked.email, "is_active": False},
         )
     return locked
+
+
+# --- cache invalidation ---------------------------------------------------------------------------
+# Receivers, not calls in each service: the admin, factories and data fixes change these rows too,
+# and a token, role or deactivation must take effect on the next request of every process.
+
+
+def _auth_changed(**_kwargs: object) -> None:
+    versioned_cache.bump(AUTH_CACHE)
+
+
+for _model in (User, ApiToken, Group, Organisation):
+    post_save.connect(_auth_changed, sender=_model, dispatch_uid=f"fedele.accounts.auth_cache.save.{_model}")
+    post_delete.connect(_auth_changed, sender=_model, dispatch_uid=f"fedele.accounts.auth_cache.del.{_model}")
+for _through in (User.groups.through, User.user_permissions.through, Group.permissions.through):
+    m2m_changed.connect(
+        _auth_changed, sender=_through, dispatch_uid=f"fedele.accounts.auth_cache.m2m.{_through}"
+    )

@@ -291,7 +291,7 @@ def _ticket_out(ticket: Ticket, tags: list[str] | None = None) -> dict[str, Any]
     }
 
 
-def _message_out(message: TicketMessage) -> dict[str, Any]:
+def _message_out(message: TicketMessage, attachments: list[Any] | None = None) -> dict[str, Any]:
     return {
         "id": message.public_id,
         "kind": message.kind,
@@ -303,7 +303,7 @@ def _message_out(message: TicketMessage) -> dict[str, Any]:
         "created_at": message.created_at,
         "attachments": [
             {"id": a.public_id, "filename": a.filename, "content_type": a.content_type, "size": a.size}
-            for a in message.attachments.all()
+            for a in (message.attachments.all() if attachments is None else attachments)
         ],
     }
 
@@ -403,7 +403,17 @@ def create_ticket(request: HttpRequest, payload: TicketIn) -> Status[dict[str, A
         external_id=payload.external_id,
     )
     # The service's own row (it reloads it when a trigger changed it); relations it set stay cached.
-    return Status(201, _detail_of(actor, ticket))
+    parts = services.new_ticket_parts(ticket)
+    if parts is None:
+        return Status(201, _detail_of(actor, ticket))
+    # Nothing else wrote the ticket yet: its tags and first message are the ones in hand.
+    return Status(
+        201,
+        {
+            **_ticket_out(ticket, parts.tags),
+            "messages": [_message_out(message, attachments=[]) for message in parts.messages],
+        },
+    )
 
 
 @router.get(

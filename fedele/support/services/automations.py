@@ -35,6 +35,7 @@ from fedele.support.models import (
     TimeRuleFiring,
     Trigger,
 )
+from fedele.support.services import config_cache
 
 if TYPE_CHECKING:
     from fedele.accounts.contracts import Actor
@@ -547,7 +548,7 @@ def run_triggers(
     order and each sees the changes of the ones before it. Each run leaves a TicketEvent "automation"."""
     if _running.get():
         return 0
-    triggers = list(Trigger.objects.filter(active=True, event=event).order_by("position", "id"))
+    triggers = config_cache.active_triggers(event)
     ran = 0
     if not triggers:
         return ran

@@ -45,6 +45,7 @@ from fedele.support.models import (
     TicketMessage,
 )
 from fedele.support.selectors.sla import facts_for, facts_for_ticket, policy_matching, target_for
+from fedele.support.services import config_cache
 
 if TYPE_CHECKING:
     from fedele.support.models import SlaTarget, TicketStatus
@@ -192,7 +193,8 @@ def sla_plan(ticket: Ticket, *, at: datetime, customer_public_id: str | None) ->
             ticket_type=ticket.ticket_type.code if ticket.ticket_type is not None else None,
             category=ticket.category.code if ticket.category is not None else None,
             channel=ticket.channel,
-        )
+        ),
+        config_cache.active_policies(),
     )
     clocks: list[SlaClock] = []
     if policy is not None and ticket.status_kind not in FINISHED_KINDS:
@@ -356,7 +358,7 @@ def sla_reapply(ticket: Ticket, *, at: datetime) -> None:
     """Priority, type, category or customer changed: re-pick the policy and retarget running clocks
     (keeping their start and pauses). A metric the new policy has no target for is cancelled; a
     first-response/resolution target the old policy lacked starts counting from the ticket's creation."""
-    policy = policy_matching(facts_for_ticket(ticket))
+    policy = policy_matching(facts_for_ticket(ticket), config_cache.active_policies())
     old_policy_id = ticket.sla_policy_id
     ticket.sla_policy = policy
     if policy is None:

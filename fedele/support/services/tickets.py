@@ -9,6 +9,7 @@ import functools
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -39,7 +40,7 @@ from fedele.support.models import (
     TicketStatus,
     TicketType,
 )
-from fedele.support.services import automations, notify, sla
+from fedele.support.services import automations, config_cache, notify, sla
 
 logger = logging.getLogger(__name__)
 SEARCH_TEXT_LIMIT = 20_000
@@ -115,7 +116,7 @@ def ticket_url(ticket: Ticket) -> str:
 
 
 def status_for(code: str) -> TicketStatus:
-    status = TicketStatus.objects.filter(code=code, active=True).first()
+    status = config_cache.active_status(code)
     if status is None:
         raise ValidationFailed(
             _("Unknown status '%(code)s'.") % {"code": code},
@@ -126,9 +127,7 @@ def status_for(code: str) -> TicketStatus:
 
 
 def default_status(kind: str) -> TicketStatus:
-    status = TicketStatus.objects.filter(kind=kind, is_default_for_kind=True).first()
-    if status is None:
-        status = TicketStatus.objects.filter(kind=kind).order_by("position", "id").first()
+    status = config_cache.default_status(kind)
     if status is None:
         raise ValidationFailed(
             _("No status of kind '%(kind)s' is configured.") % {"kind": kind}, code="unknown_status"
@@ -137,7 +136,7 @@ def default_status(kind: str) -> TicketStatus:
 
 
 def _ticket_type_for(code: str) -> TicketType:
-    ticket_type = TicketType.objects.filter(code=code, active=True).first()
+    ticket_type = config_cache.active_ticket_type(code)
     if ticket_type is None:
         raise _unknown_code(
             "ticket_type", code, _("Unknown ticket type '%(code)s'."), _("Unknown ticket type.")
@@ -146,7 +145,7 @@ def _ticket_type_for(code: str) -> TicketType:
 
 
 def _category_for(code: str) -> Category:
-    category = Category.objects.filter(code=code, active=True).first()
+    category = config_cache.active_category(code)
     if category is None:
         raise _unknown_code("category", code, _("Unknown category '%(code)s'."), _("Unknown category."))
     return category
@@ -660,8 +659,9 @@ def ticket_create(
         ticket.save(force_insert=True)
         if tag_names:
             ticket.tags.set(_tags_for(tag_names))
+        first_message: TicketMessage | None = None
         if text or checked:
-            _create_message(
+            first_message = _create_message(
                 ticket,
                 kind=TicketMessage.Kind.CUSTOMER,
                 channel=channel,
@@ -749,8 +749,32 @@ def ticket_create(
         if run_automations and automations.run_triggers(ticket, event="created", actor=actor):
             # A trigger changed the ticket through its own queries: hand back what is stored.
             ticket.refresh_from_db()
+        elif not checked:
+            # Nothing but this function wrote the ticket: callers may answer from these objects.
+            parts = NewTicketParts(
+                tags=sorted(tag_names), messages=[first_message] if first_message is not None else []
+            )
+            setattr(ticket, _NEW_PARTS_ATTRIBUTE, parts)
         _push(ticket, "created", name)
     return ticket
+
+
+@dataclass(frozen=True, slots=True)
+class NewTicketParts:
+    """What ``ticket_create`` wrote besides the ticket row, when no trigger changed it afterwards and
+    no file came with it: its tags (sorted names) and its messages (no attachments)."""
+
+    tags: list[str]
+    messages: list[TicketMessage]
+
+
+_NEW_PARTS_ATTRIBUTE = "_fedele_new_ticket_parts"
+
+
+def new_ticket_parts(ticket: Ticket) -> NewTicketParts | None:
+    """The parts of a ticket just returned by ``ticket_create``; None = read them from the database."""
+    parts = getattr(ticket, _NEW_PARTS_ATTRIBUTE, None)
+    return parts if isinstance(parts, NewTicketParts) else None
 
 
 def _label(user: Any) -> str:
