@@ -44,7 +44,7 @@ class TransactionOut(Schema):
 
 
 class FlagOut(Schema):
-    id: int
+    id: UUID = Field(..., description="The flag's public id (use it in /fraud/flags/{flag_id}).")
     member_id: UUID
     card_number: str
     programme: str
@@ -118,7 +118,7 @@ def _reversed_ids(flags: list[FraudFlag]) -> set[int]:
 def _flag_out(flag: FraudFlag, reversed_ids: set[int]) -> dict[str, Any]:
     transaction = flag.transaction
     return {
-        "id": flag.pk,
+        "id": flag.public_id,
         "member_id": flag.member.public_id,
         "card_number": flag.member.card_number,
         "programme": flag.member.programme.code,
@@ -133,8 +133,8 @@ def _flag_out(flag: FraudFlag, reversed_ids: set[int]) -> dict[str, Any]:
     }
 
 
-def _detail(actor: Actor, flag_id: int) -> dict[str, Any]:
-    flag = selectors.flag_get(actor=actor, flag_id=flag_id)
+def _detail(actor: Actor, flag_id: UUID) -> dict[str, Any]:
+    flag = selectors.flag_get(actor=actor, public_id=flag_id)
     member = flag.member
     member.refresh_from_db(fields=["flagged", "status"])
     recent = selectors.recent_transactions(actor=actor, member=member)
@@ -160,7 +160,7 @@ def list_flags(request: HttpRequest, query: Query[FlagListQuery]) -> dict[str, A
 @router.get(
     "/fraud/flags/{flag_id}", response={200: FlagDetailOut, **ERROR_RESPONSES}, summary="One fraud flag"
 )
-def get_flag(request: HttpRequest, flag_id: int) -> dict[str, Any]:
+def get_flag(request: HttpRequest, flag_id: UUID) -> dict[str, Any]:
     return _detail(_reviewer(request, "read"), flag_id)
 
 
@@ -174,9 +174,9 @@ def flag_member(request: HttpRequest, payload: ManualFlagIn) -> Status[dict[str,
     member = selectors.member_for_flagging(actor=actor, member_public_id=payload.member_id)
     flag = services.fraud_flag_manual(actor=actor, member=member, note=payload.note)
     if selectors.can_review(actor):
-        return Status(201, _detail(actor, flag.pk))
+        return Status(201, _detail(actor, flag.public_id))
     # Staff who may flag but not review get the flag without the member's transactions.
-    created = selectors.flag_get(actor=None, flag_id=flag.pk)
+    created = selectors.flag_get(actor=None, public_id=flag.public_id)
     member.refresh_from_db(fields=["flagged", "status"])
     return Status(
         201,
@@ -192,9 +192,9 @@ def flag_member(request: HttpRequest, payload: ManualFlagIn) -> Status[dict[str,
 @router.post(
     "/fraud/flags/{flag_id}/clear", response={200: FlagDetailOut, **ERROR_RESPONSES}, summary="Clear a flag"
 )
-def clear_flag(request: HttpRequest, flag_id: int, payload: ClearIn) -> dict[str, Any]:
+def clear_flag(request: HttpRequest, flag_id: UUID, payload: ClearIn) -> dict[str, Any]:
     actor = _reviewer(request, "write")
-    flag = selectors.flag_get(actor=actor, flag_id=flag_id)
+    flag = selectors.flag_get(actor=actor, public_id=flag_id)
     services.fraud_clear(actor=actor, flag=flag, note=payload.note)
     return _detail(actor, flag_id)
 
@@ -204,9 +204,9 @@ def clear_flag(request: HttpRequest, flag_id: int, payload: ClearIn) -> dict[str
     response={200: FlagDetailOut, **ERROR_RESPONSES},
     summary="Confirm fraud and reverse transactions",
 )
-def confirm_flag(request: HttpRequest, flag_id: int, payload: ConfirmIn) -> dict[str, Any]:
+def confirm_flag(request: HttpRequest, flag_id: UUID, payload: ConfirmIn) -> dict[str, Any]:
     actor = _reviewer(request, "write")
-    flag = selectors.flag_get(actor=actor, flag_id=flag_id)
+    flag = selectors.flag_get(actor=actor, public_id=flag_id)
     services.fraud_confirm(
         actor=actor,
         flag=flag,

@@ -4,6 +4,7 @@ transactions. Everything here needs ``loyalty.review_loyalty_fraud`` (staff only
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
@@ -50,15 +51,16 @@ def flag_list(
     return flags.order_by("-id")
 
 
-def flag_get(*, actor: Actor | None, flag_id: Any) -> FraudFlag:
+def flag_get(*, actor: Actor | None, public_id: Any) -> FraudFlag:
+    """A flag by its public id (URLs and the API never show the internal key)."""
     authorise_review(actor)
     try:
-        key = int(flag_id)
+        key = UUID(str(public_id))
     except (TypeError, ValueError):
-        key = 0
+        raise NotFound(_("Fraud flag not found."), code="flag_not_found") from None
     flag = (
         FraudFlag.objects.select_related("member", "member__programme", "member__tier", "transaction")
-        .filter(pk=key)
+        .filter(public_id=key)
         .first()
     )
     if flag is None:

@@ -66,13 +66,13 @@ def test_queue_lists_open_flags_with_a_fixed_number_of_queries(
 def test_detail_confirm_and_clear(client: Client, programme: Programme, reviewer: dict[str, str]) -> None:
     member, flood = _flooded(programme)
     flag = FraudFlag.objects.get(member=member)
-    detail = client.get(f"{FLAGS}/{flag.pk}", **reviewer).json()
+    detail = client.get(f"{FLAGS}/{flag.public_id}", **reviewer).json()
     assert (detail["member_flagged"], detail["member_status"]) == (True, "active")
     assert [row["id"] for row in detail["recent_transactions"]] == [
         str(row.public_id) for row in reversed(flood)
     ]
     confirmed = client.post(
-        f"{FLAGS}/{flag.pk}/confirm",
+        f"{FLAGS}/{flag.public_id}/confirm",
         {"note": "stolen card", "reverse_transaction_ids": [str(flood[2].public_id)], "suspend": True},
         content_type="application/json",
         **reviewer,
@@ -86,14 +86,14 @@ def test_detail_confirm_and_clear(client: Client, programme: Programme, reviewer
     assert member.available == 200
     assert AuditLog.objects.filter(action="loyalty.fraud_flag_confirmed").count() == 1
     again = client.post(
-        f"{FLAGS}/{flag.pk}/clear", {"note": "x"}, content_type="application/json", **reviewer
+        f"{FLAGS}/{flag.public_id}/clear", {"note": "x"}, content_type="application/json", **reviewer
     )
     assert (again.status_code, again.json()["error"]["code"]) == (409, "flag_already_reviewed")
 
     other, _flood = _flooded(programme)
     other_flag = FraudFlag.objects.get(member=other)
     cleared = client.post(
-        f"{FLAGS}/{other_flag.pk}/clear", {"note": "ok"}, content_type="application/json", **reviewer
+        f"{FLAGS}/{other_flag.public_id}/clear", {"note": "ok"}, content_type="application/json", **reviewer
     )
     assert cleared.status_code == 200
     assert cleared.json()["state"] == "cleared"
@@ -133,16 +133,18 @@ def test_manual_flag_by_an_agent_and_errors(
     # The agent may flag but not review.
     assert client.get(FLAGS, **agent).status_code == 403
     flag = FraudFlag.objects.get(member=member)
-    refused = client.post(f"{FLAGS}/{flag.pk}/clear", {"note": "x"}, content_type="application/json", **agent)
+    refused = client.post(
+        f"{FLAGS}/{flag.public_id}/clear", {"note": "x"}, content_type="application/json", **agent
+    )
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "permission_denied")
     read_only = auth_header(user_with_roles("supervisor"), scopes=("read",))
     no_scope = client.post(
-        f"{FLAGS}/{flag.pk}/clear", {"note": "x"}, content_type="application/json", **read_only
+        f"{FLAGS}/{flag.public_id}/clear", {"note": "x"}, content_type="application/json", **read_only
     )
     assert (no_scope.status_code, no_scope.json()["error"]["code"]) == (403, "insufficient_scope")
     foreign = earn(member_at(programme, utc(2026, 3, 1)), 10, utc(2026, 3, 2))
     bad = client.post(
-        f"{FLAGS}/{flag.pk}/confirm",
+        f"{FLAGS}/{flag.public_id}/confirm",
         {"note": "x", "reverse_transaction_ids": [str(foreign.public_id)]},
         content_type="application/json",
         **reviewer,
@@ -150,5 +152,32 @@ def test_manual_flag_by_an_agent_and_errors(
     assert bad.status_code == 422
     assert bad.json()["error"]["code"] == "unknown_transaction"
     assert list(bad.json()["error"]["fields"]) == ["reverse_transaction_ids"]
-    assert client.get(f"{FLAGS}/999999", **reviewer).status_code == 404
+    # Flags are addressed by public id only: an unknown one is 404, an integer key is not an id at all.
+    missing = client.get(f"{FLAGS}/{uuid.uuid4()}", **reviewer)
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "flag_not_found")
+    assert client.get(f"{FLAGS}/{flag.pk}", **reviewer).status_code == 422
     assert FraudFlag.objects.get(pk=flag.pk).state == "open"
+
+
+def test_flags_are_identified_by_public_id_in_payloads_and_schema(
+    client: Client, programme: Programme, reviewer: dict[str, str]
+) -> None:
+    member, _flood = _flooded(programme)
+    flag = FraudFlag.objects.get(member=member)
+    listed = client.get(FLAGS, **reviewer).json()["items"]
+    assert [item["id"] for item in listed] == [str(flag.public_id)]
+    detail = client.get(f"{FLAGS}/{flag.public_id}", **reviewer).json()
+    assert detail["id"] == str(flag.public_id)
+    cleared = client.post(
+        f"{FLAGS}/{flag.public_id}/clear", {"note": "genuine"}, content_type="application/json", **reviewer
+    )
+    assert (cleared.status_code, cleared.json()["id"], cleared.json()["state"]) == (
+        200,
+        str(flag.public_id),
+        "cleared",
+    )
+    schema = client.get("/api/v1/openapi.json").json()
+    flag_out = schema["components"]["schemas"]["FlagOut"]["properties"]["id"]
+    assert (flag_out["type"], flag_out["format"]) == ("string", "uuid")
+    parameters = schema["paths"]["/api/v1/loyalty/fraud/flags/{flag_id}"]["get"]["parameters"]
+    assert [(p["name"], p["in"], p["schema"]["format"]) for p in parameters] == [("flag_id", "path", "uuid")]

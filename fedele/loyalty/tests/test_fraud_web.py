@@ -3,6 +3,8 @@ through the forms, the manual flag form, permissions, Italian rendering and the 
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -36,14 +38,18 @@ def test_queue_and_detail_pages(
     member, flag, flood = flagged
     queue = reviewer_client.get(reverse("loyalty:fraud_queue"))
     assert queue.status_code == 200
-    assert f'data-flag="{flag.pk}"'.encode() in queue.content
+    assert f'data-flag="{flag.public_id}"'.encode() in queue.content
     assert member.card_number.encode() in queue.content
     assert b"3 earns in an hour (limit 2)" in queue.content
-    detail = reviewer_client.get(reverse("loyalty:fraud_detail", args=[flag.pk]))
+    detail = reviewer_client.get(reverse("loyalty:fraud_detail", args=[flag.public_id]))
     assert detail.status_code == 200
     for row in flood:
         assert f'value="{row.public_id}"'.encode() in detail.content
     assert b'id="confirm-button"' in detail.content
+    # The public id is in every link; the internal key is no address.
+    assert f'action="/loyalty/fraud/{flag.public_id}/confirm/"'.encode() in detail.content
+    assert reviewer_client.get(f"/loyalty/fraud/{flag.pk}/").status_code == 404
+    assert reviewer_client.get(f"/loyalty/fraud/{uuid.uuid4()}/").status_code == 404
 
 
 def test_confirm_form_reverses_the_ticked_transactions(
@@ -51,14 +57,14 @@ def test_confirm_form_reverses_the_ticked_transactions(
 ) -> None:
     member, flag, flood = flagged
     response = reviewer_client.post(
-        reverse("loyalty:fraud_confirm", args=[flag.pk]),
+        reverse("loyalty:fraud_confirm", args=[flag.public_id]),
         {"note": "bot", "reverse": [str(flood[1].public_id), str(flood[2].public_id)]},
     )
     assert response.status_code == 302
     flag.refresh_from_db()
     member.refresh_from_db()
     assert (flag.state, member.available, member.flagged) == ("confirmed", 100, False)
-    page = reviewer_client.get(reverse("loyalty:fraud_detail", args=[flag.pk]))
+    page = reviewer_client.get(reverse("loyalty:fraud_detail", args=[flag.public_id]))
     assert b"Fraud confirmed: 2 transaction(s) reversed." in page.content
     assert b'id="review-outcome"' in page.content
 
@@ -67,12 +73,12 @@ def test_clear_form_and_form_errors(
     reviewer_client: Client, flagged: tuple[Member, FraudFlag, list[PointsTransaction]]
 ) -> None:
     member, flag, _flood = flagged
-    missing_note = reviewer_client.post(reverse("loyalty:fraud_clear", args=[flag.pk]), {"note": ""})
+    missing_note = reviewer_client.post(reverse("loyalty:fraud_clear", args=[flag.public_id]), {"note": ""})
     assert missing_note.status_code == 422
     assert b'id="review-errors"' in missing_note.content
     flag.refresh_from_db()
     assert flag.state == "open"
-    cleared = reviewer_client.post(reverse("loyalty:fraud_clear", args=[flag.pk]), {"note": "genuine"})
+    cleared = reviewer_client.post(reverse("loyalty:fraud_clear", args=[flag.public_id]), {"note": "genuine"})
     assert cleared.status_code == 302
     flag.refresh_from_db()
     member.refresh_from_db()
@@ -97,7 +103,7 @@ def test_manual_flag_form_and_permissions(
         ).status_code
         == 403
     )
-    assert client.get(reverse("loyalty:fraud_detail", args=[_flag.pk])).status_code == 403
+    assert client.get(reverse("loyalty:fraud_detail", args=[_flag.public_id])).status_code == 403
 
 
 def test_queue_in_italian_and_the_dashboard_card(

@@ -5,6 +5,7 @@ flag by card number (also for staff with ``loyalty.operate_loyalty``)."""
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -84,31 +85,31 @@ def _detail_context(
 
 @login_required
 @require_GET
-def fraud_detail(request: HttpRequest, flag_id: int) -> HttpResponse:
+def fraud_detail(request: HttpRequest, flag_id: UUID) -> HttpResponse:
     actor = _reviewer(request)
-    flag = selectors.flag_get(actor=actor, flag_id=flag_id)
+    flag = selectors.flag_get(actor=actor, public_id=flag_id)
     return render(request, "loyalty/fraud/detail.html", _detail_context(actor, flag))
 
 
 @login_required
 @require_POST
-def fraud_clear(request: HttpRequest, flag_id: int) -> HttpResponse:
+def fraud_clear(request: HttpRequest, flag_id: UUID) -> HttpResponse:
     actor = _reviewer(request)
-    flag = selectors.flag_get(actor=actor, flag_id=flag_id)
+    flag = selectors.flag_get(actor=actor, public_id=flag_id)
     try:
         services.fraud_clear(actor=actor, flag=flag, note=request.POST.get("note", ""))
     except ApplicationError as error:
         context = _detail_context(actor, flag, _errors(error))
         return render(request, "loyalty/fraud/detail.html", context, status=error.status_code)
     messages.success(request, _("Flag cleared: nothing was reversed."))
-    return redirect("loyalty:fraud_detail", flag_id=flag.pk)
+    return redirect("loyalty:fraud_detail", flag_id=flag.public_id)
 
 
 @login_required
 @require_POST
-def fraud_confirm(request: HttpRequest, flag_id: int) -> HttpResponse:
+def fraud_confirm(request: HttpRequest, flag_id: UUID) -> HttpResponse:
     actor = _reviewer(request)
-    flag = selectors.flag_get(actor=actor, flag_id=flag_id)
+    flag = selectors.flag_get(actor=actor, public_id=flag_id)
     chosen = request.POST.getlist("reverse")
     try:
         services.fraud_confirm(
@@ -125,7 +126,7 @@ def fraud_confirm(request: HttpRequest, flag_id: int) -> HttpResponse:
         request,
         _("Fraud confirmed: %(count)s transaction(s) reversed.") % {"count": len(chosen)},
     )
-    return redirect("loyalty:fraud_detail", flag_id=flag.pk)
+    return redirect("loyalty:fraud_detail", flag_id=flag.public_id)
 
 
 @login_required
@@ -145,14 +146,14 @@ def fraud_flag_member(request: HttpRequest) -> HttpResponse:
         return redirect("loyalty:fraud_queue" if selectors.can_review(actor) else "home")
     messages.success(request, _("Member %(card)s flagged for review.") % {"card": member.card_number})
     if selectors.can_review(actor):
-        return redirect("loyalty:fraud_detail", flag_id=flag.pk)
+        return redirect("loyalty:fraud_detail", flag_id=flag.public_id)
     return redirect("home")
 
 
 urlpatterns: list[URLPattern] = [
     path("fraud/", fraud_queue, name="fraud_queue"),
     path("fraud/flag-member/", fraud_flag_member, name="fraud_flag_member"),
-    path("fraud/<int:flag_id>/", fraud_detail, name="fraud_detail"),
-    path("fraud/<int:flag_id>/clear/", fraud_clear, name="fraud_clear"),
-    path("fraud/<int:flag_id>/confirm/", fraud_confirm, name="fraud_confirm"),
+    path("fraud/<uuid:flag_id>/", fraud_detail, name="fraud_detail"),
+    path("fraud/<uuid:flag_id>/clear/", fraud_clear, name="fraud_clear"),
+    path("fraud/<uuid:flag_id>/confirm/", fraud_confirm, name="fraud_confirm"),
 ]
