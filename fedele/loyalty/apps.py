@@ -10,3 +10,7 @@ class LoyaltyConfig(AppConfig):
         from fedele.loyalty import setup
 
         setup.register()
+
+        from fedele.loyalty.api import fast_events
+
+        fast_events.register()

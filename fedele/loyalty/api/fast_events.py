@@ -1,0 +1,233 @@
+"""The earn endpoint's fast path: ``POST /api/v1/loyalty/events`` with group commit (ADR 0007).
+
+The plain form of the request (bearer token, a JSON body that validates against ``EventIn``, no
+Idempotency-Key header, no cookies) is answered here; everything else goes to the ninja view in
+``api/rules.py``, whose answers this path reproduces byte for byte (tested). Concurrent requests are
+recorded together by ``events_record_many``: one database transaction for a group instead of one per
+request, each event with exactly its one-by-one outcome.
+
+Per group, in the worker thread: the token is checked once (scope ``write``, permission
+``loyalty.operate_loyalty``; anything else is Django's to refuse), every request counts against the
+caller's rate limit, the programme and the members are read with one query each, and the audit rows
+carry the caller, its address and the group's first request id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
+from ninja.renderers import JSONRenderer
+from pydantic import ValidationError
+
+from fedele.accounts.facade import actor_for
+from fedele.accounts.services import api_token_authenticate
+from fedele.loyalty.api.rules import OPERATE, EventIn, EventOut, _event_out
+from fedele.loyalty.selectors import rules as selectors
+from fedele.loyalty.services.rules_events_batch import EventRequest, events_record_many
+from fedele.shared import context, fastpath, ratelimit
+from fedele.shared.errors import ApplicationError, Conflict, NotFound, RateLimited
+
+PATH = "/api/v1/loyalty/events"
+_JSON = JSONRenderer()
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    authorization: str
+    payload: EventIn
+    client: str | None
+    user_agent: str
+    request_id: str
+    language: str
+
+
+async def record_event(request: fastpath.FastRequest) -> fastpath.FastResponse | None:
+    headers = request.headers
+    authorization = headers.get("authorization", "")
+    if (
+        not authorization.lower().startswith("bearer ")
+        or "cookie" in headers
+        or "idempotency-key" in headers
+        or headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
+    ):
+        return None
+    try:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            return None
+        payload = EventIn.model_validate(data)
+    except (ValueError, ValidationError):
+        return None  # ninja answers with its own validation envelope
+    call = _Call(
+        authorization=authorization,
+        payload=payload,
+        client=request.client,
+        user_agent=headers.get("user-agent", "")[:300],
+        request_id=request.request_id,
+        language=_language(headers.get("accept-language", "")),
+    )
+    return await _GROUPS.submit(call)
+
+
+def _language(accept: str) -> str:
+    from django.utils.translation import trans_real
+
+    for code, _quality in trans_real.parse_accept_lang_header(accept):
+        if code == "*":
+            break
+        try:
+            return trans_real.get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return str(settings.LANGUAGE_CODE)
+
+
+def _render(status: int, data: Any, extra: list[tuple[str, str]] | None = None) -> fastpath.FastResponse:
+    body = _JSON.render(None, data, response_status=status)  # type: ignore[arg-type]
+    return fastpath.FastResponse(status=status, body=body.encode(), headers=list(extra or []))
+
+
+def _error(error: ApplicationError, language: str) -> fastpath.FastResponse:
+    extra = [("content-language", language)]
+    if isinstance(error, RateLimited):
+        extra.append(("retry-after", str(error.retry_after_seconds)))
+    return _render(error.status_code, error.envelope(), extra)
+
+
+def _process(calls: list[_Call]) -> list[fastpath.FastResponse | None]:
+    """One group of calls: grouped by caller and language, then by programme."""
+    answers: list[fastpath.FastResponse | None] = [None] * len(calls)
+    callers: dict[tuple[str, str, str | None, str], list[int]] = defaultdict(list)
+    for index, call in enumerate(calls):
+        callers[(call.authorization, call.language, call.client, call.user_agent)].append(index)
+    for (authorization, language, client, user_agent), indexes in callers.items():
+        with translation.override(language):
+            _process_caller(calls, indexes, answers, authorization, client, user_agent, language)
+    return answers
+
+
+def _process_caller(
+    calls: list[_Call],
+    indexes: list[int],
+    answers: list[fastpath.FastResponse | None],
+    authorization: str,
+    client: str | None,
+    user_agent: str,
+    language: str,
+) -> None:
+    token = api_token_authenticate(authorization[7:].strip())
+    if token is None or "write" not in token.scopes:
+        return  # Django answers: 401, or 403 for the missing scope
+    actor = actor_for(token.user)
+    if not (actor.is_internal and actor.can(OPERATE)):
+        return  # Django answers 403
+    bucket = "api:auth:" + hashlib.sha256(authorization.encode()).hexdigest()[:40]
+    admitted: list[int] = []
+    for index in indexes:
+        try:
+            ratelimit.hit(bucket, limit=_rate_limit())
+        except RateLimited as error:
+            answers[index] = _error(error, language)
+            continue
+        admitted.append(index)
+    saved = context.set_current(
+        context.RequestContext(
+            actor_id=token.user.pk,
+            actor_label=token.user.email,
+            ip_address=client,
+            user_agent=user_agent,
+            request_id=calls[admitted[0]].request_id if admitted else "",
+        )
+    )
+    try:
+        by_programme: dict[str, list[int]] = defaultdict(list)
+        for index in admitted:
+            by_programme[calls[index].payload.programme].append(index)
+        for code, group in by_programme.items():
+            _process_programme(actor, code, calls, group, answers, language)
+    finally:
+        context.reset(saved)
+
+
+def _rate_limit() -> int:
+    return int(settings.FEDELE_API_RATE_LIMIT_PER_MINUTE)
+
+
+def _process_programme(
+    actor: Any,
+    code: str,
+    calls: list[_Call],
+    indexes: list[int],
+    answers: list[fastpath.FastResponse | None],
+    language: str,
+) -> None:
+    try:
+        programme = selectors.programme_get(code)
+    except ApplicationError as error:
+        for index in indexes:
+            answers[index] = _error(error, language)
+        return
+    members = selectors.members_find(programme, [calls[index].payload.member for index in indexes])
+    requests: list[EventRequest] = []
+    asked: list[int] = []
+    for index in indexes:
+        payload = calls[index].payload
+        member = members.get(payload.member.strip())
+        if member is None:
+            answers[index] = _error(NotFound(_("Member not found."), code="member_not_found"), language)
+            continue
+        member.programme = programme
+        requests.append(
+            EventRequest(
+                member=member,
+                event_type=payload.event_type,
+                source="api",
+                external_id=payload.external_id,
+                amount_eur=payload.amount_eur,
+                custom_event=payload.custom_event,
+                attributes=payload.attributes,
+                channel=payload.channel,
+                product_categories=payload.product_categories,
+                reference=payload.reference,
+                occurred_at=payload.occurred_at,
+            )
+        )
+        asked.append(index)
+    if not requests:
+        return
+    outcomes = events_record_many(actor=actor, programme=programme, requests=requests)
+    for index, request, outcome in zip(asked, requests, outcomes, strict=True):
+        if outcome.error is not None:
+            answers[index] = _error(outcome.error, language)
+            continue
+        event = outcome.event
+        assert event is not None
+        if event.member_id != request.member.pk:
+            answers[index] = _error(
+                Conflict(
+                    _("This external id was already used for another member."),
+                    code="external_id_reused",
+                    fields={"external_id": _("Already used.")},
+                ),
+                language,
+            )
+            continue
+        event.member = request.member
+        data = EventOut.model_validate(_event_out(event, programme)).model_dump()
+        answers[index] = _render(201 if outcome.created else 200, data, [("content-language", language)])
+
+
+_GROUPS: fastpath.GroupCommit[_Call, fastpath.FastResponse | None] = fastpath.GroupCommit(
+    _process, max_group=200, name="loyalty-earn-group-commit"
+)
+
+
+def register() -> None:
+    fastpath.register("POST", PATH, record_event)
