@@ -817,7 +817,12 @@ class _Writer:
                 Tag.objects.filter(name__in=missing[start : start + 5_000]).values_list("name", "pk")
             )
 
-    def write(self, batch: Sequence[ImportedTicket], progress: _Progress) -> None:
+    def preparer(self) -> Callable[[ImportedTicket], PreparedTicket] | None:
+        """What the reading thread does to each ticket before handing it to write()."""
+        return None
+
+    def write(self, records: Sequence[_Record], progress: _Progress) -> None:
+        batch = [record for record in records if isinstance(record, ImportedTicket)]
         if not batch:
             return
         first = _reserve_numbers(len(batch))
@@ -909,6 +914,295 @@ _TICKETS = BulkTable(Ticket)
 _MESSAGES = BulkTable(TicketMessage)
 _HISTORY = BulkTable(TicketEvent)
 _TAG_LINKS = BulkTable(Ticket.tags.through)
+
+
+# Writing on PostgreSQL: the COPY text of each ticket is built by the reading thread ----------------------
+#
+# Everything about a ticket that does not depend on the database is turned into COPY text while the file
+# is read (in the reading thread), so the writing thread only adds what is known inside the chunk's
+# transaction (ticket id, number, customer, tag ids) and hands PostgreSQL whole chunks of text: it waits
+# on the database while the next chunk is being built. Text fields are escaped for COPY's text format;
+# NUL cannot be stored in PostgreSQL text, so a ticket holding one is refused by name.
+
+_ID = "\x00"  # where the ticket id goes in a ticket's message and history rows (NUL never reaches here)
+_TICKET_COLUMNS = (
+    "id",
+    "number",
+    "customer_id",
+    "search_text",
+    "subject",
+    "requester_email",
+    "requester_name",
+    "external_id",
+    "public_id",
+    "channel",
+    "ticket_type_id",
+    "priority",
+    "status_id",
+    "status_kind",
+    "first_responded_at",
+    "last_customer_message_at",
+    "last_agent_message_at",
+    "solved_at",
+    "closed_at",
+    "message_count",
+    "created_at",
+    "updated_at",
+    "external_source",
+    "created_by_id",
+)
+_MESSAGE_COLUMNS = (
+    "ticket_id",
+    "public_id",
+    "kind",
+    "channel",
+    "created_at",
+    "author_email",
+    "author_name",
+    "body_text",
+    "body_html",
+    "external_id",
+)
+_HISTORY_COLUMNS = ("ticket_id", "created_at", "data", "kind", "actor_id", "actor_name")
+_NUMBER_SPACE = 16  # Ticket.number's max_length: room left in search_text for "t-000123 "
+
+
+@dataclass(slots=True)
+class PreparedTicket:
+    """A ticket as COPY text, less what the writer fills in (see _CopyWriter.write)."""
+
+    position: int
+    external_id: str
+    requester_email: str
+    tags: list[str]
+    message_count: int
+    search_suffix: str  # escaped " rest of the search text", when it cannot need truncating
+    search_rest: str | None  # the raw rest when it might (the writer truncates, then escapes)
+    ticket_tail: str  # the columns after search_text, escaped, ending with a newline
+    message_rows: str  # one row per message, _ID in place of the ticket id
+    history_row: str
+
+
+def _copy_text(values: Sequence[str]) -> str:
+    """Text fields as one tab-separated piece of a COPY text row (backslash, tab, newline, carriage
+    return escaped)."""
+    raw = "\x00".join(values)
+    if raw.count("\x00") != len(values) - 1:
+        raise RowError("The ticket contains a NUL character, which cannot be stored.")
+    return (
+        raw.replace("\\", "\\\\")
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\x00", "\t")
+    )
+
+
+def _copy_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return _copy_escape(json.dumps(value))
+    return _copy_escape(str(value))
+
+
+def _defaults(model: type[Any], given: Sequence[str]) -> tuple[list[str], str]:
+    """The columns of ``model`` not in ``given`` (primary key aside) and the COPY text of their
+    defaults, starting with a tab."""
+    rest = [f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in given]
+    return [str(f.column) for f in rest], "".join("\t" + _copy_value(f.get_default()) for f in rest)
+
+
+_UUID_VERSION = bytes((byte & 0x0F) | 0x40 for byte in range(256))
+_UUID_VARIANT = bytes((byte & 0x3F) | 0x80 for byte in range(256))
+
+
+def _uuid_texts(count: int) -> list[str]:
+    """Random (version 4) UUIDs as 32 hex digits (PostgreSQL reads them without dashes), from one read
+    of the system's random source."""
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = raw[6::16].translate(_UUID_VERSION)
+    raw[8::16] = raw[8::16].translate(_UUID_VARIANT)
+    digits = raw.hex()
+    return [digits[offset : offset + 32] for offset in range(0, 32 * count, 32)]
+
+
+def _moment_text(moment: datetime | None) -> str:
+    return "\\N" if moment is None else moment.isoformat()
+
+
+class _Preparer:
+    """Turns parsed tickets into PreparedTicket: pure Python, run by the reading thread."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        actor_id: int | None,
+        actor_name: str,
+        import_id: str,
+        statuses: Mapping[str, TicketStatus],
+        types: Mapping[str, int],
+    ) -> None:
+        self.statuses = {code: (str(status.pk), status.kind) for code, status in statuses.items()}
+        self.types = {code: str(pk) for code, pk in types.items()}
+        _, message_defaults = _defaults(TicketMessage, _MESSAGE_COLUMNS)
+        _, ticket_defaults = _defaults(Ticket, _TICKET_COLUMNS)
+        _, history_defaults = _defaults(TicketEvent, _HISTORY_COLUMNS)
+        self.message_end = message_defaults + "\n"
+        self.ticket_end = f"{_copy_escape(source)}\t{_copy_value(actor_id)}{ticket_defaults}\n"
+        self.history_end = (
+            f"imported\t{_copy_value(actor_id)}\t{_copy_escape(actor_name)}{history_defaults}\n"
+        )
+        # The history row's data, as json.dumps writes {"source": ..., "external_id": ..., "import": ...}.
+        self.data_head = '{"source": ' + json.dumps(source) + ', "external_id": '
+        self.data_end = ', "import": ' + json.dumps(import_id) + "}"
+
+    def __call__(self, record: ImportedTicket) -> PreparedTicket:
+        messages = record.messages
+        public_ids = _uuid_texts(len(messages) + 1)
+        customer_last: datetime | None = None
+        reply_first: datetime | None = None
+        reply_last: datetime | None = None
+        # The same text, in the same order, as tickets.build_search_text (the number goes first).
+        search = [record.subject, record.requester_name, record.requester_email]
+        rows: list[str] = []
+        for message, public_id in zip(messages, public_ids, strict=False):
+            kind = message.kind
+            at = message.created_at
+            if kind == "customer":
+                if customer_last is None or at > customer_last:
+                    customer_last = at
+            elif kind == "reply":
+                if reply_first is None or at < reply_first:
+                    reply_first = at
+                if reply_last is None or at > reply_last:
+                    reply_last = at
+            if kind != "system":
+                search.append(message.body_text)
+            text = _copy_text(
+                (
+                    message.author_email,
+                    message.author_name,
+                    message.body_text,
+                    message.body_html,
+                    message.external_id,
+                )
+            )
+            rows.append(
+                f"{_ID}\t{public_id}\t{kind}\t{message.channel}\t{at.isoformat()}\t{text}{self.message_end}"
+            )
+        rest = " ".join(part for part in search if part).lower()
+        search_suffix, search_rest = "", None
+        if len(rest) + 1 + _NUMBER_SPACE > SEARCH_TEXT_LIMIT:
+            search_rest = rest
+        elif rest:
+            search_suffix = _copy_escape(" " + rest)
+        status_id, status_kind = self.statuses[record.status_code]
+        text = _copy_text((record.subject, record.requester_email, record.requester_name, record.external_id))
+        ticket_type = self.types.get(record.ticket_type or "question", "\\N")
+        tail = (
+            f"{text}\t{public_ids[-1]}\t{record.channel}\t{ticket_type}\t{record.priority}\t{status_id}\t"
+            f"{status_kind}\t{_moment_text(reply_first)}\t{_moment_text(customer_last)}\t"
+            f"{_moment_text(reply_last)}\t{_moment_text(record.solved_at)}\t{_moment_text(record.closed_at)}\t"
+            f"{len(messages)}\t{record.created_at.isoformat()}\t{record.updated_at.isoformat()}\t"
+            f"{self.ticket_end}"
+        )
+        data = self.data_head + json.dumps(record.external_id) + self.data_end
+        history = f"{_ID}\t{record.updated_at.isoformat()}\t{_copy_escape(data)}\t{self.history_end}"
+        return PreparedTicket(
+            position=record.position,
+            external_id=record.external_id,
+            requester_email=record.requester_email,
+            tags=record.tags,
+            message_count=len(messages),
+            search_suffix=search_suffix,
+            search_rest=search_rest,
+            ticket_tail=tail,
+            message_rows="".join(rows),
+            history_row=history,
+        )
+
+
+class _CopyWriter(_Writer):
+    """PostgreSQL: writes prepared tickets with four COPY statements per chunk."""
+
+    def preparer(self) -> Callable[[ImportedTicket], PreparedTicket] | None:
+        return _Preparer(
+            source=self.source,
+            actor_id=self.actor_id,
+            actor_name=self.actor_name,
+            import_id=self.import_id,
+            statuses=self.statuses,
+            types=self.types,
+        )
+
+    def write(self, records: Sequence[_Record], progress: _Progress) -> None:
+        batch = [record for record in records if isinstance(record, PreparedTicket)]
+        if not batch:
+            return
+        first = _reserve_numbers(len(batch))
+        self.tag_ids(name for record in batch for name in record.tags)
+        self.load_customers(record.requester_email for record in batch)
+        customers = {
+            email: "\\N" if customer_id is None else str(customer_id)
+            for email, customer_id in self.customers.items()
+        }
+        tags = {name: str(tag_id) for name, tag_id in self.tags.items()}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [Ticket._meta.db_table, len(batch)],
+            )
+            ticket_ids = [str(row[0]) for row in cursor.fetchall()]
+        tickets: list[str] = []
+        messages: list[str] = []
+        history: list[str] = []
+        links: list[str] = []
+        message_count = 0
+        for offset, (record, ticket_id) in enumerate(zip(batch, ticket_ids, strict=True)):
+            number = f"T-{first + offset:06d}"
+            if record.search_rest is None:
+                search = "t" + number[1:] + record.search_suffix
+            else:
+                search = _copy_escape(("t" + number[1:] + " " + record.search_rest)[:SEARCH_TEXT_LIMIT])
+            customer = customers.get(record.requester_email, "\\N")
+            tickets.append(f"{ticket_id}\t{number}\t{customer}\t{search}\t{record.ticket_tail}")
+            messages.append(record.message_rows.replace(_ID, ticket_id))
+            history.append(record.history_row.replace(_ID, ticket_id))
+            links.extend(f"{ticket_id}\t{tags[name]}\n" for name in record.tags)
+            message_count += record.message_count
+        _copy(Ticket, _TICKET_COLUMNS, tickets)
+        _copy(TicketMessage, _MESSAGE_COLUMNS, messages)
+        _copy(TicketEvent, _HISTORY_COLUMNS, history)
+        _copy(Ticket.tags.through, ("ticket_id", "tag_id"), links)
+        progress.imported += len(batch)
+        progress.messages += message_count
+
+
+def _copy(model: type[Any], given: Sequence[str], rows: list[str]) -> None:
+    """One COPY of rows whose text is ready: the given columns, then every other one with its default
+    (the order _defaults gives)."""
+    if not rows:
+        return
+    columns, _ = _defaults(model, given)
+    names = ", ".join([*given, *columns])
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {model._meta.db_table} ({names}) FROM STDIN") as copy,
+    ):
+        copy.write("".join(rows).encode())
+
+
+_Record = ImportedTicket | PreparedTicket
 
 
 # Entry points -----------------------------------------------------------------------------------------
@@ -1015,15 +1309,16 @@ def ticket_import_items(
     started = clock.now()
     import_id = uuid.uuid4()
     state = _Progress()
-    writer = _Writer(source=source, actor=actor, import_id=str(import_id))
+    writer_class = _CopyWriter if connection.vendor == "postgresql" else _Writer
+    writer = writer_class(source=source, actor=actor, import_id=str(import_id))
     # all_or_none: one transaction for the whole file. good_rows: one per chunk, so a long import
     # does not hold the ticket-number lock (and block new tickets) from start to end.
     whole_file: AbstractContextManager[Any] = transaction.atomic() if mode == "all_or_none" else nullcontext()
     try:
         with whole_file:
             writing = True
-            chunk: list[ImportedTicket] = []
-            for position, record in _read_ahead(reader, items):
+            chunk: list[_Record] = []
+            for position, record in _read_ahead(reader, items, writer.preparer()):
                 state.total += 1
                 try:
                     if isinstance(record, str):
@@ -1071,13 +1366,17 @@ _END = object()
 
 
 def _parse(
-    reader: Callable[[int, Any], ImportedTicket], items: Iterable[tuple[int, Any]]
-) -> Iterator[list[tuple[int, ImportedTicket | str]]]:
-    """Batches of (position, ticket or the message of its error)."""
-    batch: list[tuple[int, ImportedTicket | str]] = []
+    reader: Callable[[int, Any], ImportedTicket],
+    items: Iterable[tuple[int, Any]],
+    prepare: Callable[[ImportedTicket], PreparedTicket] | None = None,
+) -> Iterator[list[tuple[int, _Record | str]]]:
+    """Batches of (position, ticket or the message of its error); tickets turned into COPY text when
+    the writer wants them so."""
+    batch: list[tuple[int, _Record | str]] = []
     for position, item in items:
         try:
-            batch.append((position, reader(position, item)))
+            record = reader(position, item)
+            batch.append((position, record if prepare is None else prepare(record)))
         except (RowError, ValidationFailed) as error:
             batch.append((position, error.message))
         if len(batch) >= _PARSED_BATCH:
@@ -1088,8 +1387,10 @@ def _parse(
 
 
 def _read_ahead(
-    reader: Callable[[int, Any], ImportedTicket], items: Iterable[tuple[int, Any]]
-) -> Iterator[tuple[int, ImportedTicket | str]]:
+    reader: Callable[[int, Any], ImportedTicket],
+    items: Iterable[tuple[int, Any]],
+    prepare: Callable[[ImportedTicket], PreparedTicket] | None = None,
+) -> Iterator[tuple[int, _Record | str]]:
     """Parse and validate in a thread (pure Python, no database) while this one writes: the thread
     runs while the writer waits for PostgreSQL to take a COPY or a commit, so reading the file and
     indexing the rows overlap. An error reading the file itself is raised here, in the caller."""
@@ -1098,7 +1399,7 @@ def _read_ahead(
 
     def produce() -> None:
         try:
-            for batch in _parse(reader, items):
+            for batch in _parse(reader, items, prepare):
                 while not stop.is_set():
                     try:
                         parsed.put(batch, timeout=0.5)
@@ -1130,7 +1431,7 @@ def _read_ahead(
                 thread.join(timeout=0.1)
 
 
-def _flush(writer: _Writer, chunk: list[ImportedTicket], state: _Progress) -> None:
+def _flush(writer: _Writer, chunk: list[_Record], state: _Progress) -> None:
     if not chunk:
         return
     with transaction.atomic():
