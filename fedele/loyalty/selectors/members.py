@@ -3,15 +3,26 @@ back-office list (search by card number, name or e-mail; tier; status), keyset-p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from fedele.accounts.contracts import Actor
-from fedele.customers.facade import search_customer_ids
-from fedele.loyalty.models import Household, Member, Programme
+from fedele.customers.facade import customer_summaries, search_customer_ids
+from fedele.loyalty.models import (
+    Household,
+    Member,
+    MemberStatus,
+    PointsTransaction,
+    Programme,
+    TransactionKind,
+)
 from fedele.loyalty.services.ledger_core import VIEW, owns_member
+from fedele.shared import clock
 from fedele.shared.errors import NotFound, ValidationFailed
 from fedele.shared.pagination import DEFAULT_LIMIT, CursorPage, paginate
 
@@ -118,4 +129,102 @@ def household_members(household: Household | None) -> list[Member]:
         return []
     return list(
         Member.objects.filter(household=household).select_related("customer").order_by("enrolled_at", "id")
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# A member's household, as the member sees it (the portal)
+
+
+def programme_pools(programme: Programme) -> bool:
+    """Whether the programme offers households (family pooling): room for two members at least and
+    points that may move between them."""
+    return programme.household_max_members >= 2 and programme.transfer_max_points > 0
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdMate:
+    public_id: UUID
+    first_name: str
+    is_owner: bool
+    is_me: bool
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdView:
+    """What a member may know of their household: the name, the other members by first name only, the
+    pooled balance (everyone's available points together) and what they may still transfer."""
+
+    household: Household
+    mates: list[HouseholdMate]
+    pooled_available: int
+    max_members: int
+    transfer_max_points: int
+    monthly_limit: int
+    sent_this_month: int
+
+    @property
+    def monthly_left(self) -> int:
+        return max(self.monthly_limit - self.sent_this_month, 0)
+
+    @property
+    def is_full(self) -> bool:
+        return len(self.mates) >= self.max_members
+
+    @property
+    def recipients(self) -> list[HouseholdMate]:
+        return [mate for mate in self.mates if not mate.is_me and mate.active]
+
+
+def month_start(programme: Programme, moment: datetime) -> datetime:
+    """The first instant of ``moment``'s calendar month in the programme's time zone (the transfer
+    limit counts per calendar month there)."""
+    local = moment.astimezone(ZoneInfo(programme.timezone))
+    return local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def transferred_this_month(member: Member, now: datetime | None = None) -> int:
+    moment = now or clock.now()
+    total = PointsTransaction.objects.filter(
+        member=member, kind=TransactionKind.TRANSFER, occurred_at__gte=month_start(member.programme, moment)
+    ).aggregate(total=Sum("points"))["total"]
+    return int(total or 0)
+
+
+def household_view(member: Member, *, now: datetime | None = None) -> HouseholdView | None:
+    """The member's household (None when they belong to none), in three queries."""
+    if member.household_id is None:
+        return None
+    household = Household.objects.filter(pk=member.household_id).first()
+    if household is None:
+        return None
+    programme = member.programme
+    rows = list(
+        Member.objects.filter(household=household)
+        .order_by("enrolled_at", "id")
+        .only("public_id", "customer_id", "status", "available")
+    )
+    names = customer_summaries(row.customer_id for row in rows)
+    mates: list[HouseholdMate] = []
+    for row in rows:
+        summary = names.get(row.customer_id)
+        first = (summary.first_name or summary.display_name.split(" ")[0]) if summary is not None else ""
+        mates.append(
+            HouseholdMate(
+                public_id=row.public_id,
+                first_name=first or _("Member"),
+                is_owner=row.pk == household.owner_id,
+                is_me=row.pk == member.pk,
+                active=row.status == MemberStatus.ACTIVE,
+            )
+        )
+    return HouseholdView(
+        household=household,
+        mates=mates,
+        pooled_available=sum(int(row.available) for row in rows),
+        max_members=programme.household_max_members,
+        transfer_max_points=int(programme.transfer_max_points),
+        monthly_limit=int(programme.transfer_max_points_per_month),
+        sent_this_month=transferred_this_month(member, now),
     )

@@ -12,14 +12,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
+from django.core import signing
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from fedele.accounts.contracts import Actor
 from fedele.customers.contracts import CustomerSummary
-from fedele.loyalty.models import Member, Programme, ProgrammeStatus, Redemption, Reward, RewardKind
+from fedele.loyalty.models import (
+    Household,
+    Member,
+    PointsTransaction,
+    Programme,
+    ProgrammeStatus,
+    Redemption,
+    Reward,
+    RewardKind,
+)
 from fedele.loyalty.selectors import club as selectors
 from fedele.shared import audit, clock
 from fedele.shared.errors import NotFound, PermissionDenied, ValidationFailed
@@ -220,4 +230,150 @@ def club_redeem(
         quantity=1,
         shipping_address=address,
         confirm=True,
+    )
+
+
+# household (family pooling) --------------------------------------------------------------------------
+
+INVITATION_SALT = "fedele.loyalty.household-invitation"
+INVITATION_MAX_AGE = timedelta(days=7)
+HOUSEHOLD_NAME_MAX_LENGTH = 120
+
+
+def _pooling(member: Member) -> None:
+    from fedele.loyalty.selectors.members import programme_pools
+
+    if not programme_pools(member.programme):
+        raise ValidationFailed(
+            _("This programme has no family pooling."),
+            code="pooling_not_offered",
+            fields={"household": _("Not offered by this programme.")},
+        )
+
+
+def club_household_create(*, actor: Actor, member: Member, name: str) -> Household:
+    """The signed-in member starts a household (and owns it)."""
+    from fedele.loyalty.services.members import household_create
+
+    _own_member(actor, member)
+    _pooling(member)
+    return household_create(actor=actor, owner=member, name=" ".join(str(name or "").split()))
+
+
+def household_invitation(*, actor: Actor, member: Member) -> str:
+    """A signed, expiring invitation to the member's household, to share as a link. It names the
+    household and who invited; nothing is stored, so it cannot be revoked before it expires (leaving
+    the household makes the inviter's invitations useless: joining checks the inviter is still in)."""
+    _own_member(actor, member)
+    if member.household_id is None:
+        raise ValidationFailed(
+            _("You are not in a household."), code="not_in_household", fields={"household": _("None.")}
+        )
+    household = Household.objects.get(pk=member.household_id)
+    payload = {"household": household.public_id.hex, "by": member.public_id.hex}
+    return signing.dumps(payload, salt=INVITATION_SALT, compress=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    household: Household
+    inviter: Member
+
+
+def _invalid_invitation() -> ValidationFailed:
+    return ValidationFailed(
+        _("This invitation is not valid or has expired: ask for a new link."),
+        code="invalid_invitation",
+        fields={"invitation": _("Not valid.")},
+    )
+
+
+def invitation_read(token: str, *, for_member: Member | None = None) -> Invitation:
+    """The household an invitation leads to, checked: signature, age, the inviter still in that
+    household, the same programme as ``for_member``."""
+    try:
+        payload = signing.loads(str(token or ""), salt=INVITATION_SALT, max_age=INVITATION_MAX_AGE)
+        household_key = uuid.UUID(hex=str(payload["household"]))
+        inviter_key = uuid.UUID(hex=str(payload["by"]))
+    except (signing.BadSignature, KeyError, TypeError, ValueError) as error:
+        raise _invalid_invitation() from error
+    household = Household.objects.select_related("programme").filter(public_id=household_key).first()
+    inviter = Member.objects.filter(public_id=inviter_key).first()
+    if household is None or inviter is None or inviter.household_id != household.pk:
+        raise _invalid_invitation()
+    if for_member is not None and household.programme_id != for_member.programme_id:
+        raise ValidationFailed(
+            _("This invitation is for another programme."),
+            code="not_same_programme",
+            fields={"invitation": _("Another programme.")},
+        )
+    return Invitation(household=household, inviter=inviter)
+
+
+def club_household_join(*, actor: Actor, member: Member, token: str) -> Household:
+    """The signed-in member accepts an invitation: they join the household if it has room."""
+    from fedele.loyalty.services.members import household_join
+
+    _own_member(actor, member)
+    _pooling(member)
+    invitation = invitation_read(token, for_member=member)
+    if member.household_id == invitation.household.pk:
+        return invitation.household
+    household_join(actor=actor, household=invitation.household, member=member)
+    return invitation.household
+
+
+def club_household_leave(*, actor: Actor, member: Member) -> None:
+    """The signed-in member leaves their household (the points they hold stay theirs)."""
+    from fedele.loyalty.services.members import household_remove
+
+    _own_member(actor, member)
+    if member.household_id is None:
+        raise ValidationFailed(
+            _("You are not in a household."), code="not_in_household", fields={"household": _("None.")}
+        )
+    household_remove(actor=actor, member=member)
+
+
+def transfer_key(member: Member, form_key: str) -> str:
+    """The idempotency key of a portal transfer: the form's UUID bound to the member (a double submit
+    transfers once; another member's key never finds this member's transfer)."""
+    try:
+        parsed = uuid.UUID(str(form_key).strip())
+    except (ValueError, AttributeError) as error:
+        raise ValidationFailed(
+            _("This form has expired: open the page again."),
+            code="invalid_idempotency_key",
+            fields={"idempotency_key": _("Invalid.")},
+        ) from error
+    return f"club-transfer:{member.public_id.hex}:{parsed.hex}"
+
+
+def club_household_transfer(
+    *, actor: Actor, member: Member, to_member_id: str, points: int, form_key: str
+) -> PointsTransaction:
+    """Give points to another member of the signed-in member's household. The limits (per transfer,
+    per calendar month), the balance and the household are the ledger's checks; a recipient outside the
+    household is refused the same way as an unknown one."""
+    from fedele.loyalty.services.ledger import points_transfer
+
+    _own_member(actor, member)
+    key = transfer_key(member, form_key)
+    try:
+        recipient_key = uuid.UUID(str(to_member_id or "").strip())
+    except ValueError:
+        recipient_key = None
+    recipient = (
+        Member.objects.select_related("programme").filter(public_id=recipient_key).first()
+        if recipient_key is not None and member.household_id is not None
+        else None
+    )
+    if recipient is None or recipient.household_id != member.household_id:
+        raise ValidationFailed(
+            _("Choose a member of your household."),
+            code="not_same_household",
+            fields={"to_member": _("Choose a member of your household.")},
+        )
+    return points_transfer(
+        actor=actor, from_member=member, to_member=recipient, points=points, idempotency_key=key
     )

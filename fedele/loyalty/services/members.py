@@ -343,12 +343,25 @@ def household_create(*, actor: Actor | None, owner: Member, name: str) -> Househ
 
 
 def household_add(*, actor: Actor | None, household: Household, member: Member) -> Member:
-    """Add a member of the same programme, up to the programme's ``household_max_members``."""
+    """Staff add a member of the same programme, up to the programme's ``household_max_members``."""
     authorise_operator(actor)
+    return _household_enter(actor, household, member, action="loyalty.household_member_added")
+
+
+def household_join(*, actor: Actor | None, household: Household, member: Member) -> Member:
+    """A member joins a household themselves (through the portal, after an invitation the caller has
+    checked): the same rules as ``household_add``, but only for the caller's own membership."""
+    _authorise_household(actor, member)
+    return _household_enter(actor, household, member, action="loyalty.household_member_joined")
+
+
+def _household_enter(actor: Actor | None, household: Household, member: Member, *, action: str) -> Member:
     with transaction.atomic():
         locked_household = (
-            Household.objects.select_for_update().select_related("programme").get(pk=household.pk)
+            Household.objects.select_for_update().select_related("programme").filter(pk=household.pk).first()
         )
+        if locked_household is None:
+            raise NotFound(_("Household not found."), code="household_not_found")
         locked = Member.objects.select_for_update().get(pk=member.pk)
         if locked.household_id == locked_household.pk:
             return locked
@@ -380,7 +393,7 @@ def household_add(*, actor: Actor | None, household: Household, member: Member) 
         locked.household = locked_household
         locked.save(update_fields=["household", "updated_at"])
         audit.record(
-            action="loyalty.household_member_added",
+            action=action,
             object_type="loyalty.household",
             object_id=str(locked_household.public_id),
             after={"member": locked.card_number},

@@ -24,18 +24,27 @@ from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from fedele.accounts.contracts import Actor
 from fedele.accounts.facade import actor_for
 from fedele.customers.contracts import CustomerSummary
+from fedele.customers.facade import customer_summaries
 from fedele.loyalty.models import Member, Programme, Redemption, RewardKind
 from fedele.loyalty.selectors import club as selectors
+from fedele.loyalty.selectors.members import household_view, programme_pools
 from fedele.loyalty.selectors.rewards import eligibility_reasons, reason_message, rewards_for_member
 from fedele.loyalty.selectors.tiers import tier_progress
 from fedele.loyalty.services import club as services
-from fedele.loyalty.web.club_forms import EnrolForm, PreferencesForm, RedeemForm, service_fields_to_form
-from fedele.shared.errors import ApplicationError, PermissionDenied
+from fedele.loyalty.web.club_forms import (
+    EnrolForm,
+    HouseholdCreateForm,
+    HouseholdTransferForm,
+    PreferencesForm,
+    RedeemForm,
+    service_fields_to_form,
+)
+from fedele.shared.errors import ApplicationError, PermissionDenied, ValidationFailed
 from fedele.shared.web.forms import apply_service_errors
 from fedele.shared.web.views import render_page_or_partial
 
@@ -486,6 +495,177 @@ def club_preferences(request: HttpRequest, club: Club) -> HttpResponse:
     )
 
 
+# household (family pooling) ------------------------------------------------------------------------
+
+
+def _household_context(club: Club, member: Member, **extra: Any) -> dict[str, Any]:
+    view = household_view(member)
+    max_points = 0
+    if view is not None:
+        max_points = max(min(view.transfer_max_points, view.monthly_left, int(member.available)), 0)
+    return _page(
+        club,
+        "account",
+        pools=programme_pools(member.programme),
+        view=view,
+        max_transfer=max_points,
+        invitation_days=services.INVITATION_MAX_AGE.days,
+        **extra,
+    )
+
+
+def _transfer_form(view: Any, data: Any = None, max_points: int = 0) -> HouseholdTransferForm:
+    recipients = [(str(mate.public_id), mate.first_name) for mate in view.recipients] if view else []
+    return HouseholdTransferForm(
+        data, recipients=recipients, max_points=max_points, initial={"idempotency_key": str(uuid.uuid4())}
+    )
+
+
+@require_GET
+@club_page()
+def club_household(request: HttpRequest, club: Club) -> HttpResponse:
+    member = _member(club)
+    context = _household_context(club, member)
+    view = context["view"]
+    invitation_link = ""
+    if view is not None and not view.is_full:
+        token = services.household_invitation(actor=club.actor, member=member)
+        invitation_link = request.build_absolute_uri(reverse("club:club_household_join", args=[token]))
+    context.update(
+        create_form=HouseholdCreateForm() if view is None else None,
+        transfer_form=_transfer_form(view, max_points=context["max_transfer"]) if view else None,
+        invitation_link=invitation_link,
+    )
+    return render(request, "loyalty/club/household.html", context)
+
+
+def _household_error(
+    request: HttpRequest, club: Club, member: Member, error: ApplicationError, **forms_in_error: Any
+) -> HttpResponse:
+    member.refresh_from_db()
+    context = _household_context(club, member)
+    view = context["view"]
+    context.update(
+        create_form=forms_in_error.get("create_form") or (HouseholdCreateForm() if view is None else None),
+        transfer_form=forms_in_error.get("transfer_form")
+        or (_transfer_form(view, max_points=context["max_transfer"]) if view else None),
+        invitation_link="",
+        error_text=_(error.message),
+    )
+    return render(request, "loyalty/club/household.html", context, status=error.status_code)
+
+
+@require_POST
+@club_page()
+def club_household_create(request: HttpRequest, club: Club) -> HttpResponse:
+    member = _member(club)
+    form = HouseholdCreateForm(request.POST)
+    if not form.is_valid():
+        form.mark_errors()
+        error = ValidationFailed(_("Some fields are not valid."), code="validation_error")
+        return _household_error(request, club, member, error, create_form=form)
+    try:
+        household = services.club_household_create(
+            actor=club.actor, member=member, name=form.cleaned_data["name"]
+        )
+    except ApplicationError as error:
+        apply_service_errors(form, error)
+        form.mark_errors()
+        return _household_error(request, club, member, error, create_form=form)
+    messages.success(request, _("Household %(name)s created: invite your family.") % {"name": household.name})
+    return redirect("club:club_household")
+
+
+@require_POST
+@club_page()
+def club_household_transfer(request: HttpRequest, club: Club) -> HttpResponse:
+    member = _member(club)
+    view = household_view(member)
+    form = _transfer_form(view, request.POST)
+    if not form.is_valid():
+        form.mark_errors()
+        error = ValidationFailed(_("Some fields are not valid."), code="validation_error")
+        return _household_error(request, club, member, error, transfer_form=form)
+    data = form.cleaned_data
+    try:
+        services.club_household_transfer(
+            actor=club.actor,
+            member=member,
+            to_member_id=data["to_member"],
+            points=int(data["points"]),
+            form_key=data["idempotency_key"],
+        )
+    except ApplicationError as error:
+        apply_service_errors(form, error)
+        form.mark_errors()
+        return _household_error(request, club, member, error, transfer_form=form)
+    names = dict(form.fields["to_member"].choices)  # type: ignore[attr-defined]
+    messages.success(
+        request,
+        _("%(points)s %(currency)s sent to %(name)s.")
+        % {"points": data["points"], "currency": club.currency, "name": names.get(data["to_member"], "")},
+    )
+    return redirect("club:club_household")
+
+
+@require_POST
+@club_page()
+def club_household_leave(request: HttpRequest, club: Club) -> HttpResponse:
+    member = _member(club)
+    try:
+        services.club_household_leave(actor=club.actor, member=member)
+    except ApplicationError as error:
+        return _household_error(request, club, member, error)
+    messages.success(request, _("You left the household. Your points stay yours."))
+    return redirect("club:club_household")
+
+
+@require_http_methods(["GET", "POST"])
+@club_page()
+def club_household_join(request: HttpRequest, club: Club, token: str) -> HttpResponse:
+    member = _member(club)
+    error_text = ""
+    status = 200
+    invitation = None
+    try:
+        invitation = services.invitation_read(token)
+        # A customer in several programmes answers with their membership of the household's programme.
+        for candidate in club.members:
+            if candidate.programme_id == invitation.household.programme_id and candidate is not member:
+                member = candidate
+                request.session[SESSION_PROGRAMME] = candidate.programme.code
+                club.member = candidate
+                break
+        invitation = services.invitation_read(token, for_member=member)
+        if request.method == "POST":
+            services.club_household_join(actor=club.actor, member=member, token=token)
+            messages.success(
+                request, _("Welcome to the household %(name)s.") % {"name": invitation.household.name}
+            )
+            return redirect("club:club_household")
+    except ApplicationError as error:
+        error_text = _(error.message)
+        status = error.status_code
+    inviter_name = ""
+    if invitation is not None:
+        summary = customer_summaries([invitation.inviter.customer_id]).get(invitation.inviter.customer_id)
+        inviter_name = (summary.first_name or summary.display_name.split(" ")[0]) if summary else ""
+    return render(
+        request,
+        "loyalty/club/household_join.html",
+        _page(
+            club,
+            "account",
+            invitation=invitation,
+            inviter_name=inviter_name,
+            already_in=member.household_id is not None,
+            same_household=invitation is not None and member.household_id == invitation.household.pk,
+            error_text=error_text,
+        ),
+        status=status,
+    )
+
+
 urlpatterns: list[URLPattern] = [
     path("", club_home, name="club_home"),
     path("join/", club_enrol, name="club_enrol"),
@@ -496,4 +676,9 @@ urlpatterns: list[URLPattern] = [
     path("card/", club_card, name="club_card"),
     path("referral/", club_referral, name="club_referral"),
     path("preferences/", club_preferences, name="club_preferences"),
+    path("household/", club_household, name="club_household"),
+    path("household/create/", club_household_create, name="club_household_create"),
+    path("household/transfer/", club_household_transfer, name="club_household_transfer"),
+    path("household/leave/", club_household_leave, name="club_household_leave"),
+    path("household/join/<str:token>/", club_household_join, name="club_household_join"),
 ]

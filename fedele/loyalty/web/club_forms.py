@@ -114,6 +114,33 @@ class RedeemForm(BootstrapFormMixin, forms.Form):
         }
 
 
+class HouseholdCreateForm(BootstrapFormMixin, forms.Form):
+    name = forms.CharField(
+        label=_("Household name"),
+        max_length=120,
+        help_text=_("For example your family name: the members you invite will see it."),
+    )
+
+
+class HouseholdTransferForm(BootstrapFormMixin, forms.Form):
+    """Points to a household member. ``idempotency_key`` is made when the page is shown: the same page
+    submitted twice transfers once."""
+
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    to_member = forms.ChoiceField(label=_("To"))
+    points = forms.IntegerField(
+        label=_("Points"), min_value=1, widget=forms.NumberInput(attrs={"inputmode": "numeric"})
+    )
+
+    def __init__(self, *args: Any, recipients: list[tuple[str, str]], max_points: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["to_member"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = recipients
+        if max_points > 0:
+            self.fields["points"].widget.attrs["max"] = str(max_points)
+
+
 def service_fields_to_form(fields: dict[str, list[str]]) -> dict[str, list[str]]:
     """The rewards service names address errors ``shipping_address.<part>``; the form ``shipping_<part>``."""
     return {
