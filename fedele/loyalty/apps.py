@@ -14,3 +14,7 @@ class LoyaltyConfig(AppConfig):
         from fedele.loyalty.api import fast_events
 
         fast_events.register()
+
+        from fedele.loyalty.selectors import config_cache
+
+        config_cache.connect()

@@ -29,9 +29,10 @@ from pydantic import ValidationError
 from fedele.accounts.facade import actor_for
 from fedele.accounts.services import api_token_authenticate
 from fedele.loyalty.api.rules import OPERATE, EventIn, EventOut, _event_out
+from fedele.loyalty.selectors import config_cache
 from fedele.loyalty.selectors import rules as selectors
 from fedele.loyalty.services.rules_events_batch import EventRequest, events_record_many
-from fedele.shared import context, fastpath, ratelimit
+from fedele.shared import context, fastpath, ratelimit, versioned_cache
 from fedele.shared.errors import ApplicationError, Conflict, NotFound, RateLimited
 
 PATH = "/api/v1/loyalty/events"
@@ -108,7 +109,8 @@ def _process(calls: list[_Call]) -> list[fastpath.FastResponse | None]:
     for index, call in enumerate(calls):
         callers[(call.authorization, call.language, call.client, call.user_agent)].append(index)
     for (authorization, language, client, user_agent), indexes in callers.items():
-        with translation.override(language):
+        # One request scope per caller: the cache versions are read once for its whole group.
+        with versioned_cache.scope(), translation.override(language):
             _process_caller(calls, indexes, answers, authorization, client, user_agent, language)
     return answers
 
@@ -169,7 +171,7 @@ def _process_programme(
     language: str,
 ) -> None:
     try:
-        programme = selectors.programme_get(code)
+        programme = config_cache.programme_get(code)
     except ApplicationError as error:
         for index in indexes:
             answers[index] = _error(error, language)

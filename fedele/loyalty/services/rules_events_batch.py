@@ -13,10 +13,11 @@ database transaction and a handful of multi-row statements:
 
 A round is the longest run of events, in arrival order, with at most one event per member and per
 (source, external id): a member's second event must see the first one's points (tier, first purchase,
-daily caps), so it starts the next round, each round in its own transaction. Outcomes are per event: one bad event gets its error and the others are
-recorded. When a round's transaction fails as a whole (a concurrent request recorded the same event,
-a member became inactive, a deadlock), every event of the round is recorded again one by one through
-``event_record_with_status``, which handles each case exactly.
+daily caps), so it starts the next round, each round in its own transaction. Outcomes are per event:
+one bad event gets its error and the others are recorded. When a round's transaction fails as a whole
+(a concurrent request recorded the same event, a member became inactive, a deadlock), every event of
+the round is recorded again one by one through ``event_record_with_status``, which handles each case
+exactly.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from fedele.loyalty.models import (
     Programme,
     RuleUsage,
 )
+from fedele.loyalty.selectors import config_cache
 from fedele.loyalty.selectors import rules as selectors
 from fedele.loyalty.services.ledger_batch import EarnItem, points_earn_many
 from fedele.loyalty.services.ledger_core import check_member_active, check_programme_active
@@ -218,7 +220,7 @@ def _evaluate(programme: Programme, fresh: list[_Pending]) -> None:
             member.programme = programme
         wanted = (clean.event_type, clean.custom_event)
         if wanted not in rules:
-            rules[wanted] = selectors.rules_for_event(
+            rules[wanted] = config_cache.rules_for_event(
                 programme, clean.event_type, custom_event=clean.custom_event
             )
         pending.evaluation = evaluate(

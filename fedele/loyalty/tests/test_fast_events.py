@@ -144,3 +144,22 @@ def test_requests_it_does_not_serve_go_to_django(setup: dict[str, Any]) -> None:
     assert keyed.content == again.content
     assert fast_events._GROUPS.groups == groups
     assert LoyaltyEvent.objects.filter(external_id="k-1").count() == 1
+
+
+def test_a_rule_change_is_seen_by_the_next_request(setup: dict[str, Any]) -> None:
+    from fedele.loyalty.models import EarningRule
+    from fedele.loyalty.services.rules import rule_update
+
+    member = setup["members"][3]
+    auth = {"Authorization": f"Bearer {setup['operator']}"}
+    assert _one(_body(member, "v-1", amount="10.00"), auth).json()["points"] == 10  # cached from here on
+    rule = EarningRule.objects.get(programme__code="fast", code="base")
+    rule_update(actor=None, rule=rule, changes={"points_per_euro": "3"})
+    assert _one(_body(member, "v-2", amount="10.00"), auth).json()["points"] == 30
+    closed = Programme.objects.get(code="fast")
+    closed.status = "closed"
+    closed.save()
+    refused = _one(_body(member, "v-3", amount="10.00"), auth)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "programme_not_active"
+    assert LoyaltyEvent.objects.filter(external_id="v-3").count() == 0
