@@ -7,8 +7,12 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from fedele.shared.search import SearchHit
+
+# A loyalty programme's members are "soci" in Italian, a team's "membri": the context keeps them apart.
+MEMBERS_CONTEXT = "loyalty programme"
 
 
 def members_for_search(request: HttpRequest, query: str, limit: int) -> list[SearchHit]:
@@ -41,7 +45,10 @@ def register() -> None:
     from fedele.shared.web import panels
 
     navigation.register(
-        "loyalty", navigation.NavItem(_("Members"), "loyalty:members_list", "loyalty.view_loyalty")
+        "loyalty",
+        navigation.NavItem(
+            pgettext_lazy(MEMBERS_CONTEXT, "Members"), "loyalty:members_list", "loyalty.view_loyalty"
+        ),
     )
     scheduler.register("loyalty-lots-mature", "loyalty.lots_mature_due", 600)
     scheduler.register("loyalty-lots-expire", "loyalty.lots_expire_due", 3600)

@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import URLPattern, path
-from django.utils.translation import get_language
+from django.utils.translation import get_language, pgettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
@@ -112,7 +112,7 @@ def _charts(
     migration: TierMigration = results["tier-migration"]
     forecast: BreakageForecast = results["breakage-forecast"]
     uplift: Uplift | None = results.get("uplift")
-    group_names = {"members": _("Members"), "non_members": _("Non-members")}
+    group_names = {"members": pgettext("loyalty programme", "Members"), "non_members": _("Non-members")}
     width = max((len(row.share) for row in cohorts), default=0)
     tier_names = {tier.code: tier.name for tier in migration.tiers}
     columns = list(migration.rows[0].counts) if migration.rows else []
