@@ -73,7 +73,11 @@ def _programme(code: str) -> tuple[Programme, list[Member]]:
     campaign_set_status(actor=None, campaign=campaign, status="active")
     make_rule(programme, code="double", points_per_euro="0", multiplier="2", campaign="spring")
     make_rule(programme, code="welcome", event_type="sign_up", points_per_euro="0", fixed_points=20)
-    members = [MemberFactory(programme=programme) for _ in range(6)]
+    # Three members in the holdout group and three in treatment (the group is drawn from a hash).
+    pool = [MemberFactory(programme=programme) for _ in range(40)]
+    holdout = [m for m in pool if campaign_group(campaign, m) == "holdout"][:3]
+    treatment = [m for m in pool if campaign_group(campaign, m) == "treatment"][:3]
+    members = [treatment[0], holdout[0], treatment[1], holdout[1], treatment[2], holdout[2]]
     return programme, members
 
 
