@@ -3,8 +3,10 @@
 Each request is a purchase of a member (by card number) with a unique external id: the API token is
 checked, the programme's earning rules are evaluated (1 point per euro, an active rule), and the ledger
 posts the EARN (member row lock, lot, entries, balance, tier and fraud hooks, audit row, outbox event;
-events queued for workers as in production). Two uvicorn workers, the same closed-loop asyncio/httpx
-load generator as the support benchmark, on the same machine.
+events queued for workers as in production). The plain request goes through the endpoint's fast path
+with group commit (ADR 0002). Two uvicorn workers and a lean closed-loop load generator
+(bench/loadgen.py: keep-alive connections, one per client) on the same machine. After the run it
+counts the events and runs ledger_check: every request recorded once, balances equal to the ledger.
 
 Usage: python bench/run.py loyalty_api [--members 20000] [--seconds 15] [--concurrency 8] [--workers 2]
 """
@@ -13,14 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import sys
 from typing import Any
 
-import httpx
-
-from bench.support_api import REPO, _fresh_database, _load, _run, _serve, _stop
+from bench.loadgen import closed_loop
+from bench.support_api import REPO, _fresh_database, _run, _serve, _stop
 
 DATABASE = "bench_loyalty_api"
 PYTHON = sys.executable
@@ -61,6 +63,19 @@ user = user_create(email="bench-loyalty@example.it", password=None, roles=["loya
 print(api_token_create(user=user, name="bench")[1])
 """
 
+# After the run: every event recorded once, the balances equal to the ledger.
+CHECK = r"""
+import json
+import django
+django.setup()
+from fedele.loyalty.models import LoyaltyEvent, Member, PointsTransaction
+from fedele.loyalty.services.ledger_jobs import ledger_check
+events = LoyaltyEvent.objects.count()
+print(json.dumps({"events": events, "earn_transactions": PointsTransaction.objects.count(),
+    "points_on_members": sum(Member.objects.values_list("available", flat=True)),
+    "ledger_check_problems": len(ledger_check())}))
+"""
+
 
 def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="loyalty_api")
@@ -85,27 +100,36 @@ def run(argv: list[str]) -> dict[str, Any]:
     server, base_url = _serve(PYTHON, "config.asgi:application", env, REPO, args.workers, "/healthz")
     headers = {"Authorization": f"Bearer {token}"}
     members = args.members
-    offset = {"run": 0}  # the warm-up and the measured run use different external ids
 
-    async def earn(client: httpx.AsyncClient, position: int) -> httpx.Response:
-        index = position + offset["run"]
-        return await client.post(
-            "/api/v1/loyalty/events",
-            json={
-                "programme": "bench",
-                "member": f"8{(index * 7919) % members:015d}",
-                "event_type": "spend",
-                "external_id": f"bench-{index}",
-                "amount_eur": f"{10 + index % 90}.50",
-            },
+    def body(index: int) -> dict[str, Any]:
+        return {
+            "programme": "bench",
+            "member": f"8{(index * 7919) % members:015d}",
+            "event_type": "spend",
+            "external_id": f"bench-{index}",
+            "amount_eur": f"{10 + index % 90}.50",
+        }
+
+    def measure(seconds: float, start: int) -> dict[str, Any]:
+        return asyncio.run(
+            closed_loop(
+                base_url,
+                "/api/v1/loyalty/events",
+                headers,
+                body,
+                seconds=seconds,
+                concurrency=args.concurrency,
+                expected=201,
+                start=start,
+            )
         )
 
     try:
-        asyncio.run(_load(base_url, headers, 3, args.concurrency, earn, 201))  # warm-up
-        offset["run"] = 10**8
-        result = asyncio.run(_load(base_url, headers, args.seconds, args.concurrency, earn, 201))
+        measure(3, 0)  # warm-up
+        result = measure(args.seconds, 10**8)
     finally:
         _stop(server)
+    checks = _run([PYTHON, "-c", CHECK], env).strip().splitlines()[-1]
     return {
         "benchmark": "loyalty_api",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -113,5 +137,6 @@ def run(argv: list[str]) -> dict[str, Any]:
         "workers": args.workers,
         "concurrency": args.concurrency,
         "earn": result,
+        "after": json.loads(checks),
         "target": {"requests_per_second": 400, "p95_ms": 50},
     }

@@ -1,6 +1,6 @@
 """Fast paths: a few hot API writes answered by a lean ASGI handler in front of Django, with group commit.
 
-Why (ADR 0007): Django's full request cycle (fifteen middlewares, the ninja router, one database
+Why (ADR 0002): Django's full request cycle (fifteen middlewares, the ninja router, one database
 transaction per request) costs a few milliseconds of CPU before the endpoint does anything, which on a
 2-core machine caps a write endpoint far below what a POS or partner integration sends at peak. A fast
 path serves only the plain, common form of one endpoint (bearer token, JSON body that validates, no

@@ -1,4 +1,4 @@
-"""The earn endpoint's fast path: ``POST /api/v1/loyalty/events`` with group commit (ADR 0007).
+"""The earn endpoint's fast path: ``POST /api/v1/loyalty/events`` with group commit (ADR 0002).
 
 The plain form of the request (bearer token, a JSON body that validates against ``EventIn``, no
 Idempotency-Key header, no cookies) is answered here; everything else goes to the ninja view in

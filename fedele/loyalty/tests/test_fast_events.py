@@ -1,4 +1,4 @@
-"""The earn endpoint's fast path (ADR 0007) through the real ASGI application on PostgreSQL.
+"""The earn endpoint's fast path (ADR 0002) through the real ASGI application on PostgreSQL.
 
 Every answer must be the one Django's ninja view gives (same status, same bytes, same headers but the
 request id), errors included; requests it does not serve go to Django; concurrent requests are
