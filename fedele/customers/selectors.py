@@ -62,10 +62,11 @@ def customer_list(*, actor: Actor, filters: CustomerFilters | None = None) -> Qu
 
 
 def customer_ids_matching(query: str, *, limit: int) -> list[int]:
-    """Internal keys of the customers (any status) a free-text query finds, lowest key first, at most
-    ``limit``. An e-mail address (it has an "@") matches the customer's e-mail exactly, in any case;
-    anything else matches ``search_text`` (number, name, e-mail, phone, codes, city) word by word, every
-    word required, as the customers list does. Not scoped: callers check their own permission."""
+    """Internal keys of the customers a free-text query finds, lowest key first, at most ``limit``.
+    An e-mail address (it has an "@") matches the e-mail of the active customer who holds it, in any
+    case (the unique index on lower(e-mail) of active customers answers it); anything else matches
+    ``search_text`` (number, name, e-mail, phone, codes, city) word by word, every word required, as the
+    customers list does, in any status. Not scoped: callers check their own permission."""
     from django.db.models.functions import Lower
 
     text = " ".join((query or "").split()).lower()
@@ -73,7 +74,12 @@ def customer_ids_matching(query: str, *, limit: int) -> list[int]:
         return []
     queryset = Customer.objects.all()
     if "@" in text and " " not in text:
-        queryset = queryset.annotate(email_lower=Lower("email")).filter(email_lower=text)
+        # The same expression and condition as the uniq_active_customer_email index, so it is used.
+        queryset = (
+            queryset.annotate(email_lower=Lower("email"))
+            .filter(email_lower=text, status=CustomerStatus.ACTIVE)
+            .exclude(email="")
+        )
     else:
         for term in text.split()[:SEARCH_TERMS_MAX]:
             queryset = queryset.filter(search_text__contains=term)

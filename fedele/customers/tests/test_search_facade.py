@@ -71,3 +71,12 @@ def test_limit_empty_query_and_a_single_statement(people: dict[str, int]) -> Non
         search_customer_ids("mario rossi", 10)
     assert len(queries) == 1
     assert "JOIN" not in queries[0]["sql"].upper()
+
+
+def test_an_email_finds_the_active_customer_who_holds_it_words_find_any_status() -> None:
+    merged = CustomerFactory(
+        first_name="Vecchio", last_name="Doppione", email="same@example.it", status="merged"
+    )
+    active = CustomerFactory(first_name="Nuovo", last_name="Doppione", email="same@example.it")
+    assert search_customer_ids("same@example.it", 10) == [active.pk]
+    assert search_customer_ids("doppione", 10) == [merged.pk, active.pk]

@@ -101,7 +101,8 @@ def member_queryset(
         else:
             # The customers module searches its own column; loyalty filters its rows by the keys found.
             customer_ids = search_customer_ids(text, CUSTOMER_MATCH_LIMIT)
-            rows = rows.filter(Q(customer_id__in=customer_ids) | Q(referral_code__iexact=text))
+            # Referral codes are stored in capitals: an exact match keeps their unique index usable.
+            rows = rows.filter(Q(customer_id__in=customer_ids) | Q(referral_code=text.upper()))
     if tier:
         rows = rows.filter(tier__code=tier)
     if status:
