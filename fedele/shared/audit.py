@@ -13,7 +13,23 @@ from fedele.shared import clock, context
 from fedele.shared.bulk import BulkTable
 from fedele.shared.models import AuditLog
 
-_AUDIT_ROWS = BulkTable(AuditLog)
+_AUDIT_FIELDS = (
+    "public_id",
+    "occurred_at",
+    "actor_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "ip_address",
+    "user_agent",
+    "request_id",
+)
+_AUDIT_ROWS = BulkTable(AuditLog, _AUDIT_FIELDS)
+# Values json.dumps writes as jsonable would leave them (record_many skips jsonable for flat rows).
+_PLAIN = frozenset({str, int, bool, float, type(None)})
 
 
 def jsonable(value: Any) -> Any:
@@ -74,23 +90,16 @@ def record_many(
     ctx = context.current()
     now = clock.now()
     actor = actor_id if actor_id is not None else ctx.actor_id
-    _AUDIT_ROWS.insert(
-        [
-            {
-                "public_id": uuid.uuid4(),
-                "occurred_at": now,
-                "actor_id": actor,
-                "actor_label": ctx.actor_label[:200],
-                "action": action[:100],
-                "object_type": object_type[:100],
-                "object_id": str(object_id)[:64],
-                "before": None,
-                "after": json.dumps(jsonable(after)),
-                "ip_address": ctx.ip_address,
-                "user_agent": ctx.user_agent[:300],
-                "request_id": ctx.request_id[:64],
-            }
-            for object_id, after in rows
-        ]
-    )
+    head = (now, actor, ctx.actor_label[:200], action[:100], object_type[:100])
+    tail = (ctx.ip_address, ctx.user_agent[:300], ctx.request_id[:64])
+    dumps = json.dumps
+    plain = _PLAIN
+    new_id = uuid.uuid4
+    values = []
+    for object_id, after in rows:
+        # A flat row of plain values (the usual batch row) is already what jsonable would make of it.
+        flat = all(type(key) is str and type(value) in plain for key, value in after.items())
+        text = dumps(after if flat else jsonable(after))
+        values.append((new_id(), *head, str(object_id)[:64], None, text, *tail))
+    _AUDIT_ROWS.insert_tuples(values)
     return len(rows)

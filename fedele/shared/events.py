@@ -25,7 +25,9 @@ from fedele.shared.bulk import BulkTable
 from fedele.shared.models import HandlerReceipt, OutboxEvent
 
 logger = logging.getLogger(__name__)
-_OUTBOX_ROWS = BulkTable(OutboxEvent)
+_OUTBOX_ROWS = BulkTable(
+    OutboxEvent, ("event_id", "event_type", "aggregate_type", "aggregate_id", "payload", "occurred_at")
+)
 
 ALL_EVENTS = "*"
 DISPATCH_GRACE = timedelta(seconds=5)
@@ -127,25 +129,51 @@ def publish_many(items: Sequence[tuple[object, str, str]]) -> list[UUID]:
     now = clock.now()
     rows = []
     event_ids: list[UUID] = []
+    dumps = json.dumps
+    flat_fields: dict[type, tuple[str, ...] | None] = {}
     for event, aggregate_type, aggregate_id in items:
         event_type = str(getattr(event, "event_type", "") or "")
         if not event_type:
             raise TypeError(f"{type(event).__name__} has no event_type.")
-        event_ids.append(uuid4())
+        kind = type(event)
+        if kind not in flat_fields:
+            flat_fields[kind] = _flat_fields(kind)
+        names = flat_fields[kind]
+        payload: dict[str, Any] | None = None
+        if names is not None:
+            payload = {name: getattr(event, name) for name in names}
+            # Plain values only: anything else goes through jsonable like publish's payloads.
+            if not all(type(value) in _PLAIN for value in payload.values()):
+                payload = None
+        event_id = uuid4()
+        event_ids.append(event_id)
         rows.append(
-            {
-                "event_id": event_ids[-1],
-                "event_type": event_type,
-                "aggregate_type": aggregate_type,
-                "aggregate_id": str(aggregate_id),
-                "payload": json.dumps(_payload_of(event)),
-                "occurred_at": now,
-            }
+            (
+                event_id,
+                event_type,
+                aggregate_type,
+                str(aggregate_id),
+                dumps(payload if payload is not None else _payload_of(event)),
+                now,
+            )
         )
     with transaction.atomic(savepoint=False):
-        _OUTBOX_ROWS.insert(rows)
+        _OUTBOX_ROWS.insert_tuples(rows)
         transaction.on_commit(lambda: _enqueue_all(event_ids))
     return event_ids
+
+
+_PLAIN = frozenset({str, int, bool, float, type(None)})
+
+
+def _flat_fields(kind: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass event whose payload is its fields as they are (``to_payload``
+    not overridden); None when the payload must be built by ``_payload_of``."""
+    if not dataclasses.is_dataclass(kind):
+        return None
+    if issubclass(kind, DomainEvent) and kind.to_payload is not DomainEvent.to_payload:
+        return None
+    return tuple(field.name for field in dataclasses.fields(kind))
 
 
 def _enqueue_all(event_ids: Sequence[UUID]) -> None:

@@ -33,6 +33,7 @@ from fedele.loyalty.models import (
     TransactionKind,
 )
 from fedele.shared import clock
+from fedele.shared.bulk import id_table
 
 REFUND_SOURCE = "refund"
 ONE = Decimal("1")
@@ -79,21 +80,24 @@ def _metric_field(metric: str) -> str:
     return "qualifying_points"
 
 
+# One row per member, each sum a correlated subquery: every member's earns are read through the index
+# (member, kind, occurred_at), whatever the planner's statistics say (a grouped statement over
+# "member_id IN (...)" read every earn of the programme in the window when the table had grown since
+# it was last analysed).
 _METRIC_SQL = """
-SELECT t.member_id, COALESCE(SUM(
-    CASE WHEN t.kind = %(earn)s THEN COALESCE(t.{field}, 0) ELSE -COALESCE(t.{field}, 0) END
-), 0)
-FROM {table} t
-WHERE t.member_id IN ({members}) AND (
-    (t.kind = %(earn)s AND t.occurred_at {lower} %(start)s AND t.occurred_at <= %(end)s
-     AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.reversal_of_id = t.id))
-    OR (t.kind IN (%(cancel)s, %(adjust)s) AND t.source = %(refund)s AND t.reference IN (
-        SELECT e.reference FROM {table} e
-        WHERE e.member_id = t.member_id AND e.kind = %(earn)s AND e.reference <> ''
-          AND e.occurred_at {lower} %(start)s AND e.occurred_at <= %(end)s
-          AND NOT EXISTS (SELECT 1 FROM {table} r2 WHERE r2.reversal_of_id = e.id)))
-)
-GROUP BY t.member_id
+SELECT m.id,
+    (SELECT COALESCE(SUM(COALESCE(t.{field}, 0)), 0) FROM {table} t
+     WHERE t.member_id = m.id AND t.kind = %(earn)s
+       AND t.occurred_at {lower} %(start)s AND t.occurred_at <= %(end)s
+       AND NOT EXISTS (SELECT 1 FROM {table} r WHERE r.reversal_of_id = t.id)),
+    (SELECT COALESCE(SUM(COALESCE(t.{field}, 0)), 0) FROM {table} t
+     WHERE t.member_id = m.id AND t.kind IN (%(cancel)s, %(adjust)s) AND t.source = %(refund)s
+       AND t.reference IN (
+           SELECT e.reference FROM {table} e
+           WHERE e.member_id = m.id AND e.kind = %(earn)s AND e.reference <> ''
+             AND e.occurred_at {lower} %(start)s AND e.occurred_at <= %(end)s
+             AND NOT EXISTS (SELECT 1 FROM {table} r2 WHERE r2.reversal_of_id = e.id)))
+FROM {members}
 """
 
 
@@ -114,6 +118,7 @@ def _metric_sums(
     if not member_ids:
         return values
     adapt = connection.ops.adapt_datetimefield_value
+    members, member_params = id_table("m", "id", member_ids)
     params: dict[str, Any] = {
         "earn": TransactionKind.EARN.value,
         "cancel": TransactionKind.CANCEL_PENDING.value,
@@ -121,18 +126,19 @@ def _metric_sums(
         "refund": REFUND_SOURCE,
         "start": adapt(start),
         "end": adapt(end),
+        "members": member_params[0],
     }
-    params.update({f"m{index}": member_id for index, member_id in enumerate(member_ids)})
     sql = _METRIC_SQL.format(
         field=_metric_field(programme.tier_metric),
         table=PointsTransaction._meta.db_table,
         lower=">=" if inclusive else ">",
-        members=", ".join(f"%(m{index})s" for index in range(len(member_ids))),
+        members=members.replace("%s", "%(members)s"),
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for member_id, total in cursor.fetchall():
-            values[int(member_id)] = max(Decimal(str(total)), ZERO).quantize(_CENT, rounding=ROUND_HALF_UP)
+        for member_id, earned, refunded in cursor.fetchall():
+            total = Decimal(str(earned)) - Decimal(str(refunded))
+            values[int(member_id)] = max(total, ZERO).quantize(_CENT, rounding=ROUND_HALF_UP)
     return values
 
 

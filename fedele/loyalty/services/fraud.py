@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db import transaction as db_transaction
 from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext as _
@@ -47,6 +48,7 @@ from fedele.loyalty.models import (
 from fedele.loyalty.services.ledger import transaction_reverse
 from fedele.loyalty.services.members import member_set_status
 from fedele.shared import audit, clock, events
+from fedele.shared.bulk import id_table
 from fedele.shared.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 REVIEW = "loyalty.review_loyalty_fraud"
@@ -146,25 +148,14 @@ def earn_guards_many(groups: Sequence[tuple[Member, Sequence[PointsTransaction]]
     day_start = datetime.combine(local_day, datetime.min.time(), tzinfo=tz)
     day_end = datetime.combine(local_day + timedelta(days=1), datetime.min.time(), tzinfo=tz)
     hour_from = at - HOUR
-    figures = (
-        PointsTransaction.objects.filter(
-            member_id__in=list(latest),
-            kind=TransactionKind.EARN,
-            occurred_at__gte=min(hour_from, day_start),
-            occurred_at__lt=max(day_end, at + HOUR),
-        )
-        .values("member_id")
-        .annotate(
-            hour_count=Count("id", filter=Q(occurred_at__gt=hour_from, occurred_at__lte=at)),
-            day_points=Sum("points", filter=Q(occurred_at__gte=day_start, occurred_at__lt=day_end)),
-        )
-    )
     suspects: set[int] = set()
-    for figure in figures:
-        if int(figure["hour_count"] or 0) > programme.velocity_max_earns_per_hour:
-            suspects.add(figure["member_id"])
-        if int(figure["day_points"] or 0) > programme.velocity_max_points_per_day:
-            suspects.add(figure["member_id"])
+    for member_id, hour_count, day_points in _velocity_figures(
+        list(latest), hour_from, at, day_start, day_end
+    ):
+        if hour_count > programme.velocity_max_earns_per_hour:
+            suspects.add(member_id)
+        if day_points > programme.velocity_max_points_per_day:
+            suspects.add(member_id)
     big = {
         member_id: [p for p in postings if p.kind == TransactionKind.EARN and p.points > UNUSUAL_MULTIPLE]
         for member, postings in groups
@@ -172,18 +163,7 @@ def earn_guards_many(groups: Sequence[tuple[Member, Sequence[PointsTransaction]]
     }
     big = {member_id: rows for member_id, rows in big.items() if rows}
     if big:
-        history: dict[int, list[tuple[int, int]]] = {}
-        for member_id, pk, points in (
-            PointsTransaction.objects.filter(
-                member_id__in=list(big),
-                kind=TransactionKind.EARN,
-                occurred_at__gte=at - UNUSUAL_LOOKBACK,
-                occurred_at__lte=at,
-            )
-            .order_by("member_id", "-occurred_at", "-id")
-            .values_list("member_id", "pk", "points")
-        ):
-            history.setdefault(member_id, []).append((pk, points))
+        history = _recent_earns(sorted(big), at - UNUSUAL_LOOKBACK, at)
         for member_id, big_earns in big.items():
             for big_earn in big_earns:
                 # The same sample earn_guards takes: the member's other earns, newest first.
@@ -203,6 +183,87 @@ def earn_guards_many(groups: Sequence[tuple[Member, Sequence[PointsTransaction]]
                 continue
             for posting in postings:
                 earn_guards(member, posting)
+
+
+# Per member, two correlated subqueries on the index (member, kind, occurred_at): each member's own
+# earns are read whatever the planner's statistics say (a grouped "member_id IN (...)" statement read
+# every earn of the programme that day when the table had grown since it was last analysed).
+_VELOCITY_SQL = """
+SELECT m.id,
+    (SELECT COUNT(*) FROM {table} t WHERE t.member_id = m.id AND t.kind = %(earn)s
+       AND t.occurred_at > %(hour_from)s AND t.occurred_at <= %(at)s),
+    (SELECT COALESCE(SUM(t.points), 0) FROM {table} t WHERE t.member_id = m.id AND t.kind = %(earn)s
+       AND t.occurred_at >= %(day_start)s AND t.occurred_at < %(day_end)s)
+FROM {members}
+"""
+
+# The latest earns of each member (at most one more than the sample, since the sample leaves out the
+# earn it judges), newest first: a lateral read per member on PostgreSQL, bounded by the limit.
+_RECENT_SQL = """
+SELECT m.id, r.id, r.points FROM {members} CROSS JOIN LATERAL (
+    SELECT t.id, t.points FROM {table} t WHERE t.member_id = m.id AND t.kind = %(earn)s
+      AND t.occurred_at >= %(since)s AND t.occurred_at <= %(at)s
+    ORDER BY t.occurred_at DESC, t.id DESC LIMIT %(limit)s) AS r
+ORDER BY m.id
+"""
+
+
+def _velocity_figures(
+    member_ids: list[int], hour_from: datetime, at: datetime, day_start: datetime, day_end: datetime
+) -> list[tuple[int, int, int]]:
+    """(member, earns in (hour_from, at], points earned in [day_start, day_end)) of each member."""
+    members, member_params = id_table("m", "id", member_ids)
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = _VELOCITY_SQL.format(
+        table=PointsTransaction._meta.db_table, members=members.replace("%s", "%(members)s")
+    )
+    params = {
+        "earn": TransactionKind.EARN.value,
+        "hour_from": adapt(hour_from),
+        "at": adapt(at),
+        "day_start": adapt(day_start),
+        "day_end": adapt(day_end),
+        "members": member_params[0],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(int(pk), int(count or 0), int(points or 0)) for pk, count, points in cursor.fetchall()]
+
+
+def _recent_earns(member_ids: list[int], since: datetime, at: datetime) -> dict[int, list[tuple[int, int]]]:
+    """(id, points) of each member's earns in [since, at], newest first (``UNUSUAL_SAMPLE`` + 1 at most)."""
+    history: dict[int, list[tuple[int, int]]] = {}
+    if connection.vendor != "postgresql":
+        rows = (
+            PointsTransaction.objects.filter(
+                member_id__in=member_ids,
+                kind=TransactionKind.EARN,
+                occurred_at__gte=since,
+                occurred_at__lte=at,
+            )
+            .order_by("member_id", "-occurred_at", "-id")
+            .values_list("member_id", "pk", "points")
+        )
+        for member_id, pk, points in rows:
+            history.setdefault(member_id, []).append((pk, points))
+        return history
+    members, member_params = id_table("m", "id", member_ids)
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = _RECENT_SQL.format(
+        table=PointsTransaction._meta.db_table, members=members.replace("%s", "%(members)s")
+    )
+    params = {
+        "earn": TransactionKind.EARN.value,
+        "since": adapt(since),
+        "at": adapt(at),
+        "limit": UNUSUAL_SAMPLE + 1,
+        "members": member_params[0],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for member_id, pk, points in cursor.fetchall():
+            history.setdefault(int(member_id), []).append((int(pk), int(points)))
+    return history
 
 
 def _already_flagged(member: Member, rule: str, start: datetime, end: datetime) -> bool:

@@ -7,6 +7,12 @@ written with a handful of multi-row statements instead of a dozen statements per
 nothing: one bad item refuses the whole batch before anything is written, naming the item.
 Idempotent per item: an item whose key was already used returns the first transaction and writes
 nothing (a retried upload re-posts only what is new).
+
+Two batches that share members wait for each other at the member locks, so the time a batch holds
+them bounds the throughput of concurrent uploads: every row is built before the locks are taken
+(from one unlocked read of the members), and under the locks only the statements run (the key
+check, the inserts, the balances, the hooks). What the rows depend on (the member is active and owes
+nothing) is checked again under the locks.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ from fedele.loyalty.models import (
     Account,
     Campaign,
     Member,
+    MemberStatus,
     Partner,
     PointsEntry,
     PointsLot,
     PointsTransaction,
+    Programme,
     TransactionKind,
 )
 from fedele.loyalty.services import ledger
@@ -48,18 +56,45 @@ from fedele.loyalty.services.ledger_core import (
     check_points,
     check_programme_active,
     check_text,
-    lock_members,
+    lock_member_rows,
     lot_expiry,
     partner_price,
 )
 from fedele.shared import audit, clock, events
-from fedele.shared.bulk import BulkTable
-from fedele.shared.errors import Conflict, ValidationFailed
+from fedele.shared.bulk import BulkTable, column_in, column_of, int_array, text_array
+from fedele.shared.errors import Conflict, NotFound, ValidationFailed
 
 MAX_BATCH = 5_000
-_TRANSACTIONS = BulkTable(PointsTransaction)
-_LOTS = BulkTable(PointsLot)
-_ENTRIES = BulkTable(PointsEntry)
+_TRANSACTION_FIELDS = tuple(f.attname for f in PointsTransaction._meta.concrete_fields if not f.primary_key)
+_DETAILS = _TRANSACTION_FIELDS.index("details")
+_TRANSACTIONS = BulkTable(PointsTransaction, _TRANSACTION_FIELDS)
+_LOTS = BulkTable(
+    PointsLot,
+    (
+        "programme_id",
+        "member_id",
+        "earn_transaction_id",
+        "points",
+        "remaining",
+        "state",
+        "earned_at",
+        "matures_at",
+        "expires_on",
+    ),
+)
+_ENTRIES = BulkTable(
+    PointsEntry,
+    (
+        "transaction_id",
+        "programme_id",
+        "account",
+        "member_id",
+        "partner_id",
+        "lot_id",
+        "points",
+        "created_at",
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,16 +227,17 @@ def points_earn_many(
     for member in {item.member.pk: item.member for item in clean}.values():
         authorise_for_member(actor, member, partner=partner, allow_portal=False)
     now = clock.now()
+    keys = [str(item.idempotency_key) for item in clean]
 
     with transaction.atomic():
-        locked = lock_members(*(item.member for item in clean))
+        facts = _member_facts(sorted({item.member.pk for item in clean}))
+        for status, _debt, _customer in facts.values():
+            _check_active(status)
+        plan = _Plan.build(actor, clean, facts, source, partner, pending_days, now)
+        locked = lock_member_rows(facts)
         for member in locked.values():
             check_member_active(member)
-        keys = [str(item.idempotency_key) for item in clean]
-        earlier = {
-            str(row.idempotency_key): row
-            for row in PointsTransaction.objects.filter(programme=programme, idempotency_key__in=keys)
-        }
+        earlier = _earlier(programme, keys)
         position = {key: index for index, key in enumerate(keys)}
         for key, row in earlier.items():
             item = clean[position[key]]
@@ -210,14 +246,16 @@ def points_earn_many(
                     _("This idempotency key was already used for a different request."),
                     code="idempotency_key_reused",
                 )
-        fresh = [item for item in clean if str(item.idempotency_key) not in earlier]
         # A member who owes points settles the debt out of the new points, with the lots it takes:
-        # the one-by-one path does that (rare: only after a reversal took more than was left).
-        owing = [item for item in fresh if locked[item.member.pk].debt > 0]
-        for item in owing:
-            earlier[str(item.idempotency_key)] = ledger.points_earn(
+        # the one-by-one path does that (rare: only after a reversal took more than was left; the
+        # debt is read under the lock, so a debt that appeared since the rows were built counts).
+        for index, item in enumerate(clean):
+            member = locked[item.member.pk]
+            if member.debt <= 0 or keys[index] in earlier:
+                continue
+            earlier[keys[index]] = ledger.points_earn(
                 actor=actor,
-                member=locked[item.member.pk],
+                member=member,
                 points=item.points,
                 source=source,
                 idempotency_key=item.idempotency_key,
@@ -232,185 +270,299 @@ def points_earn_many(
                 occurred_at=item.occurred_at,
                 memo=item.memo,
             )
-        if owing:
-            locked = lock_members(*(item.member for item in clean))
-        fresh = [item for item in fresh if str(item.idempotency_key) not in earlier]
-        posted = _post(actor, fresh, locked, source, partner, pending_days, now) if fresh else {}
+        chosen = [index for index, key in enumerate(keys) if key not in earlier]
+        posted = plan.post(chosen, locked, now) if chosen else {}
     return [posted.get(key) or earlier[key] for key in keys]
 
 
-def _add_to_members(by_member: dict[int, list[PointsTransaction]], *, pending: bool, now: datetime) -> None:
-    """One UPDATE ... FROM (VALUES ...) adds each member's new points to its cache (the rows are locked)."""
-    column = "pending" if pending else "available"
+def _earlier(programme: Programme, keys: list[str]) -> dict[str, PointsTransaction]:
+    """The transactions already posted under ``keys``, by key. Read after the members are locked, in a
+    statement of its own: a batch that posted one of these keys for the same member and committed
+    while this one waited for the lock is seen (a statement sees what was committed when it began).
+
+    On PostgreSQL one index probe per key (a lateral join on the unique (programme, key) index), so
+    the plan does not depend on statistics: on a ledger that grew since it was last analysed the
+    planner would otherwise read every key of the programme to find a few hundred."""
+    if connection.vendor != "postgresql":
+        rows = PointsTransaction.objects.filter(programme=programme, idempotency_key__in=keys)
+        return {str(row.idempotency_key): row for row in rows}
+    table = PointsTransaction._meta.db_table
+    sql = (
+        f"SELECT t.* FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL (SELECT * FROM {table} "  # noqa: S608
+        "WHERE programme_id = %s AND idempotency_key = k.key LIMIT 1) AS t"
+    )
+    rows = PointsTransaction.objects.raw(sql, [text_array(keys), programme.pk])
+    return {str(row.idempotency_key): row for row in rows}
+
+
+def _check_active(status: str) -> None:
+    if status != MemberStatus.ACTIVE:
+        raise ValidationFailed(
+            _("The membership is %(status)s: points cannot move.") % {"status": MemberStatus(status).label},
+            code="member_not_active",
+            fields={"member": _("Not active.")},
+        )
+
+
+def _member_facts(member_ids: list[int]) -> dict[int, tuple[str, int, str]]:
+    """(status, debt, customer public id) of each member, read without a lock, in one statement: what
+    the rows are built from before the locks are taken (status and debt are read again under them)."""
+    customer = Member._meta.get_field("customer").related_model
+    assert isinstance(customer, type)
+    where, params = column_in("m.id", member_ids)
+    sql = (
+        f"SELECT m.id, m.status, m.debt, c.{column_of(customer, 'public_id')} "  # noqa: S608
+        f"FROM {Member._meta.db_table} m JOIN {customer._meta.db_table} c "
+        f"ON c.{column_of(customer, 'id')} = m.{column_of(Member, 'customer')} WHERE {where}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        facts = {
+            int(pk): (str(status), int(debt), str(_as_uuid(customer)))
+            for pk, status, debt, customer in cursor.fetchall()
+        }
+    if len(facts) != len(member_ids):
+        raise NotFound(_("Member not found."), code="member_not_found")
+    return facts
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    # PostgreSQL gives UUIDs; SQLite keeps them as 32 hex digits.
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _add_to_members(deltas: dict[int, list[int]], *, now: datetime) -> None:
+    """Add each member's new points (available, pending) to its caches in one statement (the rows are
+    locked): ``UPDATE ... FROM unnest(arrays)`` on PostgreSQL, ``FROM (VALUES ...)`` elsewhere."""
     table = Member._meta.db_table
-    member_ids = sorted(by_member)
-    for start in range(0, len(member_ids), 1_000):
-        chunk = member_ids[start : start + 1_000]
-        values = ", ".join(["(%s, %s)"] * len(chunk))
-        params: list[int] = []
-        for member_id in chunk:
-            params.extend([member_id, sum(row.points for row in by_member[member_id])])
-        with connection.cursor() as cursor:
+    member_ids = sorted(deltas)
+    assignments = (
+        f"available = {table}.available + v.available, pending = {table}.pending + v.pending, "
+        f"lifetime_earned = {table}.lifetime_earned + v.available + v.pending, updated_at = %s"
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # "id = ANY" lets the planner reach the rows through the primary key (without it, it hashes
+            # the whole member table to join the few hundred rows of the batch).
             cursor.execute(
-                f"WITH v(member_id, points) AS (VALUES {values}) "  # noqa: S608
-                f"UPDATE {table} SET {column} = {table}.{column} + v.points, "
-                f"lifetime_earned = {table}.lifetime_earned + v.points, updated_at = %s "
-                f"FROM v WHERE {table}.id = v.member_id",
+                f"UPDATE {table} SET {assignments} "  # noqa: S608
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(member_id, available, pending) "
+                f"WHERE {table}.id = v.member_id AND {table}.id = ANY(%s::bigint[])",
+                [
+                    now,
+                    int_array(member_ids),
+                    int_array([deltas[pk][0] for pk in member_ids]),
+                    int_array([deltas[pk][1] for pk in member_ids]),
+                    int_array(member_ids),
+                ],
+            )
+            return
+        for start in range(0, len(member_ids), 300):
+            chunk = member_ids[start : start + 300]
+            params: list[Any] = []
+            for member_id in chunk:
+                params.extend([member_id, *deltas[member_id]])
+            rows = ", ".join(["(%s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"WITH v(member_id, available, pending) AS (VALUES {rows}) "  # noqa: S608
+                f"UPDATE {table} SET {assignments} FROM v WHERE {table}.id = v.member_id",
                 [*params, now],
             )
 
 
-def _post(
-    actor: Actor | None,
-    items: list[EarnItem],
-    locked: dict[int, Member],
-    source: str,
-    partner: Partner | None,
-    pending_days: int,
-    now: datetime,
-) -> dict[str, PointsTransaction]:
-    programme = items[0].member.programme
-    created_by = actor_id(actor)
-    owners = [locked[item.member.pk] for item in items]  # the member of each row, in order
-    rows: list[PointsTransaction] = []
-    transaction_rows: list[dict[str, Any]] = []
-    expiry: dict[datetime, date | None] = {}
-    waits = [pending_days if item.pending_days is None else item.pending_days for item in items]
-    for item, owner in zip(items, owners, strict=True):
-        occurred = item.occurred_at or now
-        details = dict(item.details) if item.details else {}
-        values: dict[str, Any] = {
-            "public_id": uuid.uuid4(),
-            "programme_id": programme.pk,
-            "member_id": owner.pk,
-            "kind": TransactionKind.EARN.value,
-            "points": item.points,
-            "idempotency_key": item.idempotency_key,
-            "source": source,
-            "reference": item.reference,
-            "amount_eur": item.amount_eur,
-            "qualifying_points": item.qualifying_points or 0,
-            "qualifying_count": item.qualifying_count,
-            "partner_id": partner.pk if partner is not None else None,
-            "partner_amount": partner_price(item.points, partner.earn_price_per_point) if partner else None,
-            "campaign_id": item.campaign_id,
-            "memo": item.memo,
-            "occurred_at": occurred,
-            "created_at": now,
-            "created_by_id": created_by,
-        }
-        transaction_rows.append({**values, "details": json.dumps(details, cls=DjangoJSONEncoder)})
-        rows.append(PointsTransaction(**values, details=details))
-    for row, pk in zip(rows, _TRANSACTIONS.insert(transaction_rows, returning_ids=True), strict=True):
-        row.pk = row.id = pk
-        row.programme = programme
-    lot_rows = []
-    for row, owner, wait in zip(rows, owners, waits, strict=True):
-        if row.occurred_at not in expiry:
-            expiry[row.occurred_at] = lot_expiry(programme, row.occurred_at)
-        lot_rows.append(
-            {
-                "programme_id": programme.pk,
-                "member_id": owner.pk,
-                "earn_transaction_id": row.pk,
-                "points": row.points,
-                "remaining": row.points,
-                "state": PointsLot.State.PENDING.value if wait else PointsLot.State.AVAILABLE.value,
-                "earned_at": row.occurred_at,
-                "matures_at": row.occurred_at + timedelta(days=wait) if wait else None,
-                "expires_on": expiry[row.occurred_at],
-            }
-        )
-    lot_ids = _LOTS.insert(lot_rows, returning_ids=True)
-    issuance = Account.PARTNER_ISSUANCE if partner is not None else Account.ISSUANCE
-    entries: list[dict[str, Any]] = []
-    by_member: dict[int, list[PointsTransaction]] = defaultdict(list)
-    # The members' caches to raise, by whether the points wait (pending) or not (available).
-    added: dict[bool, dict[int, list[PointsTransaction]]] = {
-        False: defaultdict(list),
-        True: defaultdict(list),
-    }
-    partner_id = partner.pk if partner is not None else None
-    for row, lot_id, member, wait in zip(rows, lot_ids, owners, waits, strict=True):
-        member_account = Account.MEMBER_PENDING if wait else Account.MEMBER_AVAILABLE
-        entries.append(
-            {
-                "transaction_id": row.pk,
-                "programme_id": programme.pk,
-                "account": issuance.value,
-                "member_id": None,
-                "partner_id": partner_id,
-                "lot_id": None,
-                "points": -row.points,
-                "created_at": now,
-            }
-        )
-        entries.append(
-            {
-                "transaction_id": row.pk,
-                "programme_id": programme.pk,
-                "account": member_account.value,
-                "member_id": member.pk,
-                "partner_id": None,
-                "lot_id": lot_id,
-                "points": row.points,
-                "created_at": now,
-            }
-        )
-        if wait:
-            member.pending += row.points
-        else:
-            member.available += row.points
-        member.lifetime_earned += row.points
-        by_member[member.pk].append(row)
-        added[bool(wait)][member.pk].append(row)
-    _ENTRIES.insert(entries)
-    for pending, group in added.items():
-        if group:
-            _add_to_members(group, pending=pending, now=now)
-    for member in locked.values():
-        member.updated_at = now
-    hooks.run_after_earn_many([(locked[member_id], postings) for member_id, postings in by_member.items()])
-    audit.record_many(
-        action="loyalty.points_earned",
-        object_type="loyalty.transaction",
-        rows=[
-            (
-                str(row.public_id),
-                {
-                    "member": member.card_number,
-                    "points": row.points,
-                    "source": source,
-                    "reference": row.reference,
-                    "batch": True,
-                },
+@dataclass(slots=True)
+class _Plan:
+    """Every row of a batch, built before the member locks are taken; ``post`` writes those of the
+    chosen items (the ones not posted before) under the locks."""
+
+    programme: Programme
+    source: str
+    partner: Partner | None
+    created_by: int | None
+    member_ids: list[int]
+    waits: list[int]
+    transactions: list[PointsTransaction]
+    transaction_rows: list[tuple[Any, ...]]
+    lot_tails: list[tuple[Any, ...]]
+    audit_rows: list[tuple[str, dict[str, Any]]]
+    events: list[tuple[PointsEarned, str, str]]
+
+    @classmethod
+    def build(
+        cls,
+        actor: Actor | None,
+        items: list[EarnItem],
+        facts: dict[int, tuple[str, int, str]],
+        source: str,
+        partner: Partner | None,
+        pending_days: int,
+        now: datetime,
+    ) -> _Plan:
+        programme = items[0].member.programme
+        created_by = actor_id(actor)
+        partner_id = partner.pk if partner is not None else None
+        expiry: dict[datetime, date | None] = {}
+        member_ids: list[int] = []
+        waits: list[int] = []
+        transactions: list[PointsTransaction] = []
+        transaction_rows: list[tuple[Any, ...]] = []
+        lot_tails: list[tuple[Any, ...]] = []
+        audit_rows: list[tuple[str, dict[str, Any]]] = []
+        events: list[tuple[PointsEarned, str, str]] = []
+        names = ("id", *_TRANSACTION_FIELDS)
+        earn = TransactionKind.EARN.value
+        pending_state, available_state = PointsLot.State.PENDING.value, PointsLot.State.AVAILABLE.value
+        for item in items:
+            member = item.member
+            occurred = item.occurred_at or now
+            wait = pending_days if item.pending_days is None else item.pending_days
+            public_id = uuid.uuid4()
+            details = dict(item.details) if item.details else {}
+            values = [
+                public_id,
+                programme.pk,
+                member.pk,
+                earn,
+                item.points,
+                item.idempotency_key,
+                source,
+                item.reference,
+                item.amount_eur,
+                None,
+                item.qualifying_points or 0,
+                item.qualifying_count,
+                partner_id,
+                partner_price(item.points, partner.earn_price_per_point) if partner is not None else None,
+                item.campaign_id,
+                None,
+                details,
+                item.memo,
+                occurred,
+                now,
+                created_by,
+            ]
+            row = PointsTransaction.from_db(None, names, [None, *values])
+            row.programme = programme
+            transactions.append(row)
+            values[_DETAILS] = json.dumps(details, cls=DjangoJSONEncoder) if details else "{}"
+            transaction_rows.append(tuple(values))
+            if occurred not in expiry:
+                expiry[occurred] = lot_expiry(programme, occurred)
+            lot_tails.append(
+                (
+                    item.points,
+                    item.points,
+                    pending_state if wait else available_state,
+                    occurred,
+                    occurred + timedelta(days=wait) if wait else None,
+                    expiry[occurred],
+                )
             )
-            for row, member in zip(rows, owners, strict=True)
-        ],
-        actor_id=created_by,
-    )
-    customers = {
-        member.pk: str(member.customer.public_id)
-        for member in Member.objects.filter(pk__in=list(by_member)).select_related("customer")
-    }
-    events.publish_many(
-        [
-            (
-                PointsEarned(
-                    transaction_id=str(row.public_id),
-                    member_id=str(member.public_id),
-                    customer_id=customers[member.pk],
-                    programme=programme.code,
-                    points=row.points,
-                    pending=bool(wait),
-                    source=source,
-                    reference=row.reference,
-                    occurred_at=row.occurred_at.isoformat(),
-                ),
-                "loyalty.member",
-                str(member.public_id),
+            member_ids.append(member.pk)
+            waits.append(wait)
+            transaction_id, member_public_id = str(public_id), str(member.public_id)
+            audit_rows.append(
+                (
+                    transaction_id,
+                    {
+                        "member": member.card_number,
+                        "points": item.points,
+                        "source": source,
+                        "reference": item.reference,
+                        "batch": True,
+                    },
+                )
             )
-            for row, member, wait in zip(rows, owners, waits, strict=True)
-        ]
-    )
-    return {str(row.idempotency_key): row for row in rows}
+            events.append(
+                (
+                    PointsEarned(
+                        transaction_id=transaction_id,
+                        member_id=member_public_id,
+                        customer_id=facts[member.pk][2],
+                        programme=programme.code,
+                        points=item.points,
+                        pending=bool(wait),
+                        source=source,
+                        reference=item.reference,
+                        occurred_at=occurred.isoformat(),
+                    ),
+                    "loyalty.member",
+                    member_public_id,
+                )
+            )
+        return cls(
+            programme=programme,
+            source=source,
+            partner=partner,
+            created_by=created_by,
+            member_ids=member_ids,
+            waits=waits,
+            transactions=transactions,
+            transaction_rows=transaction_rows,
+            lot_tails=lot_tails,
+            audit_rows=audit_rows,
+            events=events,
+        )
+
+    def post(
+        self, chosen: list[int], locked: dict[int, Member], now: datetime
+    ) -> dict[str, PointsTransaction]:
+        """Write the rows of the items at ``chosen`` (indexes), raise the members' caches and run the
+        hooks; returns the new transactions by idempotency key."""
+        programme_id = self.programme.pk
+        transaction_ids = _TRANSACTIONS.insert_tuples(
+            [self.transaction_rows[index] for index in chosen], returning_ids=True
+        )
+        lot_ids = _LOTS.insert_tuples(
+            [
+                (programme_id, self.member_ids[index], transaction_id, *self.lot_tails[index])
+                for index, transaction_id in zip(chosen, transaction_ids, strict=True)
+            ],
+            returning_ids=True,
+        )
+        issuance = (Account.PARTNER_ISSUANCE if self.partner is not None else Account.ISSUANCE).value
+        partner_id = self.partner.pk if self.partner is not None else None
+        pending_account, available_account = Account.MEMBER_PENDING.value, Account.MEMBER_AVAILABLE.value
+        entries: list[tuple[Any, ...]] = []
+        # Each member's new points: [available, pending]; and its new transactions, for the hooks.
+        deltas: dict[int, list[int]] = {}
+        by_member: dict[int, list[PointsTransaction]] = defaultdict(list)
+        for index, transaction_id, lot_id in zip(chosen, transaction_ids, lot_ids, strict=True):
+            row = self.transactions[index]
+            row.id = transaction_id
+            member_id, points, wait = self.member_ids[index], row.points, self.waits[index]
+            entries.append((transaction_id, programme_id, issuance, None, partner_id, None, -points, now))
+            entries.append(
+                (
+                    transaction_id,
+                    programme_id,
+                    pending_account if wait else available_account,
+                    member_id,
+                    None,
+                    lot_id,
+                    points,
+                    now,
+                )
+            )
+            delta = deltas.setdefault(member_id, [0, 0])
+            delta[1 if wait else 0] += points
+            by_member[member_id].append(row)
+        _ENTRIES.insert_tuples(entries)
+        _add_to_members(deltas, now=now)
+        for member_id, (available, pending) in deltas.items():
+            member = locked[member_id]
+            member.available += available
+            member.pending += pending
+            member.lifetime_earned += available + pending
+            member.updated_at = now
+        hooks.run_after_earn_many(
+            [(locked[member_id], postings) for member_id, postings in by_member.items()]
+        )
+        audit.record_many(
+            action="loyalty.points_earned",
+            object_type="loyalty.transaction",
+            rows=[self.audit_rows[index] for index in chosen],
+            actor_id=self.created_by,
+        )
+        events.publish_many([self.events[index] for index in chosen])
+        return {str(self.transactions[index].idempotency_key): self.transactions[index] for index in chosen}

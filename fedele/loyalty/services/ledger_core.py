@@ -23,7 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils.translation import gettext as _
 
@@ -42,6 +42,7 @@ from fedele.loyalty.models import (
     ProgrammeStatus,
 )
 from fedele.shared import clock
+from fedele.shared.bulk import column_in, column_of
 from fedele.shared.errors import NotFound, PermissionDenied, ValidationFailed
 
 CENT = Decimal("0.01")
@@ -290,9 +291,52 @@ def lot_expiry(programme: Programme, earned_at: datetime) -> date | None:
 
 
 def lock_members(*members: Member) -> dict[int, Member]:
-    """Lock the members' rows (ordered by pk, so two postings never deadlock) and return fresh copies."""
+    """Lock the members' rows (ordered by pk, so two postings never deadlock) and return fresh copies.
+
+    ``FOR NO KEY UPDATE``: postings never delete a member or change its key, and this lock, unlike
+    ``FOR UPDATE``, lets other transactions insert rows that reference the member (a ledger row's
+    foreign key check takes a key-share lock) while still excluding every other posting."""
     ids = sorted({member.pk for member in members})
-    locked = {m.pk: m for m in Member.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+    locked = {
+        m.pk: m for m in Member.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
+    }
+    if len(locked) != len(ids):
+        raise NotFound(_("Member not found."), code="member_not_found")
+    return locked
+
+
+# What a batch posting reads of the members it locks (the others load on first use, which the ledger
+# and its hooks do only in rare branches such as a tier upgrade).
+LOCKED_MEMBER_FIELDS = (
+    "id",
+    "programme_id",
+    "customer_id",
+    "public_id",
+    "card_number",
+    "status",
+    "tier_id",
+    "flagged",
+    "available",
+    "pending",
+    "reserved",
+    "debt",
+    "lifetime_earned",
+)
+
+
+def lock_member_rows(member_ids: Iterable[int]) -> dict[int, Member]:
+    """``lock_members`` for batches of thousands: one plain statement (no ORM query building, no
+    placeholder per member) that locks the rows in pk order and loads ``LOCKED_MEMBER_FIELDS``."""
+    ids = sorted(set(member_ids))
+    if not ids:
+        return {}
+    meta = Member._meta
+    columns = ", ".join(column_of(Member, name) for name in LOCKED_MEMBER_FIELDS)
+    pk_column = str(meta.pk.column)
+    where, params = column_in(pk_column, ids)
+    lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
+    sql = f"SELECT {columns} FROM {meta.db_table} WHERE {where} ORDER BY {pk_column}{lock}"  # noqa: S608
+    locked = {member.pk: member for member in Member.objects.raw(sql, params)}
     if len(locked) != len(ids):
         raise NotFound(_("Member not found."), code="member_not_found")
     return locked
