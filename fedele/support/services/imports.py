@@ -36,6 +36,7 @@ import functools
 import json
 import os
 import queue
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -1025,14 +1026,28 @@ _UUID_VERSION = bytes((byte & 0x0F) | 0x40 for byte in range(256))
 _UUID_VARIANT = bytes((byte & 0x3F) | 0x80 for byte in range(256))
 
 
-def _uuid_texts(count: int) -> list[str]:
+def _uuid_texts(count: int) -> Iterator[str]:
     """Random (version 4) UUIDs as 32 hex digits (PostgreSQL reads them without dashes), from one read
     of the system's random source."""
     raw = bytearray(os.urandom(16 * count))
     raw[6::16] = raw[6::16].translate(_UUID_VERSION)
     raw[8::16] = raw[8::16].translate(_UUID_VARIANT)
     digits = raw.hex()
-    return [digits[offset : offset + 32] for offset in range(0, 32 * count, 32)]
+    return (digits[offset : offset + 32] for offset in range(0, 32 * count, 32))
+
+
+class _UuidTexts:
+    """An endless supply of _uuid_texts, drawn 4,096 at a time."""
+
+    def __init__(self) -> None:
+        self.supply: Iterator[str] = iter(())
+
+    def __next__(self) -> str:
+        try:
+            return next(self.supply)
+        except StopIteration:
+            self.supply = _uuid_texts(4_096)
+            return next(self.supply)
 
 
 def _moment_text(moment: datetime | None) -> str:
@@ -1065,17 +1080,18 @@ class _Preparer:
         # The history row's data, as json.dumps writes {"source": ..., "external_id": ..., "import": ...}.
         self.data_head = '{"source": ' + json.dumps(source) + ', "external_id": '
         self.data_end = ', "import": ' + json.dumps(import_id) + "}"
+        self.public_ids = _UuidTexts()
 
     def __call__(self, record: ImportedTicket) -> PreparedTicket:
         messages = record.messages
-        public_ids = _uuid_texts(len(messages) + 1)
+        public_id = self.public_ids
         customer_last: datetime | None = None
         reply_first: datetime | None = None
         reply_last: datetime | None = None
         # The same text, in the same order, as tickets.build_search_text (the number goes first).
         search = [record.subject, record.requester_name, record.requester_email]
         rows: list[str] = []
-        for message, public_id in zip(messages, public_ids, strict=False):
+        for message in messages:
             kind = message.kind
             at = message.created_at
             if kind == "customer":
@@ -1098,7 +1114,7 @@ class _Preparer:
                 )
             )
             rows.append(
-                f"{_ID}\t{public_id}\t{kind}\t{message.channel}\t{at.isoformat()}\t{text}{self.message_end}"
+                f"{_ID}\t{next(public_id)}\t{kind}\t{message.channel}\t{at.isoformat()}\t{text}{self.message_end}"
             )
         rest = " ".join(part for part in search if part).lower()
         search_suffix, search_rest = "", None
@@ -1110,7 +1126,7 @@ class _Preparer:
         text = _copy_text((record.subject, record.requester_email, record.requester_name, record.external_id))
         ticket_type = self.types.get(record.ticket_type or "question", "\\N")
         tail = (
-            f"{text}\t{public_ids[-1]}\t{record.channel}\t{ticket_type}\t{record.priority}\t{status_id}\t"
+            f"{text}\t{next(public_id)}\t{record.channel}\t{ticket_type}\t{record.priority}\t{status_id}\t"
             f"{status_kind}\t{_moment_text(reply_first)}\t{_moment_text(customer_last)}\t"
             f"{_moment_text(reply_last)}\t{_moment_text(record.solved_at)}\t{_moment_text(record.closed_at)}\t"
             f"{len(messages)}\t{record.created_at.isoformat()}\t{record.updated_at.isoformat()}\t"
@@ -1413,8 +1429,9 @@ def _read_ahead(
             parsed.put(error)
 
     thread = threading.Thread(target=produce, name="ticket-import-reader", daemon=True)
-    thread.start()
+    _quick_switches(True)
     try:
+        thread.start()
         while True:
             batch = parsed.get()
             if batch is _END:
@@ -1429,6 +1446,37 @@ def _read_ahead(
                 parsed.get_nowait()
             except queue.Empty:
                 thread.join(timeout=0.1)
+        _quick_switches(False)
+
+
+# The writer waits on PostgreSQL hundreds of times per import (a COPY is sent as fast as the server
+# takes it in, a few hundred kilobytes at a time) and each time it wakes it needs the GIL back from the
+# reading thread, which by default keeps it for up to 5 ms: the server then sits idle. A 0.5 ms switch
+# interval while a reading thread runs (the interpreter's setting: restored when the last import in the
+# process ends) took the benchmark import from 53 s to 36 s on a busy machine.
+_SWITCH_INTERVAL = 0.000_5
+
+
+class _SwitchInterval:
+    """Counts the imports running with quick switches; the interpreter's own interval comes back when
+    the last one ends."""
+
+    lock = threading.Lock()
+    users = 0
+    saved = 0.005
+
+
+def _quick_switches(on: bool) -> None:
+    with _SwitchInterval.lock:
+        if on:
+            if _SwitchInterval.users == 0:
+                _SwitchInterval.saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(_SWITCH_INTERVAL, _SwitchInterval.saved))
+            _SwitchInterval.users += 1
+        else:
+            _SwitchInterval.users -= 1
+            if _SwitchInterval.users == 0:
+                sys.setswitchinterval(_SwitchInterval.saved)
 
 
 def _flush(writer: _Writer, chunk: list[_Record], state: _Progress) -> None:

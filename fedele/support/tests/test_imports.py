@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -504,3 +505,31 @@ def test_the_importer_cleans_html_exactly_like_the_support_sanitiser(html: str) 
     from fedele.support.html import sanitise_html
 
     assert imports.sanitise_html(html) == sanitise_html(html)
+
+
+def test_the_interpreter_switch_interval_is_restored_after_imports(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+
+    def reader(position: int, item: Any) -> Any:
+        seen.append(sys.getswitchinterval())
+        return imports._zendesk_json(position, item)
+
+    monkeypatch.setitem(imports.READERS, ("zendesk", "json"), reader)
+    lines = [
+        {"id": n, "subject": "Ciao", "status": "open", "created_at": "2026-01-01T00:00:00Z"} for n in (1, 2)
+    ]
+    result = imports.ticket_import_items(
+        actor=None,
+        source="zendesk",
+        file_format="json",
+        items=[(1, lines[0]), (2, lines[1])],
+        mode="good_rows",
+    )
+    with pytest.raises(ValidationFailed):
+        ticket_import(actor=None, source="zendesk", file_format="json", data=b"[1, ", mode="good_rows")
+
+    assert result.imported == 2
+    assert seen == [min(before, 0.0005)] * 2
+    assert sys.getswitchinterval() == before
+    assert imports._SwitchInterval.users == 0
