@@ -142,6 +142,8 @@ def test_transfer_within_the_limits_and_clear_errors_that_move_nothing(family) -
         assert message in _text(response)
 
     refused(501, marco_member, 422, "At most 500 points can be transferred at once.")
+    # The page in error keeps everything else: the invitation link, the members, the limit.
+    assert _invitation_path(_transfer(giulia, marco_member, 501)).startswith("/club/household/join/")
     refused(0, marco_member, 422, "Ensure this value is greater than or equal to 1.")
     refused("many", marco_member, 422, "Enter a whole number.")
     refused(giulia_member.pk, giulia_member, 422, "Select a valid choice.")  # not a recipient

@@ -521,20 +521,23 @@ def _transfer_form(view: Any, data: Any = None, max_points: int = 0) -> Househol
     )
 
 
+def _invitation_link(request: HttpRequest, club: Club, member: Member, view: Any) -> str:
+    if view is None or view.is_full:
+        return ""
+    token = services.household_invitation(actor=club.actor, member=member)
+    return request.build_absolute_uri(reverse("club:club_household_join", args=[token]))
+
+
 @require_GET
 @club_page()
 def club_household(request: HttpRequest, club: Club) -> HttpResponse:
     member = _member(club)
     context = _household_context(club, member)
     view = context["view"]
-    invitation_link = ""
-    if view is not None and not view.is_full:
-        token = services.household_invitation(actor=club.actor, member=member)
-        invitation_link = request.build_absolute_uri(reverse("club:club_household_join", args=[token]))
     context.update(
         create_form=HouseholdCreateForm() if view is None else None,
         transfer_form=_transfer_form(view, max_points=context["max_transfer"]) if view else None,
-        invitation_link=invitation_link,
+        invitation_link=_invitation_link(request, club, member, view),
     )
     return render(request, "loyalty/club/household.html", context)
 
@@ -549,7 +552,7 @@ def _household_error(
         create_form=forms_in_error.get("create_form") or (HouseholdCreateForm() if view is None else None),
         transfer_form=forms_in_error.get("transfer_form")
         or (_transfer_form(view, max_points=context["max_transfer"]) if view else None),
-        invitation_link="",
+        invitation_link=_invitation_link(request, club, member, view),
         error_text=_(error.message),
     )
     return render(request, "loyalty/club/household.html", context, status=error.status_code)
