@@ -9,7 +9,7 @@ from ninja.security import HttpBearer, SessionAuth
 
 from fedele.accounts.models import User
 from fedele.accounts.services import api_token_authenticate
-from fedele.shared import context
+from fedele.shared import context, versioned_cache
 from fedele.shared.api import SCOPES_ATTRIBUTE
 from fedele.shared.middleware import client_address
 
@@ -31,6 +31,8 @@ def _bind(request: HttpRequest, user: User, scopes: list[str]) -> User:
 
 class ApiTokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Any:
+        # The per-process caches (token, configuration) read their version once from here on.
+        versioned_cache.begin_request()
         api_token = api_token_authenticate(token)
         if api_token is None:
             return None
@@ -41,6 +43,7 @@ class WebSessionAuth(SessionAuth):
     """The logged-in web user may call the API from pages (htmx, charts), with CSRF protection."""
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        versioned_cache.begin_request()
         user = super().authenticate(request, key)
         if user is None:
             return None

@@ -8,12 +8,18 @@ The version of a namespace lives in the database, in a ``shared_sequencecounter`
   exactly when they can see the new rows, never before;
 - it is correct with any cache backend and any number of processes (the local-memory cache of the
   embedded mode is per process, and several workers may share one database);
-- all the versions are read with one small statement, at most once per HTTP request (the read is
-  remembered from ``request_started`` to ``request_finished``).
+- all the versions are read with one small statement, at most once per request (see "Request
+  scope" below).
 
-Outside a request (tasks, commands, imports, tests calling services) there is no per-request read to
-share: checking the version would cost a statement per lookup, about what reading the rows costs, so
-the caches there simply call their loader (and always see the database as it is).
+Request scope: the versions read are remembered in a context variable from ``begin_request()`` (or
+``scope()``) to the end of the request. Django's ``request_started``/``request_finished`` open and
+close it for synchronous servers (WSGI, the test client); under ASGI those signals run in copies of
+the request's context, so the API authentication calls ``begin_request()`` itself (each ASGI request
+runs in a context of its own, which ends with it).
+
+Outside a request scope (tasks, commands, imports, tests calling services) there is no per-request
+read to share: checking the version would cost a statement per lookup, about what reading the rows
+costs, so the caches there simply call their loader (and always see the database as it is).
 
 A bump writes a fresh random value rather than adding one: a process that cached rows inside a
 transaction which then rolled back holds them under a version that will never exist again.
@@ -21,6 +27,7 @@ transaction which then rolled back holds them under a version that will never ex
 
 from __future__ import annotations
 
+import contextvars
 import secrets
 import threading
 from collections import OrderedDict
@@ -28,7 +35,6 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
-from asgiref.local import Local
 from django.core.signals import request_finished, request_started
 from django.db import connection, transaction
 
@@ -39,7 +45,23 @@ SERIES_PREFIX = "cache-version:"
 ABSENT = 0  # the version of a namespace that was never bumped
 
 _namespaces: set[str] = set()
-_request = Local()
+
+
+class _RequestState:
+    """The versions read in this request, and the namespaces this request bumped."""
+
+    __slots__ = ("bumped", "versions")
+
+    def __init__(self) -> None:
+        self.versions: dict[str, int] = {}
+        self.bumped: set[str] = set()
+
+
+# A context variable, not a thread local: under ASGI the request's signals and its view run in
+# different threads, and asgiref carries context variables (and their changes) between them.
+_request: contextvars.ContextVar[_RequestState | None] = contextvars.ContextVar(
+    "fedele_versioned_cache_request", default=None
+)
 
 
 def _series(namespace: str) -> str:
@@ -67,20 +89,24 @@ def _read_versions(namespaces: set[str]) -> dict[str, int]:
     return {name: found.get(name, ABSENT) for name in namespaces}
 
 
+def _state() -> _RequestState | None:
+    return _request.get()
+
+
 def version(namespace: str) -> int:
     """The namespace's current version (read at most once per request for every namespace)."""
     register(namespace)
-    memo: dict[str, int] | None = getattr(_request, "versions", None)
-    if memo is None:
+    state = _state()
+    if state is None or namespace in state.bumped:
         return _read_versions({namespace})[namespace]
-    if namespace not in memo:
-        memo.update(_read_versions(set(_namespaces) - set(memo)))
-    return memo[namespace]
+    if namespace not in state.versions:
+        state.versions.update(_read_versions(set(_namespaces) - set(state.versions)))
+    return state.versions[namespace]
 
 
 def in_request() -> bool:
     """True between ``request_started`` and ``request_finished`` (where the caches are used)."""
-    return getattr(_request, "versions", None) is not None
+    return _state() is not None
 
 
 def bump(namespace: str) -> int:
@@ -94,30 +120,41 @@ def bump(namespace: str) -> int:
             f"ON CONFLICT (series) DO UPDATE SET last_value = EXCLUDED.last_value",
             [_series(namespace), value],
         )
-    memo: dict[str, int] | None = getattr(_request, "versions", None)
-    if memo is not None:
-        memo[namespace] = value
+    state = _state()
+    if state is not None:
+        # For the rest of this request the version is read from the database at each use: only the
+        # database knows whether this bump is still there (a rolled-back savepoint takes it away).
+        state.versions.pop(namespace, None)
+        state.bumped.add(namespace)
     return value
-
-
-def _request_began(**_kwargs: Any) -> None:
-    _request.versions = {}
-
-
-def _request_ended(**_kwargs: Any) -> None:
-    _request.versions = None
 
 
 @contextmanager
 def scope() -> Iterator[None]:
     """Treat the block as one request (handlers outside Django's request cycle, e.g. fast paths):
     the versions are read once inside it and the caches are used."""
-    previous = getattr(_request, "versions", None)
-    _request.versions = {}
+    token = _request.set(_RequestState())
     try:
         yield
     finally:
-        _request.versions = previous
+        _request.reset(token)
+
+
+def begin_request() -> None:
+    """Start remembering the versions for the rest of the current request (its context)."""
+    _request.set(_RequestState())
+
+
+def end_request() -> None:
+    _request.set(None)
+
+
+def _request_began(**_kwargs: Any) -> None:
+    begin_request()
+
+
+def _request_ended(**_kwargs: Any) -> None:
+    end_request()
 
 
 request_started.connect(_request_began, dispatch_uid="fedele.shared.versioned_cache.began")

@@ -259,7 +259,11 @@ def _agent(request: HttpRequest) -> Actor:
     return actor
 
 
-def _ticket_out(ticket: Ticket, tags: list[str] | None = None) -> dict[str, Any]:
+def _ticket_out(
+    ticket: Ticket, tags: list[str] | None = None, customer_public_id: str | None = None
+) -> dict[str, Any]:
+    if customer_public_id is None and ticket.customer_id is not None:
+        customer_public_id = str(ticket.customer.public_id)  # type: ignore[union-attr]
     return {
         "id": ticket.public_id,
         "number": ticket.number,
@@ -272,7 +276,7 @@ def _ticket_out(ticket: Ticket, tags: list[str] | None = None) -> dict[str, Any]
         "category": ticket.category.code if ticket.category else None,
         "team_id": ticket.team.public_id if ticket.team else None,
         "assignee_id": ticket.assignee.public_id if ticket.assignee else None,
-        "customer_id": ticket.customer.public_id if ticket.customer else None,
+        "customer_id": customer_public_id,
         "requester_email": ticket.requester_email,
         "requester_name": ticket.requester_name,
         "language": ticket.language,
@@ -410,7 +414,7 @@ def create_ticket(request: HttpRequest, payload: TicketIn) -> Status[dict[str, A
     return Status(
         201,
         {
-            **_ticket_out(ticket, parts.tags),
+            **_ticket_out(ticket, parts.tags, parts.customer_public_id),
             "messages": [_message_out(message, attachments=[]) for message in parts.messages],
         },
     )

@@ -752,7 +752,9 @@ def ticket_create(
         elif not checked:
             # Nothing but this function wrote the ticket: callers may answer from these objects.
             parts = NewTicketParts(
-                tags=sorted(tag_names), messages=[first_message] if first_message is not None else []
+                tags=sorted(tag_names),
+                messages=[first_message] if first_message is not None else [],
+                customer_public_id=customer_public,
             )
             setattr(ticket, _NEW_PARTS_ATTRIBUTE, parts)
         _push(ticket, "created", name)
@@ -762,10 +764,12 @@ def ticket_create(
 @dataclass(frozen=True, slots=True)
 class NewTicketParts:
     """What ``ticket_create`` wrote besides the ticket row, when no trigger changed it afterwards and
-    no file came with it: its tags (sorted names) and its messages (no attachments)."""
+    no file came with it: its tags (sorted names), its messages (no attachments) and its customer's
+    public id (so that nobody reads the customer row again for it)."""
 
     tags: list[str]
     messages: list[TicketMessage]
+    customer_public_id: str | None
 
 
 _NEW_PARTS_ATTRIBUTE = "_fedele_new_ticket_parts"
