@@ -37,12 +37,16 @@ def members() -> dict[str, Member]:
     )
     marco = CustomerFactory(number="C-2026-000503", first_name="Marco", last_name="Rossi", email="marco@x.it")
     CustomerFactory(number="C-2026-000504", first_name="Anna", last_name="Rossi2", email="nomember@x.it")
-    return {
-        "anna": MemberFactory(programme=club, customer=anna, card_number="9100000000000001"),
-        "joanna": MemberFactory(programme=club, customer=joanna, card_number="9100000000000002"),
-        "marco": MemberFactory(programme=club, customer=marco, card_number="9200000000000003"),
-        "marco_other": MemberFactory(programme=other, customer=marco, card_number="9200000000000004"),
-    }
+    rows = [
+        ("anna", club, anna, "9100000000000001"),
+        ("joanna", club, joanna, "9100000000000002"),
+        ("marco", club, marco, "9200000000000003"),
+        ("marco_other", other, marco, "9200000000000004"),
+    ]
+    found: dict[str, Member] = {}
+    for key, programme, customer, card in rows:
+        found[key] = MemberFactory(programme=programme, customer=customer, card_number=card)  # type: ignore[assignment]
+    return found
 
 
 def _cards(rows: Any) -> list[str]:
