@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from fedele.customers.tests.factories import CustomerFactory
 from fedele.shared import sequences
@@ -197,3 +198,26 @@ def test_a_nul_character_is_refused_naming_the_ticket_and_the_rest_is_kept() -> 
     ]
     assert list(Ticket.objects.values_list("external_id", "number")) == [("1", "T-000001")]
     assert TicketMessage.objects.count() == 0
+
+
+def test_the_existing_ticket_check_can_use_the_external_id_index() -> None:
+    writer = imports._CopyWriter(source="zendesk", actor=None, import_id="x")
+    ticket_import(
+        actor=None,
+        source="zendesk",
+        file_format="json",
+        data=(FIXTURES / "zendesk_tickets.json").read_bytes(),
+        mode="good_rows",
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        # More ids than PostgreSQL compares one by one when proving a partial index's condition.
+        found = writer.existing(["1001", "1003", *(str(n) for n in range(5_000, 5_200))])
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + queries.captured_queries[0]["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert found == {"1001", "1003"}
+    assert len(queries.captured_queries) == 1
+    assert "support_ticket_external_unique" in plan
