@@ -19,10 +19,13 @@ Formats read (documented in docs/support.md):
 - Zammad CSV: ``id, number, title, state, priority, group, customer, customer_name, tags,
   channel, created_at, updated_at, close_at, body``.
 
-Speed: the file is parsed and validated in pure Python, then tickets, messages, tag links and one
-"imported" history row per ticket are written with ``bulk_create`` in batches; numbers are reserved
-in one block; one audit row and one ``support.tickets_imported`` event describe the whole import.
-No per-row service calls, events, e-mails or automations.
+Speed: a reading thread parses and validates the file in pure Python while the calling thread writes
+chunks of 5,000 tickets (the first one smaller), each in its own transaction: tickets, messages, tag
+links and one "imported" history row per ticket; numbers are reserved in one block per chunk. On
+PostgreSQL the reading thread also turns each ticket into COPY text (all but its id, number, customer
+and tag ids, which the writer adds), so the database takes one chunk while the next is prepared; other
+databases get ``bulk_create``. One audit row and one ``support.tickets_imported`` event describe the
+whole import. No per-row service calls, events, e-mails or automations.
 
 SLA clocks are not started for imported tickets: the response and resolution targets were measured
 by the previous system, and starting clocks now on tickets created weeks ago would mark almost all
