@@ -176,7 +176,9 @@ def _process_programme(
         for index in indexes:
             answers[index] = _error(error, language)
         return
-    members = selectors.members_find(programme, [calls[index].payload.member for index in indexes])
+    members = selectors.members_find(
+        programme, [calls[index].payload.member for index in indexes], tiers=config_cache.tiers(programme)
+    )
     requests: list[EventRequest] = []
     asked: list[int] = []
     for index in indexes:

@@ -29,6 +29,13 @@ def _load_rules(key: Any) -> tuple[EarningRule, ...]:
     return tuple(rule_selectors.rules_for_event(programme, event_type, custom_event=custom_event))
 
 
+def _load_tiers(programme_id: Any) -> dict[int, Tier]:
+    return {tier.pk: tier for tier in Tier.objects.filter(programme_id=programme_id)}
+
+
+_tiers: versioned_cache.VersionedMapping[dict[int, Tier]] = versioned_cache.VersionedMapping(
+    NAMESPACE, _load_tiers, max_entries=1_000
+)
 _programmes: versioned_cache.VersionedMapping[Programme] = versioned_cache.VersionedMapping(
     NAMESPACE, _load_programme, max_entries=1_000
 )
@@ -42,6 +49,11 @@ def programme_get(code: str) -> Programme:
     text = str(code or "").strip()
     found = _programmes.get(text) if text else None
     return found if found is not None else rule_selectors.programme_get(text)
+
+
+def tiers(programme: Programme) -> dict[int, Tier]:
+    """The programme's tiers by id."""
+    return _tiers.get(programme.pk) or {}
 
 
 def rules_for_event(programme: Programme, event_type: str, *, custom_event: str = "") -> list[EarningRule]:

@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from fedele.accounts.contracts import Actor
 from fedele.loyalty.models import (
@@ -201,15 +201,27 @@ def _record_one(actor: Actor | None, programme: Programme, request: EventRequest
 
 
 def _existing_many(programme: Programme, keys: list[tuple[str, str]]) -> dict[tuple[str, str], LoyaltyEvent]:
+    """The events already recorded under these keys: one small statement, then the rows only when a
+    key was seen before (replays are rare on the hot path)."""
     if not keys:
+        return {}
+    wanted = set(keys)
+    external_ids = sorted({external_id for _, external_id in keys})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT source, external_id FROM {LoyaltyEvent._meta.db_table} "  # noqa: S608
+            f"WHERE programme_id = %s AND external_id IN ({', '.join(['%s'] * len(external_ids))})",
+            [programme.pk, *external_ids],
+        )
+        seen = {(str(source), str(external_id)) for source, external_id in cursor.fetchall()} & wanted
+    if not seen:
         return {}
     rows = LoyaltyEvent.objects.select_related("transaction").filter(
         programme=programme,
-        source__in={source for source, _ in keys},
-        external_id__in={external_id for _, external_id in keys},
+        source__in={source for source, _ in seen},
+        external_id__in={external_id for _, external_id in seen},
     )
-    wanted = set(keys)
-    return {(row.source, row.external_id): row for row in rows if (row.source, row.external_id) in wanted}
+    return {(row.source, row.external_id): row for row in rows if (row.source, row.external_id) in seen}
 
 
 def _evaluate(programme: Programme, fresh: list[_Pending]) -> None:

@@ -253,3 +253,23 @@ def test_a_round_that_fails_as_a_whole_is_recorded_one_by_one() -> None:
     assert outcomes[1].error is not None and outcomes[1].error.code == "member_not_active"
     assert LoyaltyEvent.objects.filter(programme=programme).count() == 1
     assert ledger_check(programme=programme) == []
+
+
+def test_members_find_by_card_and_public_id_with_tiers() -> None:
+    from fedele.loyalty.selectors.rules import members_find
+
+    programme, members = _programme("find")
+    _other, strangers = _programme("other")
+    found = members_find(
+        programme,
+        [members[0].card_number, f" {members[1].public_id} ", strangers[0].card_number, "", "nope"],
+    )
+    assert sorted(found) == sorted([members[0].card_number, str(members[1].public_id)])
+    assert found[members[0].card_number].pk == members[0].pk
+    assert found[str(members[1].public_id)].pk == members[1].pk
+    member = members[0]
+    member.tier = programme.tiers.order_by("rank").first()
+    member.save()
+    again = members_find(programme, [member.card_number])[member.card_number]
+    assert again.tier is not None and again.tier.code == member.tier.code == "bronze"
+    assert members_find(programme, []) == {}
