@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fedele.shared import clock, context
-from fedele.shared.bulk import BulkTable
+from fedele.shared.bulk import BulkTable, time_ordered_uuid
 from fedele.shared.models import AuditLog
 
 _AUDIT_FIELDS = (
@@ -94,7 +94,7 @@ def record_many(
     tail = (ctx.ip_address, ctx.user_agent[:300], ctx.request_id[:64])
     dumps = json.dumps
     plain = _PLAIN
-    new_id = uuid.uuid4
+    new_id = time_ordered_uuid
     values = []
     for object_id, after in rows:
         # A flat row of plain values (the usual batch row) is already what jsonable would make of it.

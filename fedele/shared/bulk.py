@@ -10,12 +10,31 @@ already dumped to text) for field attribute names (``member_id``); fields left o
 from __future__ import annotations
 
 import json
+import os
+import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection, models
 
 BATCH_SIZE = 2_000
+
+
+def time_ordered_uuid() -> uuid.UUID:
+    """A version 7 UUID (RFC 9562): 48 bits of Unix time in milliseconds, then 74 random bits. For ids
+    written by the thousand: each lands at the right edge of its unique index instead of on a random
+    page of it (fewer pages touched, split and written in full to the WAL after a checkpoint)."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (
+        (millis & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | (rand >> 68) << 64
+        | 0b10 << 62
+        | (rand & ((1 << 62) - 1))
+    )
+    return uuid.UUID(int=value)
 
 
 def column_in(column: str, values: Sequence[int]) -> tuple[str, list[Any]]:

@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from django.db import IntegrityError, transaction
 
 from fedele.shared import clock
 from fedele.shared.audit import jsonable
-from fedele.shared.bulk import BulkTable
+from fedele.shared.bulk import BulkTable, time_ordered_uuid
 from fedele.shared.models import HandlerReceipt, OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ def publish_many(items: Sequence[tuple[object, str, str]]) -> list[UUID]:
             # Plain values only: anything else goes through jsonable like publish's payloads.
             if not all(type(value) in _PLAIN for value in payload.values()):
                 payload = None
-        event_id = uuid4()
+        event_id = time_ordered_uuid()
         event_ids.append(event_id)
         rows.append(
             (

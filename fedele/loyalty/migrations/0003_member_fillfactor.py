@@ -1,11 +1,13 @@
-"""Members' rows keep room on their page for a new version (PostgreSQL ``fillfactor`` 85).
+"""Members' rows keep room on their page for new versions (PostgreSQL ``fillfactor`` 70).
 
 Every posting rewrites its member's row (the balance caches). When the page has room, PostgreSQL
 writes the new version beside the old one without touching the member table's fourteen indexes (a
-"HOT" update); on a full page (every page of a table filled by inserts or an import, at the default
-fillfactor 100) each first update moves the row and inserts fourteen index entries. Measured on a batch
-of 500 earns: 7 ms instead of about 60 ms for the balance update. Applies to the pages written from
-now on (rows enrolled later, and rows once moved); ``VACUUM FULL loyalty_member`` repacks the rest.
+"HOT" update); on a full page (every page of a table filled by enrolments or an import, at the
+default fillfactor 100) each first update moves the row and inserts fourteen index entries. Measured
+with batches of 500 earns on 20,000 freshly enrolled members: 38% of the balance updates were HOT at
+fillfactor 100, 56% at 85, 81% at 70 (the update's database time per batch: about 60, 14 and 11 ms).
+Applies to the pages written from now on (members enrolled later, rows once moved); ``VACUUM FULL
+loyalty_member`` repacks the existing rows.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from django.db import migrations
 
-FILLFACTOR = 85
+FILLFACTOR = 70
 
 
 def set_fillfactor(apps: Any, schema_editor: Any) -> None:

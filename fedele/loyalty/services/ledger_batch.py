@@ -61,7 +61,7 @@ from fedele.loyalty.services.ledger_core import (
     partner_price,
 )
 from fedele.shared import audit, clock, events
-from fedele.shared.bulk import BulkTable, column_in, column_of, int_array, text_array
+from fedele.shared.bulk import BulkTable, column_in, column_of, int_array, text_array, time_ordered_uuid
 from fedele.shared.errors import Conflict, NotFound, ValidationFailed
 
 MAX_BATCH = 5_000
@@ -310,10 +310,12 @@ def _member_facts(member_ids: list[int]) -> dict[int, tuple[str, int, str]]:
     customer = Member._meta.get_field("customer").related_model
     assert isinstance(customer, type)
     where, params = column_in("m.id", member_ids)
+    # The customer's public id as a correlated subquery: one primary-key probe per member, where a
+    # join would hash the whole customer table for a few hundred rows.
     sql = (
-        f"SELECT m.id, m.status, m.debt, c.{column_of(customer, 'public_id')} "  # noqa: S608
-        f"FROM {Member._meta.db_table} m JOIN {customer._meta.db_table} c "
-        f"ON c.{column_of(customer, 'id')} = m.{column_of(Member, 'customer')} WHERE {where}"
+        f"SELECT m.id, m.status, m.debt, (SELECT c.{column_of(customer, 'public_id')} "  # noqa: S608
+        f"FROM {customer._meta.db_table} c WHERE c.{column_of(customer, 'id')} = "
+        f"m.{column_of(Member, 'customer')}) FROM {Member._meta.db_table} m WHERE {where}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -416,7 +418,7 @@ class _Plan:
             member = item.member
             occurred = item.occurred_at or now
             wait = pending_days if item.pending_days is None else item.pending_days
-            public_id = uuid.uuid4()
+            public_id = time_ordered_uuid()
             details = dict(item.details) if item.details else {}
             values = [
                 public_id,
