@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from fedele.accounts.contracts import Actor
 from fedele.loyalty.selectors.evaluation_campaigns import (
@@ -134,7 +135,7 @@ def _summary_table(result: Summary) -> Table:
         ("points_redeemed", _("Points redeemed")),
         ("points_expired", _("Points expired")),
         ("earn_burn_ratio", _("Earn/burn ratio")),
-        ("members", _("Members")),
+        ("members", pgettext_lazy("loyalty programme", "Members")),
         ("members_redeemed", _("Members who redeemed")),
         ("redemption_rate", _("Redemption rate %")),
     )
@@ -142,7 +143,7 @@ def _summary_table(result: Summary) -> Table:
 
 
 def _members_table(result: MembersComparison) -> Table:
-    labels = {"members": _("Members"), "non_members": _("Non-members")}
+    labels = {"members": pgettext_lazy("loyalty programme", "Members"), "non_members": _("Non-members")}
     columns = (
         ("group", _("Group")),
         ("customers", _("Customers")),
@@ -267,7 +268,10 @@ def _migration_table(result: TierMigration) -> Table:
 
 def _cohorts_table(result: list[Cohort]) -> Table:
     width = max((len(cohort.share) for cohort in result), default=0)
-    columns: list[tuple[str, Any]] = [("month", _("Enrolled in")), ("members", _("Members"))]
+    columns: list[tuple[str, Any]] = [
+        ("month", _("Enrolled in")),
+        ("members", pgettext_lazy("loyalty programme", "Members")),
+    ]
     columns += [(f"m{offset}", f"+{offset}") for offset in range(width)]
     rows = []
     for cohort in result:
@@ -301,7 +305,7 @@ def _strata_table(result: Roi) -> Table:
     columns = (
         ("baseline_spend_band", _("Baseline spend band")),
         ("subscribed_at_baseline_end", _("Subscribed at baseline end")),
-        ("members", _("Members")),
+        ("members", pgettext_lazy("loyalty programme", "Members")),
         ("non_members", _("Non-members")),
         ("member_mean_spend", _("Members' mean spend (EUR)")),
         ("non_member_mean_spend", _("Non-members' mean spend (EUR)")),

@@ -197,7 +197,7 @@ def test_detail_in_italian(client: Client, world: dict[str, Any]) -> None:
     html = client.get(
         reverse("loyalty:partners_detail", args=[world["shop"].public_id]), HTTP_ACCEPT_LANGUAGE="it"
     ).content.decode()
-    assert "Questo mese (Marzo 2026)" in html
+    assert "Questo mese (marzo 2026)" in html
     assert "Punti emessi e accettati per mese" in html
     assert "Credenziali API" in html
 
