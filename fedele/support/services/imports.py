@@ -39,6 +39,7 @@ import functools
 import json
 import os
 import queue
+import re
 import sys
 import threading
 import uuid
@@ -49,6 +50,7 @@ from datetime import UTC, datetime
 from typing import IO, Any, ClassVar
 
 import nh3
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils.text import slugify
@@ -980,11 +982,11 @@ class PreparedTicket:
     requester_email: str
     tags: list[str]
     message_count: int
-    search_suffix: str  # escaped " rest of the search text", when it cannot need truncating
+    search_suffix: bytes  # escaped " rest of the search text", when it cannot need truncating
     search_rest: str | None  # the raw rest when it might (the writer truncates, then escapes)
-    ticket_tail: str  # the columns after search_text, escaped, ending with a newline
-    message_rows: str  # one row per message, _ID in place of the ticket id
-    history_row: str
+    ticket_tail: bytes  # the columns after search_text, escaped, ending with a newline
+    message_rows: bytes  # one row per message, _ID in place of the ticket id
+    history_row: bytes
 
 
 def _copy_text(values: Sequence[str]) -> str:
@@ -1137,18 +1139,23 @@ class _Preparer:
         )
         data = self.data_head + json.dumps(record.external_id) + self.data_end
         history = f"{_ID}\t{record.updated_at.isoformat()}\t{_copy_escape(data)}\t{self.history_end}"
-        return PreparedTicket(
-            position=record.position,
-            external_id=record.external_id,
-            requester_email=record.requester_email,
-            tags=record.tags,
-            message_count=len(messages),
-            search_suffix=search_suffix,
-            search_rest=search_rest,
-            ticket_tail=tail,
-            message_rows="".join(rows),
-            history_row=history,
-        )
+        try:
+            return PreparedTicket(
+                position=record.position,
+                external_id=record.external_id,
+                requester_email=record.requester_email,
+                tags=record.tags,
+                message_count=len(messages),
+                search_suffix=search_suffix.encode(),
+                search_rest=search_rest,
+                ticket_tail=tail.encode(),
+                message_rows="".join(rows).encode(),
+                history_row=history.encode(),
+            )
+        except UnicodeEncodeError as error:
+            raise RowError(
+                "The ticket contains text that is not valid Unicode (a lone surrogate)."
+            ) from error
 
 
 class _CopyWriter(_Writer):
@@ -1193,43 +1200,88 @@ class _CopyWriter(_Writer):
                 [Ticket._meta.db_table, len(batch)],
             )
             ticket_ids = [str(row[0]) for row in cursor.fetchall()]
-        tickets: list[str] = []
-        messages: list[str] = []
-        history: list[str] = []
+        tickets: list[bytes] = []
+        messages: list[bytes] = []
+        history: list[bytes] = []
         links: list[str] = []
         message_count = 0
+        placeholder = _ID.encode()
         for offset, (record, ticket_id) in enumerate(zip(batch, ticket_ids, strict=True)):
             number = f"T-{first + offset:06d}"
+            customer = customers.get(record.requester_email, "\\N")
             if record.search_rest is None:
-                search = "t" + number[1:] + record.search_suffix
+                head = f"{ticket_id}\t{number}\t{customer}\tt{number[1:]}"
+                tickets.append(b"%b%b\t%b" % (head.encode(), record.search_suffix, record.ticket_tail))
             else:
                 search = _copy_escape(("t" + number[1:] + " " + record.search_rest)[:SEARCH_TEXT_LIMIT])
-            customer = customers.get(record.requester_email, "\\N")
-            tickets.append(f"{ticket_id}\t{number}\t{customer}\t{search}\t{record.ticket_tail}")
-            messages.append(record.message_rows.replace(_ID, ticket_id))
-            history.append(record.history_row.replace(_ID, ticket_id))
+                head = f"{ticket_id}\t{number}\t{customer}\t{search}\t"
+                tickets.append(head.encode() + record.ticket_tail)
+            ticket_id_bytes = ticket_id.encode()
+            messages.append(record.message_rows.replace(placeholder, ticket_id_bytes))
+            history.append(record.history_row.replace(placeholder, ticket_id_bytes))
             links.extend(f"{ticket_id}\t{tags[name]}\n" for name in record.tags)
             message_count += record.message_count
-        _copy(Ticket, _TICKET_COLUMNS, tickets)
-        _copy(TicketMessage, _MESSAGE_COLUMNS, messages)
-        _copy(TicketEvent, _HISTORY_COLUMNS, history)
-        _copy(Ticket.tags.through, ("ticket_id", "tag_id"), links)
+        _copy(Ticket, _TICKET_COLUMNS, tickets, batch, lambda record: 1)
+        _copy(TicketMessage, _MESSAGE_COLUMNS, messages, batch, lambda record: record.message_count)
+        _copy(TicketEvent, _HISTORY_COLUMNS, history, batch, lambda record: 1)
+        _copy(
+            Ticket.tags.through,
+            ("ticket_id", "tag_id"),
+            ["".join(links).encode()],
+            batch,
+            lambda record: len(record.tags),
+        )
         progress.imported += len(batch)
         progress.messages += message_count
 
 
-def _copy(model: type[Any], given: Sequence[str], rows: list[str]) -> None:
+def _copy(
+    model: type[Any],
+    given: Sequence[str],
+    rows: list[bytes],
+    batch: Sequence[PreparedTicket],
+    lines: Callable[[PreparedTicket], int],
+) -> None:
     """One COPY of rows whose text is ready: the given columns, then every other one with its default
-    (the order _defaults gives)."""
-    if not rows:
+    (the order _defaults gives). ``lines`` tells how many rows each ticket of ``batch`` has here, to
+    name the ticket PostgreSQL refused."""
+    data = b"".join(rows)
+    if not data:
         return
     columns, _ = _defaults(model, given)
     names = ", ".join([*given, *columns])
-    with (
-        connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY {model._meta.db_table} ({names}) FROM STDIN") as copy,
-    ):
-        copy.write("".join(rows).encode())
+    try:
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {model._meta.db_table} ({names}) FROM STDIN") as copy,
+        ):
+            copy.write(data)
+    except psycopg.Error as error:
+        refused = _refused_ticket(error, batch, lines)
+        if refused is None:
+            raise
+        message = error.diag.message_primary or str(error)
+        raise ValidationFailed(
+            f"The ticket {refused.external_id} (ticket {refused.position} of the file) could not be "
+            f"stored: {message}. Nothing of its chunk was saved.",
+            code="ticket_not_stored",
+            fields={"file": f"ticket {refused.position}: {message}"},
+        ) from error
+
+
+def _refused_ticket(
+    error: psycopg.Error, batch: Sequence[PreparedTicket], lines: Callable[[PreparedTicket], int]
+) -> PreparedTicket | None:
+    """The ticket whose row PostgreSQL names in the error's context ("COPY table, line N ...")."""
+    found = re.search(r"\bline (\d+)", error.diag.context or "")
+    if found is None:
+        return None
+    line = int(found.group(1))
+    for record in batch:
+        line -= lines(record)
+        if line <= 0:
+            return record
+    return None
 
 
 _Record = ImportedTicket | PreparedTicket

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from fedele.customers.tests.factories import CustomerFactory
 from fedele.shared import sequences
+from fedele.shared.errors import ValidationFailed
 from fedele.support.models import Tag, Ticket, TicketEvent, TicketMessage
 from fedele.support.services import imports
 from fedele.support.services.imports import ticket_import
@@ -221,3 +222,46 @@ def test_the_existing_ticket_check_can_use_the_external_id_index() -> None:
     assert found == {"1001", "1003"}
     assert len(queries.captured_queries) == 1
     assert "support_ticket_external_unique" in plan
+
+
+def test_a_lone_surrogate_is_refused_naming_the_ticket() -> None:
+    data = (
+        b'{"id": 1, "subject": "Buono", "status": "open", "created_at": "2026-01-01T00:00:00Z"}\n'
+        b'{"id": 2, "subject": "Cattivo \\ud800", "status": "open", "created_at": "2026-01-01T00:00:00Z"}\n'
+    )
+
+    result = ticket_import(actor=None, source="zendesk", file_format="json", data=data, mode="all_or_none")
+
+    assert (result.status, result.total, result.imported) == ("failed", 2, 0)
+    assert result.errors == [
+        {"line": 2, "message": "The ticket contains text that is not valid Unicode (a lone surrogate)."}
+    ]
+    assert Ticket.objects.count() == 0
+
+
+def test_a_row_postgresql_refuses_is_named_and_its_chunk_is_not_saved() -> None:
+    # A ticket numbered outside the counter (e.g. restored from a backup): the import's second ticket
+    # would get the same number.
+    sequences.next_value("support.ticket")
+    ticket_import(
+        actor=None,
+        source="zammad",
+        file_format="json",
+        data=b'[{"id": 1, "title": "Vecchio", "state": "new", "created_at": "2026-01-01T00:00:00Z"}]',
+        mode="good_rows",
+    )
+    Ticket.objects.filter(number="T-000002").update(number="T-000004")
+    data = (FIXTURES / "zendesk_tickets.json").read_bytes()
+
+    with pytest.raises(ValidationFailed) as refused:
+        ticket_import(actor=None, source="zendesk", file_format="json", data=data, mode="good_rows")
+
+    assert refused.value.code == "ticket_not_stored"
+    assert str(refused.value) == (
+        "The ticket 1002 (ticket 2 of the file) could not be stored: duplicate key value violates unique "
+        'constraint "support_ticket_number_unique". Nothing of its chunk was saved.'
+    )
+    assert list(Ticket.objects.values_list("external_source", "number")) == [("zammad", "T-000004")]
+    assert TicketMessage.objects.count() == 0
+    assert TicketEvent.objects.filter(kind="imported").count() == 1
+    assert sequences.current_value("support.ticket") == 2
