@@ -284,8 +284,8 @@ def _earlier(programme: Programme, keys: list[str]) -> dict[str, PointsTransacti
     the plan does not depend on statistics: on a ledger that grew since it was last analysed the
     planner would otherwise read every key of the programme to find a few hundred."""
     if connection.vendor != "postgresql":
-        rows = PointsTransaction.objects.filter(programme=programme, idempotency_key__in=keys)
-        return {str(row.idempotency_key): row for row in rows}
+        found = PointsTransaction.objects.filter(programme=programme, idempotency_key__in=keys)
+        return {str(row.idempotency_key): row for row in found}
     table = PointsTransaction._meta.db_table
     sql = (
         f"SELECT t.* FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL (SELECT * FROM {table} "  # noqa: S608
