@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
+from fedele.customers.contracts import CustomerSummary
 from fedele.shared import customer_attributes
 from fedele.support.calendars import BusinessClock, CalendarNeverOpen, clock_for
 from fedele.support.models import BusinessCalendar, SlaClock, SlaPolicy, SlaTarget, Ticket
@@ -48,14 +49,20 @@ def facts_for(
     ticket_type: str | None,
     channel: str,
     category: str | None = None,
+    customer: CustomerSummary | None = None,
 ) -> PolicyFacts:
-    """Facts with the customer's segment (customers facade) and loyalty tier (shared attribute)."""
+    """Facts with the customer's segment (customers facade) and loyalty tier (shared attribute).
+    ``customer``: the caller's summary of that customer, when it has one (not read again)."""
     segment: str | None = None
     tier: str | None = None
     if customer_public_id:
         from fedele.customers.facade import customer_summary
 
-        summary = customer_summary(str(customer_public_id))
+        summary = (
+            customer
+            if customer is not None and str(customer.public_id) == str(customer_public_id)
+            else customer_summary(str(customer_public_id))
+        )
         segment = summary.segment if summary is not None else None
         tier = customer_attributes.get(str(customer_public_id), "loyalty_tier")
     return PolicyFacts(

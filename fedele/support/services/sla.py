@@ -29,6 +29,7 @@ from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
+from fedele.customers.contracts import CustomerSummary
 from fedele.shared import audit, clock, events, realtime
 from fedele.shared.notifications import notification_create
 from fedele.support.calendars import BusinessClock, CalendarNeverOpen, clock_for
@@ -183,9 +184,12 @@ class SlaPlan:
     clocks: list[SlaClock]
 
 
-def sla_plan(ticket: Ticket, *, at: datetime, customer_public_id: str | None) -> SlaPlan:
+def sla_plan(
+    ticket: Ticket, *, at: datetime, customer_public_id: str | None, customer: CustomerSummary | None = None
+) -> SlaPlan:
     """Pick the policy for an unsaved ticket and compute its first-response and resolution clocks.
-    A ticket created already solved or closed (an import) gets no clocks."""
+    A ticket created already solved or closed (an import) gets no clocks. ``customer``: the caller's
+    summary of the ticket's customer, if it has one."""
     policy = policy_matching(
         facts_for(
             priority=ticket.priority,
@@ -193,6 +197,7 @@ def sla_plan(ticket: Ticket, *, at: datetime, customer_public_id: str | None) ->
             ticket_type=ticket.ticket_type.code if ticket.ticket_type is not None else None,
             category=ticket.category.code if ticket.category is not None else None,
             channel=ticket.channel,
+            customer=customer,
         ),
         config_cache.active_policies(),
     )

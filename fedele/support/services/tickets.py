@@ -649,7 +649,7 @@ def ticket_create(
     )
     # Policies and calendars are configuration: the SLA is worked out before the transaction, which
     # then only writes (the gapless number's row lock is held for as short a time as possible).
-    plan = sla.sla_plan(ticket, at=at, customer_public_id=customer_public)
+    plan = sla.sla_plan(ticket, at=at, customer_public_id=customer_public, customer=customer)
     sla.sla_apply_plan(ticket, plan)
 
     with transaction.atomic():

@@ -184,3 +184,14 @@ def test_a_refused_create_leaves_nothing(client: Client, agent: dict[str, str]) 
     )
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "unknown_category")
     assert (Ticket.objects.count(), AuditLog.objects.count(), OutboxEvent.objects.count()) == counts
+
+
+def test_a_known_customer_is_read_once(client: Client, agent: dict[str, str]) -> None:
+    customer = CustomerFactory(email="noto@example.it", segment="small_business")
+    _create(client, agent, _body(16))
+    with CaptureQueriesContext(connection) as queries:
+        data = _create(client, agent, _body(17, requester_email="noto@example.it"))
+    assert data["customer_id"] == str(customer.public_id)
+    customer_reads = [q["sql"] for q in queries.captured_queries if 'FROM "customers_customer"' in q["sql"]]
+    assert len(customer_reads) == 1, customer_reads
+    assert Ticket.objects.get(public_id=data["id"]).customer_id == customer.pk
