@@ -130,11 +130,17 @@ def _on_config_saved(**_kwargs: object) -> None:
     config_changed()
 
 
+# Deleting a team empties the default team of ticket types with an UPDATE (on_delete=SET_NULL), which
+# sends no signal for the types: the team's own deletion bumps the version instead.
+TEAM_MODEL: type[Any] = TicketType._meta.get_field("default_team").related_model
+
+
 def connect(models: Iterable[type[Any]] = CONFIG_MODELS) -> None:
     for model in models:
         label = model._meta.label
         post_save.connect(_on_config_saved, sender=model, dispatch_uid=f"{NAMESPACE}.save.{label}")
         post_delete.connect(_on_config_saved, sender=model, dispatch_uid=f"{NAMESPACE}.delete.{label}")
+    post_delete.connect(_on_config_saved, sender=TEAM_MODEL, dispatch_uid=f"{NAMESPACE}.delete.team")
 
 
 connect()

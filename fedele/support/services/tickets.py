@@ -596,7 +596,8 @@ def ticket_create(
     priority_value = _priority(priority) if priority else type_row.default_priority
     team = _team_for(team_public_id) if team_public_id else None
     if team is None and type_row.default_team_id:
-        team = type_row.default_team
+        # Read here, not through the type: the type is the process's cached row, shared by requests.
+        team = _team_model().objects.filter(pk=type_row.default_team_id).first()
     assignee = _assignee_for(assignee_public_id) if assignee_public_id else None
     tag_names = _tag_names(tags)
     about = check_subject(subject_kind, subject_reference, customer_public)

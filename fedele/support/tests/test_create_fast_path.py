@@ -24,6 +24,7 @@ from fedele.support.tests.factories import default_calendar
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/support/tickets"
+TEAM_MODEL: Any = Ticket._meta.get_field("team").related_model
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # Monday, 10:00 in Rome
 
 
@@ -195,3 +196,17 @@ def test_a_known_customer_is_read_once(client: Client, agent: dict[str, str]) ->
     customer_reads = [q["sql"] for q in queries.captured_queries if 'FROM "customers_customer"' in q["sql"]]
     assert len(customer_reads) == 1, customer_reads
     assert Ticket.objects.get(public_id=data["id"]).customer_id == customer.pk
+
+
+def test_deleting_a_types_default_team_is_seen_by_the_next_create(
+    client: Client, agent: dict[str, str]
+) -> None:
+    team = TEAM_MODEL.objects.create(name="Secondo livello")
+    question = TicketType.objects.get(code="question")
+    question.default_team = team
+    question.save()
+    assert _create(client, agent, _body(18))["team_id"] == str(team.public_id)
+    team.delete()  # the type's default team becomes empty with an UPDATE (SET_NULL), no signal for the type
+    created = _create(client, agent, _body(19))
+    assert created["team_id"] is None
+    assert Ticket.objects.get(public_id=created["id"]).team_id is None
