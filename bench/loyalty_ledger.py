@@ -24,6 +24,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -73,9 +74,16 @@ django.setup()
 from fedele.loyalty.models import Member
 from fedele.loyalty.services import ledger
 mode, seconds, batch, seed = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ready_dir, processes = sys.argv[5], int(sys.argv[6])
 members = list(Member.objects.select_related("programme").order_by("id"))
 rng = random.Random(seed)
 done = 0
+# Every worker starts timing once all have loaded their members (the loading is not measured, and no
+# worker's timed run competes with another's start-up).
+import pathlib
+pathlib.Path(ready_dir, str(seed)).touch()
+while len(list(pathlib.Path(ready_dir).iterdir())) < processes:
+    time.sleep(0.01)
 started = time.perf_counter()
 deadline = started + seconds
 while time.perf_counter() < deadline:
@@ -203,9 +211,10 @@ def _fresh_database() -> None:
 
 
 def _earn(mode: str, processes: int, seconds: float, batch: int) -> dict[str, Any]:
+    ready_dir = tempfile.mkdtemp(prefix="bench-loyalty-")
     workers = [
         subprocess.Popen(
-            [PYTHON, "-c", EARN, mode, str(seconds), str(batch), str(seed)],
+            [PYTHON, "-c", EARN, mode, str(seconds), str(batch), str(seed), ready_dir, str(processes)],
             env=_env(),
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -255,7 +264,10 @@ def run(argv: list[str]) -> dict[str, Any]:
     if "single" in modes:
         result["earn_single"] = _earn("single", args.processes, args.seconds, 1)
     if "batch" in modes:
-        result["earn_batch"] = {**_earn("batch", args.processes, args.seconds, args.batch), "batch": args.batch}
+        result["earn_batch"] = {
+            **_earn("batch", args.processes, args.seconds, args.batch),
+            "batch": args.batch,
+        }
     if "expiry" not in modes:
         return result
     # Expiry on a fresh ledger of L lots.
