@@ -2,9 +2,10 @@
 calendars, triggers) cached per process under one version (``fedele.shared.versioned_cache``).
 
 Every save or delete of these rows bumps the version in the same transaction (the receivers at the
-end of this module: settings pages, the admin, imports and factories all go through ``save()``);
-services that write them with bulk statements bump it themselves (``config_changed``). Each process
-then sees a change on its next request.
+end of this module: settings pages, the admin, imports and factories all go through ``save()``; the
+SLA settings replace targets, hours and holidays in bulk right after saving their policy or calendar,
+in the same transaction). Code that changes them with ``update()`` or raw SQL must call
+``config_changed()`` in its transaction. Each process then sees a change on its next request.
 
 The cached rows are shared by every request of the process: callers must not change them.
 """
