@@ -40,34 +40,7 @@ from fedele.customers.models import Customer
 from fedele.support.models import Ticket, TicketMessage
 from fedele.support.services.imports import ticket_import_stream
 
-path, mode, lookup = sys.argv[1], sys.argv[2], sys.argv[3]
-from fedele.customers import facade as customers_facade
-if lookup == "batch" and not hasattr(customers_facade, "find_customers_by_emails"):
-    # The batch lookup proposed for the customers facade (same rules as find_customer_by_email:
-    # active customers by their own address first, then by a contact's address).
-    from fedele.customers.models import Contact
-    from fedele.customers.validation import normalise_email
-
-    def find_customers_by_emails(emails):
-        addresses = {}
-        for email in emails:
-            try:
-                address = normalise_email(email)
-            except Exception:
-                continue
-            if address:
-                addresses[address] = email
-        found = {}
-        for customer in Customer.objects.filter(email__in=list(addresses), status="active"):
-            found.setdefault(addresses[customer.email], customer_facade_summary(customer))
-        rest = [a for a in addresses if addresses[a] not in found]
-        contacts = Contact.objects.filter(email__in=rest, customer__status="active")
-        for contact in contacts.select_related("customer"):
-            found.setdefault(addresses[contact.email], customer_facade_summary(contact.customer))
-        return found
-
-    customer_facade_summary = customers_facade._summary
-    customers_facade.find_customers_by_emails = find_customers_by_emails
+path, mode = sys.argv[1], sys.argv[2]
 now = timezone.now()
 Customer.objects.bulk_create([
     Customer(kind="person", first_name="Cliente", last_name=f"{i}", email=f"cliente{i}@example.it",
@@ -183,13 +156,6 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--database", default="bench_support")
     parser.add_argument("--mode", choices=["all_or_none", "good_rows"], default="good_rows")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument(
-        "--customer-lookup",
-        choices=["batch", "facade"],
-        default="batch",
-        help="batch: the proposed customers.facade.find_customers_by_emails (installed by the benchmark "
-        "when the facade lacks it); facade: one find_customer_by_email per distinct address",
-    )
     args = parser.parse_args(argv)
     if not 1 <= args.tickets <= 5_000_000:
         parser.error("tickets must be 1-5,000,000")
@@ -211,7 +177,7 @@ def run(argv: list[str]) -> dict[str, Any]:
             export = Path(directory) / "zendesk-tickets.json"
             size = write_export(export, args.tickets)
             completed = subprocess.run(
-                [sys.executable, "-c", WORKER, str(export), args.mode, args.customer_lookup],
+                [sys.executable, "-c", WORKER, str(export), args.mode],
                 cwd=REPO,
                 env=env,
                 capture_output=True,
@@ -233,7 +199,7 @@ def run(argv: list[str]) -> dict[str, Any]:
             "tickets": args.tickets,
             "comments_per_ticket": 2,
             "mode": args.mode,
-            "customer_lookup": args.customer_lookup,
+            "customer_lookup": "customers.facade.find_customers_by_emails",
             "distinct_requesters": 2_000,
             "format": "zendesk ndjson",
         },

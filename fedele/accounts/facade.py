@@ -23,6 +23,7 @@ __all__ = [
     "Role",
     "UserSummary",
     "actor_for",
+    "authenticate_api_token",
     "create_organisation",
     "create_organisation_user",
     "create_portal_user",
@@ -45,6 +46,16 @@ def actor_for(user: Any) -> Actor:
         cached = selectors.actor_from_user(user)
         user._fedele_actor = cached  # type: ignore[attr-defined]
     return cached
+
+
+def authenticate_api_token(plain: str) -> tuple[User, frozenset[str]] | None:
+    """The user and scopes of a valid bearer token (not revoked, not expired, active user), else None:
+    for fast paths that authenticate outside Django's request cycle (cached per process under the
+    accounts version, as the API's own authentication)."""
+    token = services.api_token_authenticate(plain)
+    if token is None:
+        return None
+    return token.user, frozenset(token.scopes)
 
 
 def user_summary(user_id: int) -> UserSummary | None:

@@ -26,8 +26,7 @@ from django.utils.translation import gettext as _
 from ninja.renderers import JSONRenderer
 from pydantic import ValidationError
 
-from fedele.accounts.facade import actor_for
-from fedele.accounts.services import api_token_authenticate
+from fedele.accounts.facade import actor_for, authenticate_api_token
 from fedele.loyalty.api.rules import OPERATE, EventIn, EventOut, _event_out
 from fedele.loyalty.selectors import config_cache
 from fedele.loyalty.selectors import rules as selectors
@@ -124,10 +123,11 @@ def _process_caller(
     user_agent: str,
     language: str,
 ) -> None:
-    token = api_token_authenticate(authorization[7:].strip())
-    if token is None or "write" not in token.scopes:
+    found = authenticate_api_token(authorization[7:].strip())
+    if found is None or "write" not in found[1]:
         return  # Django answers: 401, or 403 for the missing scope
-    actor = actor_for(token.user)
+    user = found[0]
+    actor = actor_for(user)
     if not (actor.is_internal and actor.can(OPERATE)):
         return  # Django answers 403
     bucket = "api:auth:" + hashlib.sha256(authorization.encode()).hexdigest()[:40]
@@ -141,8 +141,8 @@ def _process_caller(
         admitted.append(index)
     saved = context.set_current(
         context.RequestContext(
-            actor_id=token.user.pk,
-            actor_label=token.user.email,
+            actor_id=user.pk,
+            actor_label=user.email,
             ip_address=client,
             user_agent=user_agent,
             request_id=calls[admitted[0]].request_id if admitted else "",

@@ -13,19 +13,22 @@ from typing import Any
 
 import httpx
 import pytest
+from django.core.asgi import get_asgi_application
 from django.test import override_settings
 
-from config.asgi import application
 from fedele.accounts.tests.factories import token_for, user_with_roles
 from fedele.loyalty.api import fast_events
 from fedele.loyalty.models import LoyaltyEvent, Member, PointsTransaction, Programme
 from fedele.loyalty.services.ledger_jobs import ledger_check
 from fedele.loyalty.tests.factories import MemberFactory, ProgrammeFactory
 from fedele.loyalty.tests.rules_support import make_rule
+from fedele.shared import fastpath
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 PATH = "/api/v1/loyalty/events"
+# As config/asgi.py builds it for HTTP (importing config here would import every module).
+application = fastpath.router(get_asgi_application())
 
 
 @pytest.fixture
@@ -120,7 +123,7 @@ def test_concurrent_requests_are_grouped_and_nothing_is_lost_or_doubled(setup: d
     assert sorted({a.status_code for a in answers}) in ([200, 201], [201])
     assert sum(1 for a in answers if a.status_code == 201) == 50
     # The ten repeated ids were answered with their first event: same id, same points.
-    by_external = {}
+    by_external: dict[str, set[tuple[str, int]]] = {}
     for answer in answers:
         data = answer.json()
         by_external.setdefault(data["external_id"], set()).add((data["id"], data["points"]))

@@ -796,21 +796,14 @@ class _Writer:
         return found
 
     def load_customers(self, emails: Iterable[str]) -> None:
-        """Customer keys for the requesters' addresses. Uses the customers facade's batch lookup when
-        it has one (``find_customers_by_emails``, one query per chunk); until then one lookup per
-        distinct address, cached for the whole import."""
+        """Customer keys for the requesters' addresses: the customers facade's batch lookup (two
+        queries per chunk), remembered for the whole import."""
         missing = sorted({email for email in emails if email and email not in self.customers})
         if not missing:
             return
-        batch_lookup = getattr(customers_facade, "find_customers_by_emails", None)
-        if batch_lookup is not None:
-            found = batch_lookup(missing)
-            for email in missing:
-                summary = found.get(email)
-                self.customers[email] = summary.customer_id if summary else None
-            return
+        found = customers_facade.find_customers_by_emails(missing)
         for email in missing:
-            summary = customers_facade.find_customer_by_email(email)
+            summary = found.get(email)
             self.customers[email] = summary.customer_id if summary else None
 
     def tag_ids(self, names: Iterable[str]) -> None:
