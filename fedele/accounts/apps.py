@@ -16,6 +16,7 @@ class AccountsConfig(AppConfig):
         from django.utils.translation import gettext_lazy as _
 
         from fedele.accounts import demo as accounts_demo
+        from fedele.accounts import services as _services  # noqa: F401  (connects the token cache's bumps)
         from fedele.shared import demo, navigation
         from fedele.shared.navigation import NavItem
 
