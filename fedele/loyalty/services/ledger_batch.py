@@ -247,15 +247,17 @@ def points_earn_many(
                     code="idempotency_key_reused",
                 )
         # A member who owes points settles the debt out of the new points, with the lots it takes:
-        # the one-by-one path does that (rare: only after a reversal took more than was left; the
-        # debt is read under the lock, so a debt that appeared since the rows were built counts).
+        # the one-by-one path does that, for every earn of the member in the batch (rare: only after
+        # a reversal took more than was left; the debt is read under the lock, so a debt that
+        # appeared since the rows were built counts). Those members stay out of the batch's rows and
+        # hooks (their locked copies do not follow what the one-by-one path changed).
+        owing = {pk for pk, member in locked.items() if member.debt > 0}
         for index, item in enumerate(clean):
-            member = locked[item.member.pk]
-            if member.debt <= 0 or keys[index] in earlier:
+            if item.member.pk not in owing or keys[index] in earlier:
                 continue
             earlier[keys[index]] = ledger.points_earn(
                 actor=actor,
-                member=member,
+                member=locked[item.member.pk],
                 points=item.points,
                 source=source,
                 idempotency_key=item.idempotency_key,
@@ -443,7 +445,7 @@ class _Plan:
                 now,
                 created_by,
             ]
-            row = PointsTransaction.from_db(None, names, [None, *values])
+            row = PointsTransaction.from_db(connection.alias, names, [None, *values])
             row.programme = programme
             transactions.append(row)
             values[_DETAILS] = json.dumps(details, cls=DjangoJSONEncoder) if details else "{}"

@@ -15,12 +15,12 @@ import time_machine
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
-from fedele.loyalty.models import Member, PointsEntry, PointsLot, PointsTransaction
+from fedele.loyalty.models import Member, PointsEntry, PointsLot, PointsTransaction, TierChange
 from fedele.loyalty.services import ledger_batch
 from fedele.loyalty.services.ledger import ledger_check, points_earn, points_redeem, transaction_reverse
 from fedele.loyalty.services.ledger_batch import EarnItem, points_earn_many
 from fedele.loyalty.services.members import member_set_status
-from fedele.loyalty.tests.factories import MemberFactory, ProgrammeFactory
+from fedele.loyalty.tests.factories import MemberFactory, ProgrammeFactory, standard_tiers
 from fedele.shared.errors import ValidationFailed
 from fedele.shared.models import AuditLog, OutboxEvent
 
@@ -116,6 +116,39 @@ def test_batch_rows_get_time_ordered_public_ids_and_one_audit_row_and_event_each
         "reference": "",
         "occurred_at": first[0].occurred_at.isoformat(),
     }
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_every_earn_of_a_member_in_debt_goes_one_by_one_and_upgrades_once() -> None:
+    programme = ProgrammeFactory(negative_balance_policy="debt")
+    bronze, silver = standard_tiers(programme)[:2]
+    member = MemberFactory(programme=programme, tier=bronze)
+    calm = MemberFactory(programme=programme, tier=bronze)
+    earned = points_earn(actor=None, member=member, points=100, source="t", idempotency_key="e1")
+    points_redeem(actor=None, member=member, points=80, idempotency_key="r1", source="t")
+    transaction_reverse(actor=None, transaction=earned, reason="fraud")
+    points_earn_many(
+        actor=None,
+        source="pos",
+        items=[
+            EarnItem(member=member, points=1500, idempotency_key="d1"),
+            EarnItem(member=calm, points=20, idempotency_key="c1"),
+            EarnItem(member=member, points=600, idempotency_key="d2"),
+            EarnItem(member=member, points=600, idempotency_key="d3"),
+        ],
+    )
+    member.refresh_from_db()
+    calm.refresh_from_db()
+    # 80 owed are settled out of the first 1,500, which reaches Silver; the reversed earn counts
+    # neither in the lifetime figure nor for the tier. The later earns of the member go one by one
+    # too, so none of them sees the member's tier from before the first one (no second upgrade).
+    assert (member.available, member.debt, member.lifetime_earned, calm.available) == (2620, 0, 2700, 20)
+    assert member.tier_id == silver.pk
+    assert list(
+        TierChange.objects.filter(member=member, reason="upgrade").values_list("to_tier", flat=True)
+    ) == [silver.pk]
+    assert ledger_check(programme=programme) == []
 
 
 def _commit_meanwhile(monkeypatch: pytest.MonkeyPatch, change: Callable[[], object]) -> None:
