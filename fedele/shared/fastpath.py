@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 
 logger = logging.getLogger(__name__)
 
@@ -179,18 +179,30 @@ async def _send(send: Send, response: FastResponse, request: FastRequest) -> Non
 
 class GroupCommit(Generic[T, R]):
     """Items submitted by concurrent requests are handed, in arrival order, to ``process`` in groups of
-    at most ``max_group``: everything that arrived while the previous group was being processed. One
-    worker thread per process; no delay is added when the worker is idle. ``process`` returns one
-    result per item, in order; if it raises, every item of the group gets the exception."""
+    at most ``max_group``: everything that arrived while the workers were busy. ``workers`` threads per
+    process take groups from the one queue (while one waits for the database, another writes); no
+    delay is added when a worker is idle. ``process`` returns one result per item, in order; if it
+    raises, every item of the group gets the exception (the fast path then lets Django answer).
 
-    def __init__(self, process: Callable[[list[T]], Iterable[R]], *, max_group: int = 200, name: str) -> None:
+    Each worker keeps its database connection between groups (a pooled connection per worker) and
+    drops it after a failed group, so a broken connection is replaced by the next group."""
+
+    def __init__(
+        self,
+        process: Callable[[list[T]], Iterable[R]],
+        *,
+        max_group: int = 200,
+        workers: int = 1,
+        name: str,
+    ) -> None:
         self._process = process
         self._max_group = max_group
+        self._workers = workers
         self._name = name
         self._queue: list[tuple[T, asyncio.Future[R], asyncio.AbstractEventLoop]] = []
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.groups = 0  # groups processed and items in them, for the benchmark and the tests
         self.items = 0
 
@@ -199,9 +211,11 @@ class GroupCommit(Generic[T, R]):
         future: asyncio.Future[R] = loop.create_future()
         with self._lock:
             self._queue.append((item, future, loop))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
+            self._threads = [thread for thread in self._threads if thread.is_alive()]
+            if len(self._threads) < self._workers:
+                thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                thread.start()
+                self._threads.append(thread)
             self._wake.notify()
         return await future
 
@@ -217,15 +231,12 @@ class GroupCommit(Generic[T, R]):
             self.items += len(items)
             outcome: list[R] | BaseException
             try:
-                close_old_connections()
                 outcome = list(self._process(items))
                 if len(outcome) != len(items):
                     raise RuntimeError(f"{self._name}: {len(outcome)} results for {len(items)} items")
             except Exception as error:
                 logger.exception("%s: a group of %s failed", self._name, len(items))
                 outcome = error
-            finally:
-                # Give the connection back (to the pool, or closed) between groups.
                 connections.close_all()
             for index, (_, future, loop) in enumerate(group):
                 value = outcome if isinstance(outcome, BaseException) else outcome[index]
