@@ -38,6 +38,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 T = TypeVar("T")
+IDLE_SECONDS = 5.0  # a group-commit worker idle this long gives its database connection back
 R = TypeVar("R")
 
 
@@ -203,6 +204,7 @@ class GroupCommit(Generic[T, R]):
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
+        self._stopping = False
         self.groups = 0  # groups processed and items in them, for the benchmark and the tests
         self.items = 0
 
@@ -211,6 +213,7 @@ class GroupCommit(Generic[T, R]):
         future: asyncio.Future[R] = loop.create_future()
         with self._lock:
             self._queue.append((item, future, loop))
+            self._stopping = False
             self._threads = [thread for thread in self._threads if thread.is_alive()]
             if len(self._threads) < self._workers:
                 thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -219,11 +222,25 @@ class GroupCommit(Generic[T, R]):
             self._wake.notify()
         return await future
 
+    def stop(self) -> None:
+        """Let the workers finish what is queued, close their connections and end (tests, shutdown);
+        the next submit starts them again."""
+        with self._lock:
+            self._stopping = True
+            self._wake.notify_all()
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout=30)
+
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not self._queue:
-                    self._wake.wait()
+                while not self._queue and not self._stopping:
+                    if not self._wake.wait(timeout=IDLE_SECONDS) and not self._queue:
+                        connections.close_all()  # idle: give the connection back to the pool
+                if not self._queue:
+                    connections.close_all()
+                    return
                 group = self._queue[: self._max_group]
                 del self._queue[: self._max_group]
             items = [item for item, _, _ in group]

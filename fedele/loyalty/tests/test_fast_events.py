@@ -39,6 +39,7 @@ def setup() -> Iterator[dict[str, Any]]:
     operator = token_for(user_with_roles("agent"))
     viewer = token_for(user_with_roles("analyst"))
     yield {"programme": programme, "members": members, "operator": operator, "viewer": viewer}
+    fast_events._GROUPS.stop()  # the workers close their connections (the test database is dropped)
 
 
 def _send(
