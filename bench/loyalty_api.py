@@ -8,7 +8,7 @@ with group commit (ADR 0002). Two uvicorn workers and a lean closed-loop load ge
 (bench/loadgen.py: keep-alive connections, one per client) on the same machine. After the run it
 counts the events and runs ledger_check: every request recorded once, balances equal to the ledger.
 
-Usage: python bench/run.py loyalty_api [--members 20000] [--seconds 15] [--concurrency 8] [--workers 2]
+Usage: python bench/run.py loyalty_api [--members 20000] [--seconds 15] [--concurrency 14] [--workers 2]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="loyalty_api")
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=14)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     env = {

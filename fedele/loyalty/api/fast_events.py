@@ -229,7 +229,7 @@ def _process_programme(
 
 
 _GROUPS: fastpath.GroupCommit[_Call, fastpath.FastResponse | None] = fastpath.GroupCommit(
-    _process, max_group=200, workers=2, name="loyalty-earn-group-commit"
+    _process, max_group=200, workers=1, name="loyalty-earn-group-commit"
 )
 
 

@@ -118,6 +118,9 @@ def member_find(programme: Programme, identifier: str) -> Member | None:
     return rows.filter(card_number=text).first()
 
 
+_MEMBER_FIELDS = [field.attname for field in Member._meta.concrete_fields]
+
+
 def members_find(
     programme: Programme, identifiers: Iterable[str], *, tiers: Mapping[int, Tier] | None = None
 ) -> dict[str, Member]:
@@ -139,13 +142,15 @@ def members_find(
     if ids:
         match.append(f"public_id IN ({', '.join(['%s'] * len(ids))})")
         params.extend(ids)
-    rows = list(
-        Member.objects.raw(
-            f"SELECT {columns} FROM {Member._meta.db_table} "  # noqa: S608
-            f"WHERE programme_id = %s AND ({' OR '.join(match)})",
-            params,
-        )
-    )
+    sql = f"SELECT {columns} FROM {Member._meta.db_table} WHERE programme_id = %s AND ({' OR '.join(match)})"  # noqa: S608
+    if connection.vendor == "postgresql":
+        # The driver returns Python values for every column of a member: no converters to apply, so
+        # the rows become members without the raw query set's per-query column resolution.
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = [Member.from_db("default", _MEMBER_FIELDS, values) for values in cursor.fetchall()]
+    else:
+        rows = list(Member.objects.raw(sql, params))
     if tiers is None and rows:
         tiers = {tier.pk: tier for tier in Tier.objects.filter(programme=programme)}
     found: dict[str, Member] = {}

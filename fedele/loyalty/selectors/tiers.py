@@ -165,7 +165,11 @@ def qualifying_value(*, member: Member, at: datetime, programme: Programme | Non
 
 
 def tiers_of(programme: Programme) -> list[Tier]:
-    return list(Tier.objects.filter(programme=programme).order_by("rank"))
+    """The programme's tiers by rank (cached per process under the loyalty-config version within a
+    request scope; read from the database elsewhere)."""
+    from fedele.loyalty.selectors import config_cache
+
+    return sorted(config_cache.tiers(programme).values(), key=lambda tier: (tier.rank, tier.pk))
 
 
 def tier_reached(tiers: list[Tier], value: Decimal) -> Tier | None:

@@ -290,11 +290,15 @@ def _earlier(programme: Programme, keys: list[str]) -> dict[str, PointsTransacti
         return {str(row.idempotency_key): row for row in found}
     table = PointsTransaction._meta.db_table
     sql = (
-        f"SELECT t.* FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL (SELECT * FROM {table} "  # noqa: S608
+        f"SELECT t.id FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL (SELECT id FROM {table} "  # noqa: S608
         "WHERE programme_id = %s AND idempotency_key = k.key LIMIT 1) AS t"
     )
-    rows = PointsTransaction.objects.raw(sql, [text_array(keys), programme.pk])
-    return {str(row.idempotency_key): row for row in rows}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [text_array(keys), programme.pk])
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:  # the usual case: only the rare replay pays for loading the rows
+        return {}
+    return {str(row.idempotency_key): row for row in PointsTransaction.objects.filter(pk__in=ids)}
 
 
 def _check_active(status: str) -> None:
