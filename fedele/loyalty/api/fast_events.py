@@ -27,12 +27,12 @@ from ninja.renderers import JSONRenderer
 from pydantic import ValidationError
 
 from fedele.accounts.facade import actor_for, authenticate_api_token
-from fedele.loyalty.api.rules import OPERATE, EventIn, EventOut, _event_out
+from fedele.loyalty.api.rules import OPERATE, EventIn, EventOut, _event_out, external_id_reused
 from fedele.loyalty.selectors import config_cache
 from fedele.loyalty.selectors import rules as selectors
 from fedele.loyalty.services.rules_events_batch import EventRequest, events_record_many
 from fedele.shared import context, fastpath, ratelimit, versioned_cache
-from fedele.shared.errors import ApplicationError, Conflict, NotFound, RateLimited
+from fedele.shared.errors import ApplicationError, NotFound, RateLimited
 
 PATH = "/api/v1/loyalty/events"
 _JSON = JSONRenderer()
@@ -214,14 +214,7 @@ def _process_programme(
         event = outcome.event
         assert event is not None
         if event.member_id != request.member.pk:
-            answers[index] = _error(
-                Conflict(
-                    _("This external id was already used for another member."),
-                    code="external_id_reused",
-                    fields={"external_id": _("Already used.")},
-                ),
-                language,
-            )
+            answers[index] = _error(external_id_reused(), language)
             continue
         event.member = request.member
         data = EventOut.model_validate(_event_out(event, programme)).model_dump()

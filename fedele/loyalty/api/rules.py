@@ -491,6 +491,15 @@ def set_campaign_status(request: HttpRequest, campaign_id: UUID, payload: Status
 # -- events: the earn endpoint ---------------------------------------------------------------------
 
 
+def external_id_reused() -> Conflict:
+    """A replay names another member's event (never shown under this member): the endpoint's 409."""
+    return Conflict(
+        _("This external id was already used for another member."),
+        code="external_id_reused",
+        fields={"external_id": _("Already used.")},
+    )
+
+
 @router.post(
     "/events",
     response={200: EventOut, 201: EventOut, **ERROR_RESPONSES},
@@ -520,11 +529,7 @@ def record_event(request: HttpRequest, payload: EventIn) -> Status[dict[str, Any
     )
     if event.member_id != member.pk:
         # A replay names the first event's member; never show another member's event under this one.
-        raise Conflict(
-            _("This external id was already used for another member."),
-            code="external_id_reused",
-            fields={"external_id": _("Already used.")},
-        )
+        raise external_id_reused()
     event.member = member
     return Status(201 if created else 200, _event_out(event, programme))
 

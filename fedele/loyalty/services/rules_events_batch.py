@@ -26,7 +26,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -111,21 +111,7 @@ def events_record_many(
     waiting: list[_Pending] = []
     for index, request in enumerate(requests):
         try:
-            clean = clean_event(
-                actor=actor,
-                programme=programme,
-                member=request.member,
-                event_type=request.event_type,
-                source=request.source,
-                external_id=request.external_id,
-                amount_eur=request.amount_eur,
-                custom_event=request.custom_event,
-                attributes=request.attributes,
-                channel=request.channel,
-                product_categories=request.product_categories,
-                reference=request.reference,
-                occurred_at=request.occurred_at,
-            )
+            clean = clean_event(actor=actor, programme=programme, **_fields(request))
         except ApplicationError as error:
             outcomes[index] = EventOutcome(error=error)
             continue
@@ -135,6 +121,11 @@ def events_record_many(
         for pending, outcome in zip(round_, _record_round(actor, programme, round_), strict=True):
             outcomes[pending.index] = outcome
     return [outcome if outcome is not None else EventOutcome() for outcome in outcomes]
+
+
+def _fields(request: EventRequest) -> dict[str, Any]:
+    """The request as the one-by-one services take it."""
+    return {item.name: getattr(request, item.name) for item in fields(request)}
 
 
 def _next_round(waiting: list[_Pending]) -> tuple[list[_Pending], list[_Pending]]:
@@ -180,21 +171,7 @@ def _record_round(actor: Actor | None, programme: Programme, round_: list[_Pendi
 
 def _record_one(actor: Actor | None, programme: Programme, request: EventRequest) -> EventOutcome:
     try:
-        event, created = event_record_with_status(
-            actor=actor,
-            programme=programme,
-            member=request.member,
-            event_type=request.event_type,
-            source=request.source,
-            external_id=request.external_id,
-            amount_eur=request.amount_eur,
-            custom_event=request.custom_event,
-            attributes=request.attributes,
-            channel=request.channel,
-            product_categories=request.product_categories,
-            reference=request.reference,
-            occurred_at=request.occurred_at,
-        )
+        event, created = event_record_with_status(actor=actor, programme=programme, **_fields(request))
     except ApplicationError as error:
         return EventOutcome(error=error)
     return EventOutcome(event=event, created=created)

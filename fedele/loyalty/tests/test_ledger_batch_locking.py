@@ -23,6 +23,7 @@ from fedele.loyalty.services.members import member_set_status
 from fedele.loyalty.tests.factories import MemberFactory, ProgrammeFactory, standard_tiers
 from fedele.shared.errors import ValidationFailed
 from fedele.shared.models import AuditLog, OutboxEvent
+from fedele.shared.testing import in_threads
 
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
@@ -237,29 +238,16 @@ def test_a_member_suspended_while_the_rows_were_built_refuses_the_batch(
 
 
 def _in_threads(work: Callable[[int], object], count: int) -> tuple[list[object], list[BaseException]]:
+    """``shared.testing.in_threads`` that also keeps what each thread's work returned."""
     results: list[object] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(count)
     guard = threading.Lock()
 
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            outcome = work(index)
-            with guard:
-                results.append(outcome)
-        except BaseException as error:
-            with guard:
-                errors.append(error)
-        finally:
-            connections.close_all()
+    def keep(index: int) -> None:
+        outcome = work(index)
+        with guard:
+            results.append(outcome)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results, errors
+    return results, in_threads(keep, count)
 
 
 @pytest.mark.postgres
