@@ -81,7 +81,7 @@ def test_fraud_review_in_the_browser(tab) -> None:  # type: ignore[no-untyped-de
     user = user_with_roles("supervisor")
     sign_in(tab, user.email, DEFAULT_PASSWORD)
     tab.goto("/loyalty/fraud/")
-    tab.locator(f'[data-flag="{flag.pk}"] a').first.click()
+    tab.locator(f'[data-flag="{flag.public_id}"] a').first.click()
     expect(tab.locator("#member-available")).to_have_text("300")
     tab.locator(f'input[name="reverse"][value="{flood[0].public_id}"]').check()
     tab.fill("#review-note", "Scripted earns from one terminal")
