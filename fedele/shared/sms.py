@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -199,11 +200,12 @@ def _message(to: str, body: str, sender: str | None) -> SmsMessage:
     return SmsMessage(to=e164(to), body=text, sender=_sender(chosen))
 
 
-class BaseSmsBackend:
+class BaseSmsBackend(ABC):
     """Subclasses implement ``send``; messages reach it already validated (E.164, sender, length)."""
 
-    def send(self, message: SmsMessage) -> SentSms:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def send(self, message: SmsMessage) -> SentSms:
+        """Send one message; returns what was sent with the provider's id."""
 
     def send_messages(self, messages: Sequence[SmsMessage]) -> list[SentSms]:
         return [self.send(message) for message in messages]

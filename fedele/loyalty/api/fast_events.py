@@ -27,7 +27,7 @@ from ninja.renderers import JSONRenderer
 from pydantic import ValidationError
 
 from fedele.accounts.facade import actor_for, authenticate_api_token
-from fedele.loyalty.api.rules import OPERATE, EventIn, EventOut, _event_out, external_id_reused
+from fedele.loyalty.api.rules import OPERATE, EventIn, EventOut, _event_out, event_fields, external_id_reused
 from fedele.loyalty.selectors import config_cache
 from fedele.loyalty.selectors import rules as selectors
 from fedele.loyalty.services.rules_events_batch import EventRequest, events_record_many
@@ -188,21 +188,7 @@ def _process_programme(
             answers[index] = _error(NotFound(_("Member not found."), code="member_not_found"), language)
             continue
         member.programme = programme
-        requests.append(
-            EventRequest(
-                member=member,
-                event_type=payload.event_type,
-                source="api",
-                external_id=payload.external_id,
-                amount_eur=payload.amount_eur,
-                custom_event=payload.custom_event,
-                attributes=payload.attributes,
-                channel=payload.channel,
-                product_categories=payload.product_categories,
-                reference=payload.reference,
-                occurred_at=payload.occurred_at,
-            )
-        )
+        requests.append(EventRequest(member=member, **event_fields(payload)))
         asked.append(index)
     if not requests:
         return

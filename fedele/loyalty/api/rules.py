@@ -491,6 +491,22 @@ def set_campaign_status(request: HttpRequest, campaign_id: UUID, payload: Status
 # -- events: the earn endpoint ---------------------------------------------------------------------
 
 
+def event_fields(payload: EventIn) -> dict[str, Any]:
+    """The request's event as the services take it (source ``api``); shared with the fast path."""
+    return {
+        "event_type": payload.event_type,
+        "source": "api",
+        "external_id": payload.external_id,
+        "amount_eur": payload.amount_eur,
+        "custom_event": payload.custom_event,
+        "attributes": payload.attributes,
+        "channel": payload.channel,
+        "product_categories": payload.product_categories,
+        "reference": payload.reference,
+        "occurred_at": payload.occurred_at,
+    }
+
+
 def external_id_reused() -> Conflict:
     """A replay names another member's event (never shown under this member): the endpoint's 409."""
     return Conflict(
@@ -513,19 +529,7 @@ def record_event(request: HttpRequest, payload: EventIn) -> Status[dict[str, Any
         raise NotFound(_("Member not found."), code="member_not_found")
     member.programme = programme
     event, created = services.event_record_with_status(
-        actor=actor,
-        programme=programme,
-        member=member,
-        event_type=payload.event_type,
-        source="api",
-        external_id=payload.external_id,
-        amount_eur=payload.amount_eur,
-        custom_event=payload.custom_event,
-        attributes=payload.attributes,
-        channel=payload.channel,
-        product_categories=payload.product_categories,
-        reference=payload.reference,
-        occurred_at=payload.occurred_at,
+        actor=actor, programme=programme, member=member, **event_fields(payload)
     )
     if event.member_id != member.pk:
         # A replay names the first event's member; never show another member's event under this one.
