@@ -26,10 +26,10 @@ assets: ## front-end libraries from npm into static/vendor (never committed)
 	npm ci --no-audit --no-fund --loglevel=error
 	npm run --silent vendor
 
-chromium: ## Debian's Chromium for the browser tests, and Dovecot as the real IMAP server of the e-mail tests
-	@{ command -v chromium >/dev/null 2>&1 && test -x /usr/sbin/dovecot; } || { \
-	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dovecot-imapd; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dovecot-imapd; fi; }
+chromium: ## Debian's Chromium for the browser tests, Dovecot as the real IMAP server of the e-mail tests, sipp as the SIP peer
+	@{ command -v chromium >/dev/null 2>&1 && test -x /usr/sbin/dovecot && command -v sipp >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dovecot-imapd sip-tester; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dovecot-imapd sip-tester; fi; }
 
 migrate:
 	$(BIN)/python manage.py migrate --noinput -v0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fedele.accounts.api import router as accounts_router
 from fedele.accounts.auth import ApiTokenAuth, WebSessionAuth
 from fedele.billing.api import router as billing_router
+from fedele.contact_center.api import router as contact_center_router
 from fedele.customers.api import router as customers_router
 from fedele.loyalty.api import router as loyalty_router
 from fedele.shared.api import build_api
@@ -17,4 +18,5 @@ api.add_router("/", customers_router)
 api.add_router("/billing/", billing_router)
 api.add_router("/support/", support_router)
 api.add_router("/loyalty/", loyalty_router)
+api.add_router("/contact-center/", contact_center_router)
 api.add_router("/", kernel_router)

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "fedele.billing",
     "fedele.support",
     "fedele.loyalty",
+    "fedele.contact_center",
 ]
 
 MIDDLEWARE = [

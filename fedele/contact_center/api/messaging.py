@@ -1,0 +1,7 @@
+"""The messaging area's API under /api/v1/contact-center/."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+router = Router(tags=["contact center"])

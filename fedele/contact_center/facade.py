@@ -1,0 +1,3 @@
+"""The only contact-center surface other modules may import. Returns contracts, never ORM objects."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Contact-center tables, one file per area (each area's migration is its own file in the chain)."""
+
+from fedele.contact_center.models.core import *  # noqa: F403

@@ -1,0 +1,7 @@
+"""The telephony area's pages under /contact-center/."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []
