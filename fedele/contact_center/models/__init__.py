@@ -1,3 +1,4 @@
 """Contact-center tables, one file per area (each area's migration is its own file in the chain)."""
 
 from fedele.contact_center.models.core import *  # noqa: F403
+from fedele.contact_center.models.desktop import *  # noqa: F403
