@@ -73,3 +73,14 @@ class TelephonyAdapter(abc.ABC):
 
     @abc.abstractmethod
     def recording_pause(self, call_ref: str, *, paused: bool) -> None: ...
+
+    # Optional capabilities: an adapter that lacks one says so with NotImplementedError, and the
+    # services turn that into a clear error for the agent.
+
+    def connect_agent(self, call_ref: str, *, agent_target: str) -> None:
+        """Bridge a caller waiting in queue to the agent's endpoint (extension, number or client)."""
+        raise NotImplementedError(f"{self.name} cannot connect agents")
+
+    def fetch_media(self, url: str) -> bytes:
+        """Download a recording or voicemail the provider announced by URL."""
+        raise NotImplementedError(f"{self.name} cannot fetch media")
