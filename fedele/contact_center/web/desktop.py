@@ -1,7 +1,13 @@
-"""The desktop area's pages under /contact-center/."""
+"""The desktop area's pages under /contact-center/: the agent desktop, wallboards and interval reports
+(one module each; this file gathers their routes)."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from fedele.contact_center.web import desktop_reports, desktop_wallboard
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    *desktop_wallboard.urlpatterns,
+    *desktop_reports.urlpatterns,
+]
