@@ -2,6 +2,7 @@
 
 from fedele.contact_center.models.core import *  # noqa: F403
 from fedele.contact_center.models.desktop import *  # noqa: F403
+from fedele.contact_center.models.dialer import *  # noqa: F403
 from fedele.contact_center.models.ivr import *  # noqa: F403
 from fedele.contact_center.models.messaging import *  # noqa: F403
 from fedele.contact_center.models.telephony import *  # noqa: F403
