@@ -4,15 +4,19 @@ Tickets for other modules (customer 360, contact center) and knowledge-base sugg
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import QuerySet
 
 from fedele.support.contracts import ArticleSummary, TicketSummary
-from fedele.support.models import StatusKind, Ticket
+from fedele.support.models import BusinessCalendar, StatusKind, Ticket
 
 __all__ = [
     "ArticleSummary",
     "TicketSummary",
     "add_note",
+    "calendar_exists",
+    "calendar_is_open",
     "create_ticket",
     "open_tickets_for_customer",
     "recent_tickets_for_customer",
@@ -161,3 +165,32 @@ def suggest_articles(
         )
         for hit in hits
     ]
+
+
+def _calendar(code: str) -> BusinessCalendar | None:
+    """A business calendar by its name or its public id (the contact center's queues store one)."""
+    value = str(code or "").strip()
+    if not value:
+        return None
+    found = BusinessCalendar.objects.filter(name=value).first()
+    if found is None and _is_uuid(value):
+        found = BusinessCalendar.objects.filter(public_id=value).first()
+    return found
+
+
+def calendar_exists(code: str) -> bool:
+    return _calendar(code) is not None
+
+
+def calendar_is_open(code: str, at: datetime) -> bool:
+    """Whether the business calendar (name or public id) is open at ``at`` (its own time zone,
+    holidays and closed days); an empty code means always open. Unknown code → NotFound."""
+    from fedele.shared.errors import NotFound
+    from fedele.support.calendars import clock_for
+
+    if not str(code or "").strip():
+        return True
+    calendar = _calendar(code)
+    if calendar is None:
+        raise NotFound(f"No business calendar {code!r}.", code="calendar_not_found")
+    return clock_for(calendar).is_open(at)

@@ -5,4 +5,5 @@ from fedele.contact_center.models.desktop import *  # noqa: F403
 from fedele.contact_center.models.dialer import *  # noqa: F403
 from fedele.contact_center.models.ivr import *  # noqa: F403
 from fedele.contact_center.models.messaging import *  # noqa: F403
+from fedele.contact_center.models.routing import *  # noqa: F403
 from fedele.contact_center.models.telephony import *  # noqa: F403

@@ -145,6 +145,11 @@ class Agent(models.Model):
     state_since = models.DateTimeField(_("in this state since"), null=True, blank=True)
     queues = models.ManyToManyField(Queue, related_name="agents", blank=True, verbose_name=_("queues"))
     active = models.BooleanField(_("active"), default=True)
+    # Routing bookkeeping (the routing area's migration adds these): when the agent last became free
+    # (longest-idle), when they were last offered a contact (round robin), when automatic wrap-up ends.
+    idle_since = models.DateTimeField(null=True, blank=True)
+    last_offered_at = models.DateTimeField(null=True, blank=True)
+    wrap_up_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["display_name", "id"]
