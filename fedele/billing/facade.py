@@ -41,6 +41,7 @@ __all__ = [
     "charge_customer",
     "customer_activity",
     "customer_balance",
+    "latest_invoice_pdf",
     "recent_invoices",
 ]
 
@@ -128,6 +129,29 @@ def recent_invoices(customer_public_id: str, *, limit: int = 10) -> list[Invoice
         )
         for row in rows[: max(1, min(limit, 100))]
     ]
+
+
+def latest_invoice_pdf(customer_public_id: str, *, language: str = "it") -> tuple[str, bytes] | None:
+    """(file name, PDF) of the customer's most recent finalised or paid invoice: the contact center's
+    document-on-demand sends it. None when there is none."""
+    account = _account_for(customer_public_id)
+    if account is None:
+        return None
+    invoice = (
+        Invoice.objects.filter(
+            account=account,
+            kind=InvoiceKind.INVOICE,
+            status__in=[InvoiceStatus.FINALISED, InvoiceStatus.PAID],
+        )
+        .order_by("-issue_date", "-id")
+        .first()
+    )
+    if invoice is None:
+        return None
+    from fedele.billing.services.invoicing import invoice_pdf
+
+    name = (invoice.number or str(invoice.public_id)).replace("/", "-")
+    return f"{name}.pdf", invoice_pdf(invoice, language)
 
 
 def charge_customer(

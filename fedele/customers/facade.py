@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,7 +23,9 @@ __all__ = [
     "customer_summaries",
     "customer_summary",
     "customers_for_survey",
+    "find_customer_by_code",
     "find_customer_by_email",
+    "find_customer_by_fiscal_code",
     "find_customer_by_phone",
     "link_portal_user",
     "search_customer_ids",
@@ -108,6 +111,28 @@ def find_customer_by_email(email: str) -> CustomerSummary | None:
             .first()
         )
         customer = contact.customer if contact else None
+    return _summary(customer) if customer else None
+
+
+def find_customer_by_code(code: str) -> CustomerSummary | None:
+    """An active customer by their customer number, as written (``C-000123``) or as keyed on a phone
+    (only its digits, ``000123``): an IVR caller identifying themselves."""
+    value = (code or "").strip()
+    if not value or len(value) > 32:
+        return None
+    customer = Customer.objects.filter(number__iexact=value, status="active").first()
+    if customer is None and value.isdigit():
+        candidates = Customer.objects.filter(number__endswith=value, status="active").order_by("id")[:20]
+        customer = next((row for row in candidates if re.sub(r"\D", "", row.number) == value), None)
+    return _summary(customer) if customer else None
+
+
+def find_customer_by_fiscal_code(fiscal_code: str) -> CustomerSummary | None:
+    """An active customer by Italian fiscal code (codice fiscale), any letter case."""
+    value = (fiscal_code or "").strip().upper()
+    if not value or len(value) > 16:
+        return None
+    customer = Customer.objects.filter(fiscal_code=value, status="active").order_by("id").first()
     return _summary(customer) if customer else None
 
 

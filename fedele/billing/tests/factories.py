@@ -12,6 +12,7 @@ from django.utils import timezone
 from fedele.billing.models import (
     BillingAccount,
     Entitlement,
+    Invoice,
     Metric,
     Plan,
     PlanCharge,
@@ -156,5 +157,24 @@ class EntitlementFactory(factory.django.DjangoModelFactory):
     kind = "fibre_line"
     identifier = factory.Sequence(lambda n: f"FTTH-{n:06d}")
     status = "active"
+    created_at = factory.LazyFunction(timezone.now)
+    updated_at = factory.LazyFunction(timezone.now)
+
+
+class InvoiceFactory(factory.django.DjangoModelFactory):
+    """A finalised invoice row with totals as given (no lines): for other modules' tests that read a
+    customer's position or fetch an invoice copy through the facade."""
+
+    class Meta:
+        model = Invoice
+
+    account = factory.SubFactory(BillingAccountFactory)
+    number = factory.LazyFunction(lambda: sequences.next_number("INV", year=2026))
+    status = "finalised"
+    currency = "EUR"
+    issue_date = date(2026, 1, 1)
+    due_date = date(2026, 1, 31)
+    total = Decimal("100.00")
+    amount_paid = Decimal("0.00")
     created_at = factory.LazyFunction(timezone.now)
     updated_at = factory.LazyFunction(timezone.now)

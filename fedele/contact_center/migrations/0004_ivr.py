@@ -18,7 +18,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="IvrFlow",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
                 ("code", models.SlugField(max_length=40, unique=True, verbose_name="code")),
                 ("name", models.CharField(max_length=120, verbose_name="name")),
@@ -30,7 +35,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Document",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
                 ("code", models.SlugField(max_length=40, unique=True, verbose_name="code")),
                 ("title_it", models.CharField(max_length=120, verbose_name="title (Italian)")),
@@ -87,7 +97,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="DocumentRequest",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
                 ("customer_public_id", models.CharField(blank=True, default="", max_length=36)),
                 (
@@ -146,12 +161,18 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="DocumentSendLog",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("attempt", models.PositiveSmallIntegerField()),
                 (
                     "status",
                     models.CharField(
-                        choices=[("pending", "pending"), ("sent", "sent"), ("failed", "failed")], max_length=10
+                        choices=[("pending", "pending"), ("sent", "sent"), ("failed", "failed")],
+                        max_length=10,
                     ),
                 ),
                 ("detail", models.CharField(blank=True, default="", max_length=300)),
@@ -170,7 +191,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="IvrFlowVersion",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("number", models.PositiveIntegerField(verbose_name="version")),
                 (
                     "status",
@@ -233,7 +259,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="IvrNumber",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("number", models.CharField(max_length=20, unique=True, verbose_name="number (E.164)")),
                 ("created_at", models.DateTimeField(verbose_name="created")),
                 (
@@ -250,7 +281,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="IvrSession",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
                 (
                     "state",

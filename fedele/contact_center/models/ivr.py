@@ -209,7 +209,10 @@ class DocumentRequest(models.Model):
     )
     idempotency_key = models.CharField(max_length=120, unique=True)
     status = models.CharField(
-        _("status"), max_length=10, choices=DocumentRequestStatus.choices, default=DocumentRequestStatus.PENDING
+        _("status"),
+        max_length=10,
+        choices=DocumentRequestStatus.choices,
+        default=DocumentRequestStatus.PENDING,
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     provider_ref = models.CharField(max_length=120, blank=True, default="")
