@@ -81,6 +81,14 @@ class TelephonyAdapter(abc.ABC):
         """Bridge a caller waiting in queue to the agent's endpoint (extension, number or client)."""
         raise NotImplementedError(f"{self.name} cannot connect agents")
 
+    def leave(self, call_ref: str) -> None:
+        """The agent leaves the call (after a warm transfer or a conference); the others stay on."""
+        raise NotImplementedError(f"{self.name} cannot let the agent leave a call")
+
+    def recording_start(self, call_ref: str) -> None:
+        """Start recording a live call (the queue records its calls); ``recording.ready`` follows."""
+        raise NotImplementedError(f"{self.name} cannot start a recording")
+
     def fetch_media(self, url: str) -> bytes:
         """Download a recording or voicemail the provider announced by URL."""
         raise NotImplementedError(f"{self.name} cannot fetch media")

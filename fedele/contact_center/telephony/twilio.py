@@ -55,11 +55,12 @@ class TelephonyProviderError(ApplicationError):
 
 
 def twilio_signature(url: str, params: Mapping[str, str | Iterable[str]], auth_token: str) -> str:
-    """The signature Twilio sends for a POST of ``params`` to ``url`` (base64 HMAC-SHA1)."""
+    """The signature Twilio sends for a POST of ``params`` to ``url`` (base64 HMAC-SHA1). A repeated
+    parameter contributes each distinct value once, in sorted order (as Twilio's own validator)."""
     payload = url
     for name in sorted(params):
         value = params[name]
-        values = [value] if isinstance(value, str) else sorted(value)
+        values = [value] if isinstance(value, str) else sorted(set(value))
         for item in values:
             payload += name + item
     digest = hmac.new(auth_token.encode("utf-8"), payload.encode("utf-8"), hashlib.sha1).digest()
@@ -67,19 +68,17 @@ def twilio_signature(url: str, params: Mapping[str, str | Iterable[str]], auth_t
 
 
 def _port_variants(url: str) -> list[str]:
-    """``url`` as given, then with its scheme's default port removed or added."""
+    """``url`` without any port and with its port (the scheme's default when it has none): Twilio
+    signs the URL as configured, and proxies add or drop the port."""
     parts = urlsplit(url)
-    default_port = {"https": 443, "http": 80}.get(parts.scheme)
-    variants = [url]
-    if default_port is None or not parts.hostname:
-        return variants
-    host = parts.hostname
-    userinfo = parts.netloc.rpartition("@")[0]
-    prefix = f"{userinfo}@" if userinfo else ""
-    if parts.port == default_port:
-        variants.append(urlunsplit(parts._replace(netloc=f"{prefix}{host}")))
-    elif parts.port is None:
-        variants.append(urlunsplit(parts._replace(netloc=f"{prefix}{host}:{default_port}")))
+    if not parts.hostname:
+        return [url]
+    host_part = parts.netloc.rsplit(":", 1)[0] if parts.port else parts.netloc
+    without = urlunsplit(parts._replace(netloc=host_part))
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    variants = [without]
+    if port is not None:
+        variants.append(urlunsplit(parts._replace(netloc=f"{host_part}:{port}")))
     return variants
 
 
@@ -93,12 +92,13 @@ def twilio_signature_valid(
     valid."""
     if not auth_token or not signature:
         return False
-    expected_any = False
+    given = signature.strip().encode("utf-8")
+    valid = False
     for candidate in _port_variants(url):
-        expected = twilio_signature(candidate, params, auth_token)
+        expected = twilio_signature(candidate, params, auth_token).encode("ascii")
         # Compare every variant (no early exit on a match) so timing says nothing about which one.
-        expected_any |= hmac.compare_digest(expected.encode("ascii"), signature.strip().encode("utf-8"))
-    return expected_any
+        valid |= hmac.compare_digest(expected, given)
+    return valid
 
 
 def twilio_public_url(request: HttpRequest) -> str:
@@ -267,11 +267,14 @@ class TwilioAdapter(TelephonyAdapter):
     # ---- TelephonyAdapter
 
     def originate(self, *, to_number: str, from_number: str, context: dict[str, Any]) -> str:
+        # The interaction's public id rides on our callback URLs (signed with them), so the first
+        # callback finds the interaction even before we learn the CallSid from this response.
+        query = f"?interaction={context['interaction']}" if context.get("interaction") else ""
         data: dict[str, Any] = {
             "To": to_number,
-            "From": from_number,
-            "Url": self._webhook_url("twilio-outbound"),
-            "StatusCallback": self._webhook_url("twilio-status"),
+            "From": from_number or self._caller_id(),
+            "Url": self._webhook_url("twilio-outbound") + query,
+            "StatusCallback": self._webhook_url("twilio-status") + query,
             "StatusCallbackEvent": list(STATUS_CALLBACK_EVENTS),
             "StatusCallbackMethod": "POST",
         }
@@ -337,13 +340,33 @@ class TwilioAdapter(TelephonyAdapter):
         self._update_call(
             call_ref, {"Twiml": twiml(dial_conference(call_ref, label="customer", end_on_exit=True))}
         )
-        self._request(
+        self.dial_agent_leg(call_ref, agent_target=agent_target)
+
+    def dial_agent_leg(self, call_ref: str, *, agent_target: str) -> str:
+        """Call the agent's phone or client into the call's conference; returns the leg's CallSid."""
+        payload = self._request(
             "POST",
             "Calls.json",
             data={
                 "To": agent_target,
                 "From": self._caller_id(),
                 "Twiml": twiml(dial_conference(call_ref, label="agent", end_on_exit=False)),
+            },
+        )
+        return str(payload.get("sid") or "")
+
+    def leave(self, call_ref: str) -> None:
+        conference = self._conference_sid(call_ref)
+        self._request("DELETE", f"Conferences/{conference}/Participants/agent.json")
+
+    def recording_start(self, call_ref: str) -> None:
+        self._request(
+            "POST",
+            f"Calls/{call_ref}/Recordings.json",
+            data={
+                "RecordingStatusCallback": self._webhook_url("twilio-recording"),
+                "RecordingStatusCallbackEvent": "completed",
+                "RecordingChannels": "dual",
             },
         )
 

@@ -1,0 +1,21 @@
+"""Celery entry points of the telephony area. Each is idempotent."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="contact_center.media_fetch", acks_late=True)
+def media_fetch(kind: str, row_id: int) -> str:
+    """Download a recording or voicemail a provider announced (a stored one is left alone)."""
+    from fedele.contact_center.services.recordings import media_fetch as fetch
+
+    return fetch(kind=kind, row_id=row_id)
+
+
+@shared_task(name="contact_center.recordings_purge_expired")
+def recordings_purge_expired() -> dict[str, int]:
+    """Hourly: delete recordings and voicemail past their queue's retention."""
+    from fedele.contact_center.services.recordings import recordings_purge_expired as purge
+
+    return purge()

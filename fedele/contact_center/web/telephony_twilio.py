@@ -1,0 +1,159 @@
+"""Twilio's webhooks: voice (a call arrives), IVR keys, status callbacks, recordings, voicemail, and
+the TwiML for an outbound call that was answered.
+
+Every request must carry a valid ``X-Twilio-Signature`` for the URL Twilio called (rebuilt from the
+configured public base URL, see ``telephony.twilio``); an unsigned, forged or replayed-to-another-URL
+request gets **403**, is logged, and changes nothing. Configure in the Twilio console (or through
+the API) for each number: voice URL ``/contact-center/telephony/twilio/voice/`` and status callback
+``/contact-center/telephony/twilio/status/`` (POST).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from fedele.contact_center.ivr.steps import IvrStep, StepKind
+from fedele.contact_center.ivr.twiml import render_twiml
+from fedele.contact_center.models import Channel, Interaction
+from fedele.contact_center.telephony import twilio, twilio_webhooks
+from fedele.contact_center.telephony.events import call_event_apply
+from fedele.contact_center.telephony.inbound import inbound_steps
+from fedele.contact_center.telephony.port import CallEventKind
+from fedele.shared.errors import ApplicationError
+
+logger = logging.getLogger("fedele.contact_center.telephony.webhooks")
+
+View = Callable[[HttpRequest], HttpResponse]
+TWIML = "text/xml; charset=utf-8"
+
+
+def twilio_webhook(view: View) -> View:
+    """POST only, no CSRF (Twilio cannot send a token), and Twilio's signature or 403."""
+
+    @csrf_exempt
+    @require_POST
+    @functools.wraps(view)
+    def checked(request: HttpRequest) -> HttpResponse:
+        if not twilio.request_signature_valid(request):
+            logger.warning(
+                "Refused Twilio webhook %s from %s: %s signature (CallSid %s)",
+                request.path,
+                request.META.get("REMOTE_ADDR", "?"),
+                "invalid" if request.headers.get("X-Twilio-Signature") else "missing",
+                request.POST.get("CallSid", "-")[:64],
+            )
+            return HttpResponse("Forbidden: bad Twilio signature.", status=403, content_type="text/plain")
+        try:
+            return view(request)
+        except twilio_webhooks.UnusableCallback as error:
+            logger.warning("Ignored Twilio callback %s: %s", request.path, error)
+            return HttpResponse(status=400, content_type="text/plain")
+
+    return checked
+
+
+def _twiml(body: str) -> HttpResponse:
+    return HttpResponse(body, content_type=TWIML)
+
+
+def _urls(interaction: Interaction, steps: list[IvrStep]) -> dict[str, str]:
+    box = next((str(step.params.get("box", "")) for step in steps if step.kind == StepKind.VOICEMAIL), "")
+    record_action = reverse("contact_center:twilio-voicemail")
+    if box:
+        record_action += "?" + urlencode({"box": box})
+    return {
+        "gather_action": reverse("contact_center:twilio-gather"),
+        "record_action": record_action,
+    }
+
+
+def _steps_twiml(interaction: Interaction, steps: list[IvrStep]) -> HttpResponse:
+    return _twiml(render_twiml(steps, **_urls(interaction, steps)))
+
+
+def _sorry(language: str = "it") -> HttpResponse:
+    text = _("We are sorry, we cannot take your call now. Please try again later.")
+    return _twiml(twilio.twiml(twilio.say(text, language=language), "<Hangup/>"))
+
+
+@twilio_webhook
+def voice(request: HttpRequest) -> HttpResponse:
+    interaction = call_event_apply(twilio_webhooks.voice_event(request.POST))
+    try:
+        steps = inbound_steps(interaction=interaction)
+    except ApplicationError as error:
+        logger.error("Call %s could not be answered: %s", interaction.number, error.message)
+        return _sorry()
+    return _steps_twiml(interaction, steps)
+
+
+@twilio_webhook
+def gather(request: HttpRequest) -> HttpResponse:
+    from fedele.contact_center.ivr.engine import ivr_continue
+
+    event = twilio_webhooks.digits_event(request.POST)
+    interaction = call_event_apply(event)
+    timed_out = request.GET.get("timeout") == "1" and not event.data.get("digits")
+    try:
+        steps = ivr_continue(
+            interaction=interaction, digits=str(event.data.get("digits") or ""), timed_out=timed_out
+        )
+    except ApplicationError as error:
+        logger.warning("IVR input for %s refused: %s", interaction.number, error.message)
+        return _sorry(interaction.language or "it")
+    return _steps_twiml(interaction, steps)
+
+
+@twilio_webhook
+def status(request: HttpRequest) -> HttpResponse:
+    event = twilio_webhooks.status_event(request.POST, interaction=request.GET.get("interaction", "")[:36])
+    call_event_apply(event)
+    return HttpResponse(status=204)
+
+
+@twilio_webhook
+def recording(request: HttpRequest) -> HttpResponse:
+    event = twilio_webhooks.recording_event(request.POST, kind=CallEventKind.RECORDING_READY)
+    if event is not None:
+        call_event_apply(event)
+    return HttpResponse(status=204)
+
+
+@twilio_webhook
+def voicemail(request: HttpRequest) -> HttpResponse:
+    """The ``<Record>`` action: the caller left a message (or hung up / pressed # to end it)."""
+    event = twilio_webhooks.recording_event(
+        request.POST, kind=CallEventKind.VOICEMAIL_READY, box=request.GET.get("box", "")[:40]
+    )
+    language = "it"
+    if event is not None:
+        interaction = call_event_apply(event)
+        language = interaction.language or "it"
+    thanks = _("Thank you, we will call you back.")
+    return _twiml(twilio.twiml(twilio.say(thanks, language=language), "<Hangup/>"))
+
+
+@twilio_webhook
+def outbound(request: HttpRequest) -> HttpResponse:
+    """An outbound call we placed was answered: report it, then put the callee in the call's
+    conference; a click-to-dial agent is dialled into it too."""
+    from fedele.contact_center.models import Agent
+
+    event = twilio_webhooks.status_event(request.POST, interaction=request.GET.get("interaction", "")[:36])
+    interaction = call_event_apply(event)
+    call_ref = event.call_ref
+    agent_id = (interaction.attributes or {}).get("dialling_agent_id") or interaction.agent_id
+    agent = Agent.objects.filter(pk=agent_id).first() if agent_id else None
+    endpoint = (agent.extension or agent.phone_number) if agent is not None else ""
+    if endpoint and interaction.channel == Channel.VOICE:
+        twilio.TwilioAdapter().dial_agent_leg(call_ref, agent_target=endpoint)
+    return _twiml(twilio.twiml(twilio.dial_conference(call_ref, label="customer", end_on_exit=True)))
