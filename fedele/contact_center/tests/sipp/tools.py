@@ -1,0 +1,159 @@
+"""Running sipp against fedele's SIP user agent in tests: free ports, the DTMF pcap sipp replays
+(generated here, with our own RFC 4733 packet builder, so nothing binary is shipped), and the
+scenario files next to this module."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import struct
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedele.contact_center.telephony.sip.rtp import RtpPacket, dtmf_packets
+
+SCENARIOS = Path(__file__).parent
+SIPP = shutil.which("sipp")
+TELEPHONE_EVENT_TYPE = 101  # what the scenarios offer in their SDP
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def free_udp_port_pair() -> int:
+    """An even port whose odd neighbour is free too (sipp binds media port and port+1 for RTCP)."""
+    for _ in range(50):
+        port = free_udp_port()
+        port -= port % 2
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first,
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second,
+            ):
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise OSError("no free UDP port pair")
+
+
+def _ipv4_checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _frame(rtp: bytes) -> bytes:
+    udp = struct.pack("!HHHH", 40_000, 40_002, 8 + len(rtp), 0) + rtp
+    header = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])
+    )
+    header = header[:10] + struct.pack("!H", _ipv4_checksum(header)) + header[12:]
+    return b"\0" * 12 + b"\x08\x00" + header + udp  # Ethernet: zero MACs, IPv4
+
+
+def write_dtmf_pcap(path: Path, digits: str, *, gap_ms: int = 300) -> None:
+    """A pcap (Ethernet/IPv4/UDP/RTP) of RFC 4733 key presses, 20 ms between update packets and the
+    three end packets back to back, as phones send them."""
+    records: list[tuple[float, bytes]] = []
+    moment = 0.0
+    sequence, timestamp = 1_000, 160_000
+    for digit in digits:
+        packets: list[RtpPacket] = dtmf_packets(
+            digit, payload_type=TELEPHONE_EVENT_TYPE, sequence=sequence, timestamp=timestamp, ssrc=0x1234_5678
+        )
+        for packet in packets:
+            records.append((moment, packet.to_bytes()))
+            moment += 0.020 if not struct.unpack("!BBH", packet.payload[:4])[1] & 0x80 else 0.0005
+        sequence += len(packets)
+        timestamp += 8 * (gap_ms + 100)
+        moment += gap_ms / 1000
+    with path.open("wb") as output:
+        output.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65_535, 1))
+        for seconds, rtp in records:
+            frame = _frame(rtp)
+            whole = int(seconds)
+            output.write(
+                struct.pack(
+                    "<IIII", 1_700_000_000 + whole, int((seconds - whole) * 1_000_000), len(frame), len(frame)
+                )
+            )
+            output.write(frame)
+
+
+@dataclass(frozen=True)
+class SippRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    error_log: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0
+
+
+def start_sipp(
+    *,
+    scenario: str,
+    work_dir: Path,
+    server_port: int,
+    service: str,
+    digits: str = "",
+    extra: list[str] | None = None,
+) -> subprocess.Popen[str]:
+    """Start sipp as a UAC placing one call to ``service`` at 127.0.0.1:``server_port``."""
+    assert SIPP is not None
+    shutil.copy(SCENARIOS / scenario, work_dir / scenario)
+    if digits:
+        write_dtmf_pcap(work_dir / "dtmf.pcap", digits)
+    command = [
+        SIPP,
+        f"127.0.0.1:{server_port}",
+        "-sf",
+        scenario,
+        "-s",
+        service,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(free_udp_port()),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(free_udp_port_pair()),
+        "-m",
+        "1",
+        "-l",
+        "1",
+        "-nostdin",
+        "-timeout",
+        "90s",
+        "-timeout_error",
+        "-trace_err",
+        "-error_file",
+        "errors.log",
+        *(extra or []),
+    ]
+    return subprocess.Popen(command, cwd=work_dir,  # noqa: S603 - sipp from PATH, our own arguments stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_sipp(process: subprocess.Popen[str], work_dir: Path, *, timeout: float = 90) -> SippRun:
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+    error_file = work_dir / "errors.log"
+    return SippRun(
+        returncode=process.returncode,
+        stdout=stdout[-4000:],
+        stderr=stderr[-4000:],
+        error_log=error_file.read_text(errors="replace")[-4000:] if error_file.exists() else "",
+    )
