@@ -141,7 +141,10 @@ def start_sipp(
         "errors.log",
         *(extra or []),
     ]
-    return subprocess.Popen(command, cwd=work_dir,  # noqa: S603 - sipp from PATH, our own arguments stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # sipp from PATH with our own arguments: nothing untrusted reaches the command line.
+    return subprocess.Popen(  # noqa: S603
+        command, cwd=work_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def finish_sipp(process: subprocess.Popen[str], work_dir: Path, *, timeout: float = 90) -> SippRun:
