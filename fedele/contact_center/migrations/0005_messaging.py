@@ -282,6 +282,12 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("provider_message_id", models.CharField(max_length=120)),
+                (
+                    "kind",
+                    models.CharField(
+                        default="message", help_text="message, opt_out, document", max_length=20
+                    ),
+                ),
                 ("received_at", models.DateTimeField()),
                 (
                     "channel",
@@ -294,6 +300,8 @@ class Migration(migrations.Migration):
                 (
                     "interaction",
                     models.ForeignKey(
+                        blank=True,
+                        null=True,
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="+",
                         to="contact_center.interaction",

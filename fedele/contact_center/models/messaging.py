@@ -154,11 +154,14 @@ class MessagingChannel(models.Model):
 
 class MessagingReceipt(models.Model):
     """One inbound provider message, by the provider's own id: a webhook retry finds it and changes
-    nothing."""
+    nothing. A keyword (opt-out, document request) has no interaction."""
 
     channel = models.ForeignKey(MessagingChannel, on_delete=models.CASCADE, related_name="receipts")
     provider_message_id = models.CharField(max_length=120)
-    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="+")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(max_length=20, default="message", help_text="message, opt_out, document")
     received_at = models.DateTimeField()
 
     class Meta:

@@ -121,8 +121,10 @@ def message_payload(message: InteractionMessage, *, author: str = "") -> dict[st
         }
         for index, item in enumerate(message.attachments or [])
     ]
+    client_id = message.provider_ref[len("visitor:") :] if message.provider_ref.startswith("visitor:") else ""
     return {
         "id": str(message.public_id),
+        "client_id": client_id,
         "sender": message.sender,
         "author": author,
         "body": message.body,
