@@ -293,8 +293,8 @@ def contact_list_import(
             else ""
         )
         good.append((number.e164, number.region, number.time_zone, contact_name, reference, data))
-    if header is None:
-        raise ValidationFailed(_("The file has no rows."), code="empty_import")
+    if header is None or rows_total == 0:
+        raise ValidationFailed(_("The file has no numbers."), code="empty_import")
     if errors and mode == "all_or_none":
         raise ValidationFailed(
             _("%(count)d rows cannot be imported; nothing was imported.") % {"count": len(errors)},
