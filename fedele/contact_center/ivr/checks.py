@@ -7,8 +7,8 @@ session keeps for later lookups and document requests.
 A codice fiscale has letters, which a phone keypad cannot type directly, so callers key each letter
 as two digits, the key and the letter's place on it (A = 21, B = 22, C = 23, … S = 74, Z = 94), and
 each digit as itself. The code's layout is fixed (6 letters, 2 digits, 1 letter, 2 digits, 1 letter,
-3 digits, 1 letter), so 25 keys always decode one way. A code written out (a chat, the simulator)
-is accepted as it is.
+3 digits, 1 letter), so 25 keys always decode one way. A code written out
+(a chat, a form) is accepted as it is.
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ from fedele.shared.sms import InvalidPhoneNumber, e164
 MANAGE = "contact_center.manage_contact_center"
 CODE_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_SIMULATED_INPUTS = 30
+# Flow codes are URL segments next to these pages.
+RESERVED_CODES = frozenset({"documents", "new"})
 
 
 def require_manager(actor: Actor | None) -> None:
@@ -78,6 +80,8 @@ def ivr_flow_create(
     errors: dict[str, str] = {}
     if not CODE_PATTERN.match(code):
         errors["code"] = _("Use 1-40 lower-case letters, digits and hyphens.")
+    elif code in RESERVED_CODES:
+        errors["code"] = _("This code is reserved.")
     if not name or len(name) > 120:
         errors["name"] = _("Enter a name of at most 120 characters.")
     if errors:

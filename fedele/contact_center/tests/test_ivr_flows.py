@@ -231,8 +231,8 @@ def test_fiscal_code_checks_written_and_keyed():
     assert decode_fiscal_code_keys("7") is None
     assert decode_fiscal_code_keys(keys + "1") is None
     assert decode_fiscal_code_keys("19" + keys[2:]) is None  # key 1 has no letters
-    unknown = check_codice_fiscale("BNCGNN80A01H501Z")
-    assert unknown is None or unknown.customer_public_id == ""
+    unknown = check_codice_fiscale("BNCGNN80A01H501T")  # valid, but nobody's
+    assert unknown is not None and (unknown.value, unknown.customer_public_id) == ("BNCGNN80A01H501T", "")
 
 
 def test_luhn_check():
