@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver
 
-from fedele.contact_center.web import desktop_agent, desktop_reports, desktop_wallboard
+from fedele.contact_center.web import desktop_agent, desktop_reports, desktop_settings, desktop_wallboard
 
 urlpatterns: list[URLPattern | URLResolver] = [
     *desktop_agent.urlpatterns,
     *desktop_wallboard.urlpatterns,
     *desktop_reports.urlpatterns,
+    *desktop_settings.urlpatterns,
 ]
