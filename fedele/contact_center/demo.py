@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fedele.contact_center.models import Agent, Channel, Direction, Interaction, Outcome, WrapUpCode
@@ -26,7 +27,7 @@ SKILLS = [
     ("technical", "Assistenza tecnica", "Technical support"),
     ("sales", "Vendite", "Sales"),
 ]
-QUEUES = [
+QUEUES: list[dict[str, Any]] = [
     {
         "code": "billing",
         "name_it": "Fatture e pagamenti",
@@ -81,7 +82,7 @@ CANNED_REPLIES = [
     (
         "iban",
         "Change IBAN",
-        "Può cambiare l'IBAN dall'area clienti, alla voce Pagamenti: la modifica vale dalla prossima fattura.",
+        "Può cambiare l'IBAN dall'area clienti, alla voce Pagamenti: vale dalla prossima fattura.",
         "You can change your IBAN in the customer area under Payments: it applies from the next invoice.",
     ),
     (
@@ -93,8 +94,8 @@ CANNED_REPLIES = [
     (
         "chiusura",
         "Closing",
-        "Grazie {{customer.first_name}}, buona giornata! Il riferimento del contatto è {{interaction.number}}.",
-        "Thank you {{customer.first_name}}, have a nice day! Your contact reference is {{interaction.number}}.",
+        "Grazie {{customer.first_name}}, buona giornata! Riferimento del contatto: {{interaction.number}}.",
+        "Thank you {{customer.first_name}}, have a nice day! Your contact reference: {{interaction.number}}.",
     ),
 ]
 STAFF = [
