@@ -375,3 +375,33 @@ def test_other_agents_cannot_open_my_contact(client) -> None:
     assert client.get(reverse("contact_center:desktop_work", args=[interaction.public_id])).status_code == 404
     assert client.get(reverse("contact_center:desktop"), {"i": str(interaction.public_id)}).status_code == 404
     assert Offer.objects.get(pk=offer.pk).state == OfferState.ACCEPTED
+
+
+def test_click_to_dial_places_an_outbound_call_through_the_simulator(client) -> None:
+    desk = make_desk()
+    client.force_login(desk.user)
+    offline = client.post(reverse("contact_center:click_to_dial"), {"number": "06 1234 5678"})
+    assert offline.status_code == 409
+    assert offline.json()["error"]["code"] == "agent_offline"
+    assert not Interaction.objects.filter(direction="outbound").exists()
+    go_available(client, desk)
+    bad = client.post(reverse("contact_center:click_to_dial"), {"number": "not a number"})
+    assert bad.status_code == 422
+    assert not Interaction.objects.filter(direction="outbound").exists()
+    placed = client.post(reverse("contact_center:click_to_dial"), {"number": "06 1234 5678"})
+    assert placed.status_code == 201
+    body = placed.json()
+    call = Interaction.objects.get(direction="outbound")
+    assert (call.to_address, call.channel, call.provider) == ("+390612345678", "voice", "simulator")
+    assert call.provider_ref != ""
+    assert body["interaction"] == str(call.public_id)
+    assert body["desktop_url"] == f"/contact-center/desktop/?i={call.public_id}"
+
+
+def test_click_to_dial_script_is_loaded_for_agents_only(client) -> None:
+    desk = make_desk()
+    client.force_login(desk.user)
+    page = client.get(reverse("contact_center:desktop")).content.decode()
+    assert 'contact_center/click_to_dial.js" data-dial-url="/contact-center/dial/"' in page
+    client.force_login(UserFactory(roles=[Role.ANALYST]))
+    assert "click_to_dial.js" not in client.get(reverse("contact_center:interval_report")).content.decode()
