@@ -6,9 +6,11 @@ and CANCEL before the answer."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fedele.contact_center.models import (
@@ -20,6 +22,7 @@ from fedele.contact_center.models import (
 )
 from fedele.contact_center.models.routing import Offer, OfferState
 from fedele.contact_center.services.routing import offer_accept
+from fedele.contact_center.telephony.sip.audio import read_wav, tone
 from fedele.contact_center.telephony.sip.server import SipServer
 from fedele.contact_center.tests.sip_fixtures import (
     IVR_NUMBER,
@@ -28,7 +31,7 @@ from fedele.contact_center.tests.sip_fixtures import (
     needs_sipp,
     running_sip_server,
 )
-from fedele.contact_center.tests.sipp.tools import finish_sipp, start_sipp
+from fedele.contact_center.tests.sipp.tools import audio_records, dtmf_records, finish_sipp, start_sipp
 
 pytestmark = [needs_sipp, pytest.mark.django_db(transaction=True)]
 
@@ -119,12 +122,15 @@ def test_caller_who_hangs_up_in_queue_is_abandoned(sip_server, tmp_path: Path) -
 
 def test_voicemail_branch_records_the_caller_to_a_wav(sip_server, tmp_path: Path) -> None:
     menu_flow()
+    # "3", then two seconds of a 440 Hz tone (the caller speaking) from 1.5 s on.
+    spoken = tone((440.0,), 2_000)
+    records = dtmf_records("3") + audio_records(spoken, codec="PCMA", payload_type=8, start=1.5)
     sipp = start_sipp(
         scenario="leave_voicemail.xml",
         work_dir=tmp_path,
         server_port=sip_server.port,
         service=IVR_NUMBER,
-        digits="3",
+        records=records,
     )
     call_ref = sip_server.application.wait_for_milestone(
         "ended", timeout=60, give_up=lambda: sipp.poll() is not None
@@ -138,4 +144,8 @@ def test_voicemail_branch_records_the_caller_to_a_wav(sip_server, tmp_path: Path
     assert message.box.code == "billing-box"
     content = message.audio.read()
     assert content[:4] == b"RIFF" and content[8:12] == b"WAVE"
-    assert message.duration_seconds >= 1
+    pcm = read_wav(io.BytesIO(content))
+    # The box's limit is 3 s: what arrived of the tone is in the file, decoded from PCMA.
+    assert 1 <= message.duration_seconds <= 3
+    samples = np.frombuffer(pcm, dtype="<i2")
+    assert int(np.abs(samples).max()) > 5_000  # the tone, not silence

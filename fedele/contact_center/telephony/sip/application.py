@@ -459,6 +459,12 @@ class IvrApplication:
         await call.play(audio.beep())
         pcm = await call.record(max_seconds=max_seconds, finish_on="#")
         duration = len(pcm) // (2 * SAMPLE_RATE)
+        logger.info(
+            "SIP call %s: voicemail of %s bytes (%s RTP packets received in all)",
+            call.call_id,
+            len(pcm),
+            call.rtp.packets_received if call.rtp else 0,
+        )
         await self.report(
             record,
             CallEventKind.VOICEMAIL_READY,

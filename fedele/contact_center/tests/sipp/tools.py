@@ -11,7 +11,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedele.contact_center.telephony.sip.rtp import RtpPacket, dtmf_packets
+from fedele.contact_center.telephony.sip.rtp import (
+    BYTES_PER_PCM_FRAME,
+    FRAME_MS,
+    SAMPLES_PER_FRAME,
+    RtpPacket,
+    dtmf_packets,
+    g711_encode,
+)
 
 SCENARIOS = Path(__file__).parent
 SIPP = shutil.which("sipp")
@@ -58,11 +65,11 @@ def _frame(rtp: bytes) -> bytes:
     return b"\0" * 12 + b"\x08\x00" + header + udp  # Ethernet: zero MACs, IPv4
 
 
-def write_dtmf_pcap(path: Path, digits: str, *, gap_ms: int = 300) -> None:
-    """A pcap (Ethernet/IPv4/UDP/RTP) of RFC 4733 key presses, 20 ms between update packets and the
-    three end packets back to back, as phones send them."""
+def dtmf_records(digits: str, *, start: float = 0.0, gap_ms: int = 300) -> list[tuple[float, bytes]]:
+    """RFC 4733 key presses: update packets 20 ms apart, the three end packets back to back, as
+    phones send them."""
     records: list[tuple[float, bytes]] = []
-    moment = 0.0
+    moment = start
     sequence, timestamp = 1_000, 160_000
     for digit in digits:
         packets: list[RtpPacket] = dtmf_packets(
@@ -70,21 +77,44 @@ def write_dtmf_pcap(path: Path, digits: str, *, gap_ms: int = 300) -> None:
         )
         for packet in packets:
             records.append((moment, packet.to_bytes()))
-            moment += 0.020 if not struct.unpack("!BBH", packet.payload[:4])[1] & 0x80 else 0.0005
+            moment += 0.020 if not packet.payload[1] & 0x80 else 0.0005
         sequence += len(packets)
         timestamp += 8 * (gap_ms + 100)
         moment += gap_ms / 1000
+    return records
+
+
+def audio_records(pcm: bytes, *, codec: str, payload_type: int, start: float) -> list[tuple[float, bytes]]:
+    """20 ms G.711 frames of ``pcm`` (8 kHz 16-bit), starting at ``start`` seconds."""
+    records: list[tuple[float, bytes]] = []
+    for index, offset in enumerate(range(0, len(pcm), BYTES_PER_PCM_FRAME)):
+        frame = pcm[offset : offset + BYTES_PER_PCM_FRAME].ljust(BYTES_PER_PCM_FRAME, b"\0")
+        packet = RtpPacket(
+            payload_type=payload_type,
+            sequence=5_000 + index,
+            timestamp=800_000 + index * SAMPLES_PER_FRAME,
+            ssrc=0x0BAD_CAFE,
+            payload=g711_encode(frame, codec),
+            marker=index == 0,
+        )
+        records.append((start + index * FRAME_MS / 1000, packet.to_bytes()))
+    return records
+
+
+def write_pcap(path: Path, records: list[tuple[float, bytes]]) -> None:
+    """A libpcap file (Ethernet/IPv4/UDP) of RTP packets at the given offsets in seconds."""
     with path.open("wb") as output:
         output.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65_535, 1))
-        for seconds, rtp in records:
+        for seconds, rtp in sorted(records, key=lambda record: record[0]):
             frame = _frame(rtp)
             whole = int(seconds)
-            output.write(
-                struct.pack(
-                    "<IIII", 1_700_000_000 + whole, int((seconds - whole) * 1_000_000), len(frame), len(frame)
-                )
-            )
+            micros = round((seconds - whole) * 1_000_000)
+            output.write(struct.pack("<IIII", 1_700_000_000 + whole, micros, len(frame), len(frame)))
             output.write(frame)
+
+
+def write_dtmf_pcap(path: Path, digits: str) -> None:
+    write_pcap(path, dtmf_records(digits))
 
 
 @dataclass(frozen=True)
@@ -106,12 +136,15 @@ def start_sipp(
     server_port: int,
     service: str,
     digits: str = "",
+    records: list[tuple[float, bytes]] | None = None,
     extra: list[str] | None = None,
 ) -> subprocess.Popen[str]:
     """Start sipp as a UAC placing one call to ``service`` at 127.0.0.1:``server_port``."""
     assert SIPP is not None
     shutil.copy(SCENARIOS / scenario, work_dir / scenario)
-    if digits:
+    if records is not None:
+        write_pcap(work_dir / "dtmf.pcap", records)
+    elif digits:
         write_dtmf_pcap(work_dir / "dtmf.pcap", digits)
     command = [
         SIPP,
