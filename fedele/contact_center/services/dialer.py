@@ -68,6 +68,7 @@ from fedele.contact_center.models import (
     Queue,
     RetryRule,
 )
+from fedele.contact_center.selectors.dialer import campaign_meter
 from fedele.contact_center.services.dialer_lists import PERMISSION, block_reasons
 from fedele.contact_center.telephony.port import CallEvent, CallEventKind
 from fedele.shared import audit, clock
@@ -423,27 +424,6 @@ def _estimator(campaign: Campaign) -> LiveAnswerEstimator:
     for answered_at, amd in reversed(list(rows)):
         estimator.record(answered_at is not None and amd != AmdResult.MACHINE)
     return estimator
-
-
-def campaign_meter(campaign: Campaign, *, at: datetime) -> dialer_meter.MeterReading:
-    """The regulatory meter from the campaign's attempts (one aggregate query)."""
-    from django.db.models import Count
-
-    start = at - dialer_meter.rule_window(campaign.abandon_rule)
-    counts = (
-        DialAttempt.objects.filter(campaign=campaign, answered_at__gt=start, answered_at__lte=at)
-        .exclude(amd_result=AmdResult.MACHINE)
-        .aggregate(live=Count("id"), abandoned=Count("id", filter=Q(abandoned=True)))
-    )
-    return dialer_meter.MeterReading(
-        rule=campaign.abandon_rule,
-        window_start=start,
-        window_end=at,
-        live_answers=counts["live"],
-        abandoned=counts["abandoned"],
-        cap_rate=float(campaign.abandon_cap_rate),
-        near_cap_ratio=float(campaign.near_cap_ratio),
-    )
 
 
 def _agents_snapshot(campaign: Campaign, at: datetime) -> tuple[list[Agent], list[float]]:

@@ -15,6 +15,7 @@ from fedele.contact_center.models import (
     Interaction,
     Offer,
 )
+from fedele.contact_center.selectors.dialer import campaign_meter
 from fedele.contact_center.services import dialer as services
 from fedele.contact_center.services import dialer_lists
 from fedele.contact_center.services.routing import offer_accept, route_pending
@@ -87,7 +88,7 @@ def test_progressive_tick_dials_one_line_per_free_agent_and_a_connected_call_com
         "connected",
         None,
     )
-    reading = services.campaign_meter(target, at=answered + timedelta(minutes=5))
+    reading = campaign_meter(target, at=answered + timedelta(minutes=5))
     assert (reading.live_answers, reading.abandoned) == (2, 0)
 
 
@@ -105,7 +106,7 @@ def test_a_live_answer_without_an_agent_within_2_s_is_abandoned_and_not_redialle
     contact = CampaignContact.objects.get()
     assert contact.abandoned_at == answered
     assert (contact.state, contact.next_attempt_at) == ("pending", answered + timedelta(hours=72))
-    reading = services.campaign_meter(target, at=answered + timedelta(minutes=1))
+    reading = campaign_meter(target, at=answered + timedelta(minutes=1))
     assert (reading.live_answers, reading.abandoned, reading.rate) == (1, 1, 1.0)
     assert Interaction.objects.get().outcome == "abandoned"
     # Even with the retry time forced earlier, the predictive/progressive dialer leaves it alone.
@@ -137,7 +138,7 @@ def test_machine_busy_and_no_answer_follow_the_retry_rules() -> None:
         C: ("pending", TUESDAY_NOON + timedelta(seconds=30, hours=2)),
     }
     # Machines are not live answers.
-    assert services.campaign_meter(target, at=TUESDAY_NOON + timedelta(minutes=1)).live_answers == 0
+    assert campaign_meter(target, at=TUESDAY_NOON + timedelta(minutes=1)).live_answers == 0
 
 
 def test_max_attempts_exhausts_the_contact() -> None:

@@ -1,0 +1,198 @@
+"""The dialer's API: permissions, the error envelope, imports with line numbers, the meter, the
+simulator, do-not-call and RPO, callbacks."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from openpyxl import Workbook
+
+from fedele.accounts.tests.factories import auth_header, user_with_roles
+from fedele.contact_center.models import Campaign, CampaignContact, DoNotCallEntry, RpoImportBatch
+from fedele.contact_center.tests.factories import QueueFactory
+from fedele.shared import clock
+
+pytestmark = pytest.mark.django_db
+API = "/api/v1/contact-center/dialer"
+
+
+def post(client: Client, url: str, data: dict[str, Any], headers: dict[str, str]) -> Any:
+    return client.post(url, data=json.dumps(data), content_type="application/json", **headers)
+
+
+@pytest.fixture
+def supervisor() -> dict[str, str]:
+    QueueFactory(code="outbound")
+    return auth_header(user_with_roles("supervisor"))
+
+
+def _create(client: Client, headers: dict[str, str], **extra: Any) -> Any:
+    return post(
+        client,
+        f"{API}/campaigns",
+        {"code": "spring", "name": "Spring", "queue": "outbound", **extra},
+        headers,
+    )
+
+
+def test_create_read_and_start_a_campaign(client: Client, supervisor: dict[str, str]) -> None:
+    response = _create(
+        client, supervisor, mode="predictive", windows=[{"weekday": 0, "start": "09:00", "end": "13:00"}]
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["code"], body["mode"], body["state"], body["queue"]) == (
+        "spring",
+        "predictive",
+        "draft",
+        "outbound",
+    )
+    assert body["windows"] == [{"weekday": 0, "start": "09:00", "end": "13:00"}]
+    assert body["meter"]["live_answers"] == 0 and body["meter"]["rule"] == "rolling_30_days"
+    started = post(client, f"{API}/campaigns/spring/state", {"state": "running"}, supervisor)
+    assert (started.status_code, started.json()["state"]) == (200, "running")
+    listed = client.get(f"{API}/campaigns", **supervisor).json()["items"]
+    assert [c["code"] for c in listed] == ["spring"]
+    assert client.get(f"{API}/campaigns/nope", **supervisor).status_code == 404
+
+
+def test_bad_input_gets_the_envelope_and_writes_nothing(client: Client, supervisor: dict[str, str]) -> None:
+    response = _create(client, supervisor, target_abandon_rate="0.05")
+    assert response.status_code == 422
+    assert "target_abandon_rate" in response.json()["error"]["fields"]
+    response = _create(client, supervisor, queue="missing")
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "invalid_campaign")
+    response = _create(client, supervisor, surprise=1)
+    assert response.status_code == 422
+    assert Campaign.objects.count() == 0
+
+
+def test_agents_and_read_tokens_cannot_run_campaigns(client: Client, supervisor: dict[str, str]) -> None:
+    agent = auth_header(user_with_roles("agent"))
+    assert _create(client, agent).status_code == 403
+    assert client.get(f"{API}/campaigns", **agent).status_code == 403
+    read_only = auth_header(user_with_roles("supervisor"), scopes=("read",))
+    assert _create(client, read_only).status_code == 403
+    assert Campaign.objects.count() == 0
+
+
+def test_import_reports_lines_then_imports_good_rows(client: Client, supervisor: dict[str, str]) -> None:
+    _create(client, supervisor)
+    content = "phone,name\n3331234567,Anna\nabc,Bruno\n3331234568,Carla\n3331234567,Anna bis\n"
+    response = post(client, f"{API}/campaigns/spring/contacts/import", {"content": content}, supervisor)
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"] == {"line 3": ["'abc' is not a phone number."]}
+    assert CampaignContact.objects.count() == 0
+    response = post(
+        client,
+        f"{API}/campaigns/spring/contacts/import",
+        {"content": content, "mode": "good_rows"},
+        supervisor,
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["rows"], body["imported"], body["duplicates"], body["errors"]) == (
+        4,
+        2,
+        1,
+        [{"line": 3, "message": "'abc' is not a phone number."}],
+    )
+    page = client.get(f"{API}/campaigns/spring/contacts?limit=1", **supervisor).json()
+    assert [c["phone"] for c in page["items"]] == ["+393331234567"]
+    rest = client.get(f"{API}/campaigns/spring/contacts?cursor={page['next_cursor']}", **supervisor).json()
+    assert [c["phone"] for c in rest["items"]] == ["+393331234568"]
+
+
+def test_xlsx_import_as_base64(client: Client, supervisor: dict[str, str]) -> None:
+    _create(client, supervisor)
+    book = Workbook()
+    book.active.append(["telefono"])
+    book.active.append(["+39 333 1234567"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    response = post(
+        client, f"{API}/campaigns/spring/contacts/import", {"content": encoded, "format": "xlsx"}, supervisor
+    )
+    assert (response.status_code, response.json()["imported"]) == (201, 1)
+    bad = post(
+        client, f"{API}/campaigns/spring/contacts/import", {"content": "%%%", "format": "xlsx"}, supervisor
+    )
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_base64")
+
+
+def test_contacts_list_query_count_is_constant(
+    client: Client, supervisor: dict[str, str], django_assert_max_num_queries: Any
+) -> None:
+    _create(client, supervisor)
+    content = "phone\n" + "".join(f"33312340{i:02d}\n" for i in range(30))
+    post(client, f"{API}/campaigns/spring/contacts/import", {"content": content}, supervisor)
+    with django_assert_max_num_queries(8):
+        response = client.get(f"{API}/campaigns/spring/contacts?limit=30", **supervisor)
+    assert len(response.json()["items"]) == 30
+
+
+def test_simulator_endpoint(client: Client, supervisor: dict[str, str]) -> None:
+    response = post(client, f"{API}/simulate", {"agents": 5, "hours": 1, "seeds": 2}, supervisor)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["runs"] == 2
+    assert body["abandon_rate"]["max"] <= 0.03
+    assert len(body["first_run"]["slots"]) == 2
+    bad = post(client, f"{API}/simulate", {"live_answer_rate": 0.7, "machine_rate": 0.5}, supervisor)
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_simulation")
+    assert post(client, f"{API}/simulate", {"seeds": 101}, supervisor).status_code == 422
+
+
+def test_do_not_call_and_rpo(client: Client, supervisor: dict[str, str]) -> None:
+    added = post(client, f"{API}/do-not-call", {"phone": "333 123 4567", "reason": "asked"}, supervisor)
+    assert (added.status_code, added.json()["phone"]) == (201, "+393331234567")
+    assert [e["phone"] for e in client.get(f"{API}/do-not-call", **supervisor).json()] == ["+393331234567"]
+    assert client.delete(f"{API}/do-not-call/+393331234567", **supervisor).status_code == 204
+    assert client.delete(f"{API}/do-not-call/+393331234567", **supervisor).status_code == 404
+    assert DoNotCallEntry.objects.count() == 0
+    today = clock.today().isoformat()
+    response = post(
+        client,
+        f"{API}/rpo-imports",
+        {"checked_on": today, "content": "3331234567\nxx\n", "mode": "good_rows"},
+        supervisor,
+    )
+    assert response.status_code == 201
+    assert (response.json()["registered"], response.json()["errors"]) == (
+        1,
+        [{"line": 2, "message": "'xx' is not a phone number."}],
+    )
+    future = (clock.today() + timedelta(days=2)).isoformat()
+    assert (
+        post(
+            client, f"{API}/rpo-imports", {"checked_on": future, "content": "3331234567"}, supervisor
+        ).status_code
+        == 422
+    )
+    assert RpoImportBatch.objects.count() == 1
+
+
+def test_callback_through_the_api(client: Client, supervisor: dict[str, str]) -> None:
+    _create(client, supervisor)
+    post(client, f"{API}/campaigns/spring/contacts/import", {"content": "phone\n3331234567\n"}, supervisor)
+    contact = CampaignContact.objects.get()
+    when = (clock.now() + timedelta(hours=2)).isoformat()
+    agent = auth_header(user_with_roles("agent"))
+    response = post(client, f"{API}/contacts/{contact.public_id}/callback", {"when": when}, agent)
+    assert (response.status_code, response.json()["state"]) == (200, "callback")
+    past = (clock.now() - timedelta(hours=2)).isoformat()
+    assert (
+        post(client, f"{API}/contacts/{contact.public_id}/callback", {"when": past}, agent).status_code == 422
+    )
+    viewer = auth_header(user_with_roles("analyst"))
+    assert (
+        post(client, f"{API}/contacts/{contact.public_id}/callback", {"when": when}, viewer).status_code
+        == 403
+    )
