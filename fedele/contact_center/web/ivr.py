@@ -79,6 +79,7 @@ def _editor_context(flow: IvrFlow, source: str, source_format: str, **extra: Any
 def flow_list(request: HttpRequest) -> HttpResponse:
     actor = _manager(request)
     errors: dict[str, list[str]] = {}
+    form_error = ""
     if request.method == "POST":
         code = request.POST.get("code", "").strip()
         starter = {
@@ -103,14 +104,15 @@ def flow_list(request: HttpRequest) -> HttpResponse:
                 source=flow_format.render_source(starter, "json"),
             )
         except ApplicationError as error:
-            errors = error.fields or {"__all__": [error.message]}
+            errors = error.fields
+            form_error = error.message
         else:
             return redirect("contact_center:ivr_flow", code=flow.code)
     return render(
         request,
         "contact_center/ivr/flow_list.html",
-        {"flows": selectors.flow_list(), "errors": errors, "form": request.POST},
-        status=422 if errors else 200,
+        {"flows": selectors.flow_list(), "errors": errors, "form_error": form_error, "form": request.POST},
+        status=422 if form_error else 200,
     )
 
 
@@ -342,6 +344,7 @@ def _simulate_unsaved(version: IvrFlowVersion, inputs: list[str | None], from_nu
 def document_list(request: HttpRequest) -> HttpResponse:
     actor = _manager(request)
     errors: dict[str, list[str]] = {}
+    form_error = ""
     if request.method == "POST":
         try:
             document_services.document_create(
@@ -355,7 +358,8 @@ def document_list(request: HttpRequest) -> HttpResponse:
                 requires_customer=request.POST.get("requires_customer") == "on",
             )
         except ApplicationError as error:
-            errors = error.fields or {"__all__": [error.message]}
+            errors = error.fields
+            form_error = error.message
         else:
             messages.success(request, _("Document added."))
             return redirect("contact_center:ivr_documents")
@@ -367,9 +371,10 @@ def document_list(request: HttpRequest) -> HttpResponse:
             "requests": selectors.document_request_list(),
             "kinds": DocumentKind.choices,
             "errors": errors,
+            "form_error": form_error,
             "form": request.POST,
         },
-        status=422 if errors else 200,
+        status=422 if form_error else 200,
     )
 
 
