@@ -2,8 +2,8 @@
 ``support.ticket_created`` (channel "email"); this handler opens an Interaction (channel e-mail, the
 ticket linked) and queues it, so an agent is offered the e-mail by the same router as a call or chat.
 
-Which queue: ``settings.FEDELE_CC_EMAIL_QUEUE`` (a queue code) when set, else the first active queue
-(by code) that serves the e-mail channel; with none, e-mails stay with support only (logged once per
+Which queue: ``settings.FEDELE_CC_EMAIL_QUEUE`` (a queue code, which must serve e-mail) when set,
+else the first active queue (by code) that serves the e-mail channel; with none, e-mails stay with support only (logged once per
 ticket). Idempotent: the event bus runs the handler once per event, and a ticket already routed is
 never routed twice.
 """
@@ -29,7 +29,7 @@ def email_queue() -> Queue | None:
     configured = str(getattr(settings, "FEDELE_CC_EMAIL_QUEUE", "") or "")
     queues = Queue.objects.filter(active=True).order_by("code")
     if configured:
-        return queues.filter(code=configured).first()
+        queues = queues.filter(code=configured)
     for queue in queues.only("id", "code", "channels"):
         if Channel.EMAIL in (queue.channels or []):
             return queue

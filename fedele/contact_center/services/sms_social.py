@@ -53,7 +53,7 @@ from fedele.contact_center.models import (
 from fedele.contact_center.selectors.messaging import message_payload
 from fedele.contact_center.services.messaging import push_to_agent
 from fedele.shared import audit, clock
-from fedele.shared.errors import PermissionDenied, ValidationFailed
+from fedele.shared.errors import NotFound, PermissionDenied, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -203,12 +203,25 @@ def bare_address(address: str) -> str:
     return value
 
 
+def normalised_address(network: str, address: str) -> str:
+    """The form opt-outs and the send log use: E.164 for phone networks (``333 123 4567`` →
+    ``+393331234567``; ValidationFailed when it is not a number), the bare handle otherwise."""
+    bare = bare_address(address)
+    if network in CONSENT_CHANNEL:
+        from fedele.shared.sms import e164
+
+        return e164(bare)
+    return bare
+
+
 def keyword_of(body: str) -> str:
     return " ".join((body or "").split()).upper()
 
 
 def is_opted_out(channel: MessagingChannel, address: str) -> bool:
-    return MessagingOptOut.objects.filter(network=channel.network, address=bare_address(address)).exists()
+    return MessagingOptOut.objects.filter(
+        network=channel.network, address=normalised_address(channel.network, address)
+    ).exists()
 
 
 def _consent_granted(customer_public_id: str, channel: MessagingChannel, purpose: str) -> bool:
@@ -312,7 +325,10 @@ def _opt_out(
 ) -> InboundResult:
     from fedele.contact_center.services.interactions import identify_customer
 
-    address = bare_address(message.sender)
+    try:
+        address = normalised_address(channel.network, message.sender)
+    except ValidationFailed:
+        address = bare_address(message.sender)
     customer = identify_customer(address)
     _row, created = MessagingOptOut.objects.get_or_create(
         network=channel.network,
@@ -374,19 +390,29 @@ def _documents_service() -> Any:
 
 
 def _document_keyword(keyword: str) -> bool:
-    if not keyword or " " in keyword or len(keyword) > 20 or _documents_service() is None:
+    """Whether the text starts with an active document's keyword (FATTURA, MANUALE…)."""
+    word = keyword.split(" ", 1)[0] if keyword else ""
+    if not word or len(word) > 20 or _documents_service() is None:
         return False
     from fedele.contact_center.models import Document
 
-    return Document.objects.filter(sms_keyword__iexact=keyword).exists()
+    return Document.objects.filter(sms_keyword=word, active=True).exists()
 
 
 def _document_request(
     channel: MessagingChannel, message: InboundMessage, keyword: str, moment: datetime
 ) -> InboundResult:
-    _documents_service().document_request_by_keyword(
-        from_number=bare_address(message.sender), keyword=keyword
-    )
+    """Document-on-demand by SMS; when it cannot be served (an unidentified number for a personal
+    document, a keyword gone meanwhile) the text goes to an agent like any message."""
+    try:
+        with transaction.atomic():
+            _documents_service().document_request_by_keyword(
+                from_number=bare_address(message.sender),
+                keyword=keyword,
+                message_ref=message.provider_message_id,
+            )
+    except (NotFound, PermissionDenied, ValidationFailed):
+        return _thread(channel, message, moment)
     return InboundResult(kind="document", duplicate=False)
 
 
@@ -533,9 +559,9 @@ def message_send(
             _("Unknown purpose."), code="purpose_invalid", fields={"purpose": _("Unknown.")}
         )
     text = _clean_outbound_body(body)
-    address = bare_address(to)
-    if not address:
+    if not bare_address(to):
         raise ValidationFailed(_("No recipient."), code="recipient_missing", fields={"to": _("Required.")})
+    address = normalised_address(channel.network, to)
     if purpose == OutboundPurpose.MARKETING and is_opted_out(channel, address):
         raise PermissionDenied(_("This recipient has opted out of promotional messages."), code="opted_out")
     if not _consent_granted(customer_public_id, channel, purpose):
