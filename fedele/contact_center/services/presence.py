@@ -163,14 +163,16 @@ def agent_state_set(
             if state == AgentState.BREAK or state == AgentState.OFFLINE:
                 _finish_wrap_ups(locked, at=at)
             _transition(locked, state, reason=reason, at=at)
-        audit.record(
-            action="contact_center.agent_state_set",
-            object_type="contact_center.agent",
-            object_id=str(locked.public_id),
-            before=before,
-            after={"state": locked.state, "break_reason": locked.break_reason},
-            actor_id=actor_id,
-        )
+        after = {"state": locked.state, "break_reason": locked.break_reason}
+        if after != before:
+            audit.record(
+                action="contact_center.agent_state_set",
+                object_type="contact_center.agent",
+                object_id=str(locked.public_id),
+                before=before,
+                after=after,
+                actor_id=actor_id,
+            )
         if locked.state in ROUTABLE_STATES:
             routing.route_soon()
     return locked
