@@ -71,9 +71,13 @@ def billing_flow(**changes: Any) -> dict[str, Any]:
 
 
 def make_queues() -> None:
+    """Queues billing and support (voice), skill billing, voicemail box support."""
+    from fedele.contact_center.models import VoicemailBox
+
     SkillFactory(code="billing")
     QueueFactory(code="billing", channels=["voice"])
-    QueueFactory(code="support", channels=["voice"])
+    support = QueueFactory(code="support", channels=["voice"])
+    VoicemailBox.objects.get_or_create(code="support", defaults={"name": "Support", "queue": support})
 
 
 def published_flow(definition: dict[str, Any] | None = None, code: str = "main-line") -> IvrFlow:

@@ -259,3 +259,29 @@ def test_simulated_call_uses_the_real_engine_and_leaves_no_trace():
     assert timed_out[1].steps[0].text == "Sorry, we did not receive your choice."
     with pytest.raises(ValidationFailed):
         ivr_simulate(version=draft, inputs=["1"] * 31)
+
+
+def test_unknown_voicemail_box_calendar_document_and_bad_transfer_target():
+    make_queues()
+    definition = {
+        "languages": ["it"],
+        "start": "hours",
+        "nodes": {
+            "hours": {"type": "hours", "calendar": "Nowhere 24/7", "open": "send", "closed": "box"},
+            "send": {"type": "document", "document": "ghost", "channel": "pigeon", "next": "desk"},
+            "desk": {"type": "transfer", "target": "0612345678"},
+            "box": {"type": "voicemail", "box": "ghost"},
+        },
+    }
+    assert _problems(definition) == [
+        "hours: The business calendar “Nowhere 24/7” does not exist.",
+        "send: The document “ghost” does not exist.",
+        "send: “channel” must be email, sms_link or fax.",
+        "desk: Transfer to an E.164 number (+39…) or a SIP URI (sip:user@host).",
+        "box: The voicemail box “ghost” does not exist.",
+    ]
+    definition["nodes"]["hours"]["calendar"] = "Italia 9-18"
+    definition["nodes"]["box"]["box"] = "support"
+    definition["nodes"]["desk"]["target"] = "+390612345678"
+    definition["nodes"]["send"] = {"type": "say", "prompt": {"it": "Ciao"}, "next": "desk"}
+    assert _problems(definition) == []
