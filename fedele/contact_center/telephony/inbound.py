@@ -14,6 +14,7 @@ Twilio renders these steps to TwiML (``ivr/twiml.py``); the SIP adapter and the 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -21,6 +22,7 @@ from django.utils.translation import gettext as _
 from fedele.contact_center.ivr.steps import IvrStep, StepKind
 from fedele.contact_center.models import (
     Interaction,
+    InteractionState,
     QueueTelephonySettings,
     VoicemailBox,
     VoiceNumber,
@@ -35,7 +37,8 @@ def _localised(language: str, text: str) -> str:
         return _(text)
 
 
-def inbound_steps(*, interaction: Interaction) -> list[IvrStep]:
+def inbound_steps(*, interaction: Interaction, at: datetime | None = None) -> list[IvrStep]:
+    """The steps for a new inbound call (see the module docstring); ``at`` is the provider's time."""
     from fedele.contact_center.ivr.engine import ivr_start
     from fedele.contact_center.models import IvrNumber
     from fedele.contact_center.services.interactions import interaction_enqueue
@@ -57,7 +60,14 @@ def inbound_steps(*, interaction: Interaction) -> list[IvrStep]:
     voice_settings = QueueTelephonySettings.objects.filter(queue=queue).first()
     if voice_settings is not None and voice_settings.record_calls and voice_settings.announce_recording:
         steps.append(IvrStep(StepKind.SAY, text=voice_settings.announcement(language), language=language))
-    queued = interaction_enqueue(interaction=interaction, queue_code=queue.code)
+    if interaction.state in (InteractionState.WRAP_UP, InteractionState.ENDED):
+        return [IvrStep(StepKind.HANGUP)]
+    already = interaction.state != InteractionState.IVR or (interaction.attributes or {}).get("closed_action")
+    # A provider retry of the same call (Twilio retries a slow webhook) is answered the same way
+    # without queueing the call a second time.
+    queued = (
+        interaction if already else interaction_enqueue(interaction=interaction, queue_code=queue.code, at=at)
+    )
     closed_action = (queued.attributes or {}).get("closed_action")
     if not closed_action:
         steps.append(IvrStep(StepKind.QUEUE, language=language, params={"queue_code": queue.code}))

@@ -71,11 +71,18 @@ class SimulatorAdapter(TelephonyAdapter):
     name = PROVIDER
 
     def __init__(
-        self, *, start: datetime | None = None, seed: int = 0, sink: EventSink | None = None
+        self,
+        *,
+        start: datetime | None = None,
+        seed: int = 0,
+        sink: EventSink | None = None,
+        answer_inbound: bool | None = None,
     ) -> None:
         self.now = start or clock.now()
         self.random = random.Random(seed)  # noqa: S311  (a repeatable simulation, not a secret)
         self.sink: EventSink = sink or _default_sink
+        # With the real sink, new inbound calls are answered like a provider would (IVR or queue).
+        self.answer_inbound = answer_inbound if answer_inbound is not None else sink is None
         self.calls: dict[str, SimulatedCall] = {}
         self.commands: list[tuple[str, str, dict[str, Any]]] = []
         self._queue: list[tuple[datetime, int, str, str, dict[str, Any]]] = []
@@ -146,7 +153,8 @@ class SimulatorAdapter(TelephonyAdapter):
         return 1
 
     def _context(self, call: SimulatedCall) -> dict[str, Any]:
-        return {"interaction": call.context["interaction"]} if call.context.get("interaction") else {}
+        interaction = call.context.get("interaction")
+        return {"interaction": interaction} if isinstance(interaction, str) and interaction else {}
 
     def _end(self, call: SimulatedCall, status: str) -> None:
         call.state = "ended"
@@ -170,9 +178,12 @@ class SimulatorAdapter(TelephonyAdapter):
         to_number: str,
         talk_seconds: float = 120.0,
         patience_seconds: float = 60.0,
+        voicemail_audio: bytes | None = None,
+        voicemail_seconds: int = 10,
     ) -> str:
-        """A caller dials in now: ``call.new`` at once; they hang up ``talk_seconds`` after an agent
-        answers (``connect_agent``) or give up after ``patience_seconds`` unanswered."""
+        """A caller dials in now: ``call.new`` at once, then (``answer_inbound``) the inbound steps:
+        queued, they hang up ``talk_seconds`` after an agent answers (``connect_agent``) or give up
+        after ``patience_seconds`` unanswered; sent to voicemail, they leave ``voicemail_audio``."""
         with self._lock:
             call_ref = f"SIM-IN-{next(self._ids):06d}"
             call = SimulatedCall(
@@ -183,10 +194,37 @@ class SimulatorAdapter(TelephonyAdapter):
                 talk_seconds=talk_seconds,
                 patience_seconds=patience_seconds,
             )
+            if voicemail_audio is not None:
+                call.context.update(voicemail_audio=voicemail_audio, voicemail_seconds=voicemail_seconds)
             self.calls[call_ref] = call
-            self._emit(call, CallEventKind.NEW)
+            interaction = self._emit(call, CallEventKind.NEW)
             self._schedule(patience_seconds, call_ref, "give_up")
+            if self.answer_inbound and interaction is not None:
+                self._answer(call, interaction)
         return call_ref
+
+    def _answer(self, call: SimulatedCall, interaction: Any) -> None:
+        """Do what a provider does with a new call: play the inbound steps (IVR or queue); a hang-up
+        step ends the call; a voicemail step leaves the scenario's message when it has one."""
+        from fedele.contact_center.ivr.steps import StepKind
+        from fedele.contact_center.telephony.inbound import inbound_steps
+
+        steps = inbound_steps(interaction=interaction, at=self.now)
+        call.context["steps"] = [str(step.kind) for step in steps]
+        kinds = {step.kind for step in steps}
+        if StepKind.VOICEMAIL in kinds and call.context.get("voicemail_audio"):
+            box = next(str(step.params.get("box", "")) for step in steps if step.kind == StepKind.VOICEMAIL)
+            self._emit(
+                call,
+                CallEventKind.VOICEMAIL_READY,
+                box=box,
+                audio=call.context["voicemail_audio"],
+                duration_seconds=int(call.context.get("voicemail_seconds", 10)),
+                recording_ref=f"{call.call_ref}-VM",
+            )
+            self._end(call, "completed")
+        elif StepKind.HANGUP in kinds or StepKind.VOICEMAIL in kinds:
+            self._end(call, "completed")
 
     def arrivals(
         self,

@@ -87,9 +87,10 @@ def _sorry(language: str = "it") -> HttpResponse:
 
 @twilio_webhook
 def voice(request: HttpRequest) -> HttpResponse:
-    interaction = call_event_apply(twilio_webhooks.voice_event(request.POST))
+    event = twilio_webhooks.voice_event(request.POST)
+    interaction = call_event_apply(event)
     try:
-        steps = inbound_steps(interaction=interaction)
+        steps = inbound_steps(interaction=interaction, at=event.at)
     except ApplicationError as error:
         logger.error("Call %s could not be answered: %s", interaction.number, error.message)
         return _sorry()
