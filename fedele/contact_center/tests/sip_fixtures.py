@@ -82,8 +82,10 @@ def menu_flow(*, number: str = IVR_NUMBER, definition: dict[str, Any] | None = N
     return flow
 
 
-def billing_agent(*, extension: str = "201", proficiency: int = 3, available: bool = True) -> Agent:
-    agent = AgentFactory(display_name="Anna Bianchi", extension=extension)
+def billing_agent(
+    *, extension: str = "201", proficiency: int = 3, available: bool = True, user: Any = None
+) -> Agent:
+    agent = AgentFactory(display_name="Anna Bianchi", extension=extension, **({"user": user} if user else {}))
     agent.queues.add(Queue.objects.get(code="billing"))
     AgentSkillFactory(agent=agent, skill=SkillFactory(code="billing"), proficiency=proficiency)
     if available:

@@ -45,8 +45,9 @@ class SipAdapter(TelephonyAdapter):
     def connect_agent(self, call_ref: str, *, agent_target: str) -> None:
         server = self._local(call_ref)
         if server is None:
-            self._publish(call_ref, "connect_agent", target=agent_target)
-            return
+            if running_server() is None:
+                self._publish(call_ref, "connect_agent", target=agent_target)
+            return  # not live here any more: already handed to the agent (or ended)
         application = server.application
 
         async def connect() -> bool:

@@ -99,6 +99,7 @@ class CallRecord:
     call: SipCall
     interaction_id: int | None = None
     handed_to_agent: bool = False
+    handoff_started: bool = False
     hangup_reported: bool = False
     event_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -349,6 +350,7 @@ class IvrApplication:
                     play.result()  # CallEnded propagates
         finally:
             self._queued.pop(call.call_id, None)
+        record.handoff_started = True
         outcome = settled.result()
         if isinstance(outcome, str):  # the desktop asked for the call on a given endpoint
             interaction_id = record.interaction_id
@@ -367,7 +369,11 @@ class IvrApplication:
         False when the call is not waiting in queue here (already handed on, or not ours)."""
         settled = self._queued.get(call_ref)
         record = self.calls.get(call_ref)
-        if settled is None or settled.done() or record is None:
+        if record is None:
+            return False
+        if record.handoff_started or (settled is not None and settled.done()):
+            return True  # the router's acceptance already started the hand-off: one REFER only
+        if settled is None:
             return False
         target = (
             endpoint
