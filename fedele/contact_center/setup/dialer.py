@@ -26,10 +26,17 @@ def interaction_ended(envelope: EventEnvelope) -> None:
 
 
 def register() -> None:
+    from django.utils.translation import gettext_lazy as _
+
     from fedele.contact_center.dialer import tasks  # noqa: F401  (registers the Celery task)
     from fedele.contact_center.events import InteractionEnded
-    from fedele.shared import events, scheduler
+    from fedele.shared import events, navigation, scheduler
+    from fedele.shared.navigation import NavItem
 
+    navigation.register(
+        "contact_center",
+        NavItem(_("Outbound campaigns"), "contact_center:dialer_campaigns", "contact_center.run_campaigns"),
+    )
     scheduler.register("contact-center-dialer", "contact_center.dialer_tick", DIALER_TICK_SECONDS)
     events.handles(InteractionEnded.event_type, name="contact_center.dialer.interaction_ended")(
         interaction_ended
