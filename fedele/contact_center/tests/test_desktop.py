@@ -74,11 +74,11 @@ def test_agent_goes_available_gets_an_offer_accepts_sees_screen_pop_and_wraps_up
         reverse("contact_center:desktop_offer_accept", args=[offer.public_id]), HTTP_HX_REQUEST="true"
     )
     assert accepted.status_code == 204
-    assert accepted["HX-Location"] == f"/contact-center/desktop/?i={interaction.public_id}"
+    assert accepted["HX-Redirect"] == f"/contact-center/desktop/?i={interaction.public_id}"
     interaction.refresh_from_db()
     assert (interaction.state, interaction.agent_id) == (InteractionState.CONNECTED, desk.agent.pk)
 
-    work = client.get(accepted["HX-Location"]).content.decode()
+    work = client.get(accepted["HX-Redirect"]).content.decode()
     assert 'data-testid="screen-pop"' in work
     assert f'href="/customers/{customer.public_id}/"' in work
     assert "Modem lampeggia" in work
@@ -97,7 +97,7 @@ def test_agent_goes_available_gets_an_offer_accepts_sees_screen_pop_and_wraps_up
         HTTP_HX_REQUEST="true",
     )
     assert wrap.status_code == 204
-    assert wrap["HX-Location"] == "/contact-center/desktop/"
+    assert wrap["HX-Redirect"] == "/contact-center/desktop/"
     interaction.refresh_from_db()
     assert interaction.state == InteractionState.ENDED
     assert interaction.wrap_up_code is not None and interaction.wrap_up_code.code == "solved"

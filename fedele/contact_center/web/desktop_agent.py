@@ -189,8 +189,9 @@ def _go_to(request: HttpRequest, interaction: Interaction | None) -> HttpRespons
     if interaction is not None:
         url += "?" + urlencode({"i": str(interaction.public_id)})
     if request.htmx:  # type: ignore[attr-defined]
+        # A full page load, not an htmx swap: the desktop's script and websocket start over cleanly.
         response = HttpResponse(status=204)
-        response["HX-Location"] = url
+        response["HX-Redirect"] = url
         return response
     return redirect(url)
 
@@ -245,10 +246,15 @@ def desktop_work(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 def _work(request: HttpRequest, actor: Actor, agent: Agent, interaction: Interaction) -> HttpResponse:
+    """The work panel after an action; the state and contacts panels refresh too (the action may have
+    moved the agent to wrap-up or ended the contact)."""
     interaction.refresh_from_db()
-    return render(
+    agent.refresh_from_db()
+    response = render(
         request, "contact_center/desktop/_work.html", work_context(request, actor, agent, interaction)
     )
+    response["HX-Trigger"] = "cc:state, cc:contacts"
+    return response
 
 
 @login_required
