@@ -12,7 +12,7 @@ from uuid import UUID
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from fedele.contact_center.models import Agent, Interaction, Recording, RecordingPause
 from fedele.contact_center.services import calls
@@ -204,9 +204,11 @@ def recording_pause(request: HttpRequest, interaction_id: UUID, payload: PauseIn
 @router.post(
     "/calls", response={201: CallOut, **ERROR_RESPONSES, 502: ERROR_RESPONSES[400]}, summary="Click-to-dial"
 )
-def dial(request: HttpRequest, payload: DialIn) -> tuple[int, Interaction]:
+def dial(request: HttpRequest, payload: DialIn) -> Status:
     agent = _agent(request)
-    return 201, calls.call_originate(agent=agent, to_number=payload.to_number, provider=payload.provider)
+    return Status(
+        201, calls.call_originate(agent=agent, to_number=payload.to_number, provider=payload.provider)
+    )
 
 
 @router.get("/calls/{interaction_id}/recordings", response={200: RecordingsOut, **ERROR_RESPONSES})
