@@ -105,6 +105,12 @@ DEFAULT_RETRY_RULES: Mapping[str, tuple[int, bool, int]] = {
     DialOutcome.FAILED: (60, False, 2),
 }
 OPEN_ATTEMPT_STATES = (DialAttemptState.DIALING, DialAttemptState.ANSWERED)
+ACTIVE_INTERACTION_STATES = (
+    InteractionState.IVR,
+    InteractionState.QUEUED,
+    InteractionState.OFFERED,
+    InteractionState.CONNECTED,
+)
 MACHINE_ANSWERS = {
     "machine",
     "machine_start",
@@ -512,8 +518,9 @@ def _due_contacts(
 def campaign_tick(*, campaign: Campaign, at: datetime | None = None) -> TickResult:
     """One pacing decision for a running campaign (see the module docstring)."""
     at = at or clock.now()
-    for attempt in DialAttempt.objects.filter(campaign=campaign, state=DialAttemptState.ANSWERED):
-        attempt_sync(attempt=attempt, at=at)  # live answers past the 2 s grace are abandoned here
+    for attempt in DialAttempt.objects.filter(campaign=campaign, state__in=OPEN_ATTEMPT_STATES):
+        # Answers and ends the hooks may have missed; live answers past the 2 s grace are dropped here.
+        attempt_sync(attempt=attempt, at=at)
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().select_related("queue").get(pk=campaign.pk)
         if campaign.state != CampaignState.RUNNING:
@@ -700,29 +707,33 @@ def dialer_call_event(event: CallEvent) -> DialAttempt | None:
     if attempt is None:
         return None
     if event.kind == CallEventKind.ANSWERED:
-        answered_by = str(event.data.get("answered_by") or "").lower()
-        with transaction.atomic():
-            locked = DialAttempt.objects.select_for_update().get(pk=attempt.pk)
-            if locked.state != DialAttemptState.DIALING:
-                return locked
-            locked.answered_at = event.at
-            if answered_by in MACHINE_ANSWERS:
-                locked.amd_result = AmdResult.MACHINE
-                locked.state = DialAttemptState.ENDED
-                locked.save(update_fields=["answered_at", "amd_result", "state"])
-                machine = True
-            else:
-                locked.amd_result = AmdResult.HUMAN if answered_by == "human" else AmdResult.UNKNOWN
-                locked.state = DialAttemptState.ANSWERED
-                locked.save(update_fields=["answered_at", "amd_result", "state"])
-                machine = False
-        if machine:
-            _hang_up(locked)
-            _finish(attempt_id=locked.pk, outcome=DialOutcome.MACHINE, at=event.at)
-        else:
-            _offer(locked, event.at)
-        return DialAttempt.objects.get(pk=attempt.pk)
+        return _answered(attempt, str(event.data.get("answered_by") or ""), event.at, call_active=True)
     return attempt_sync(attempt=attempt, at=event.at)
+
+
+def _answered(attempt: DialAttempt, answered_by: str, at: datetime, *, call_active: bool) -> DialAttempt:
+    """The provider says the call was picked up: a machine (AMD) is hung up and finished; a person (or
+    an unknown answerer: counted as live, the careful reading) is queued for an agent at once. When the
+    call already ended, only the answer is recorded (the meter needs it)."""
+    machine = answered_by.lower() in MACHINE_ANSWERS
+    with transaction.atomic():
+        locked = DialAttempt.objects.select_for_update().get(pk=attempt.pk)
+        if locked.state != DialAttemptState.DIALING:
+            return locked
+        locked.answered_at = at
+        if machine:
+            locked.amd_result = AmdResult.MACHINE
+            locked.state = DialAttemptState.ENDED if call_active else locked.state
+        else:
+            locked.amd_result = AmdResult.HUMAN if answered_by.lower() == "human" else AmdResult.UNKNOWN
+            locked.state = DialAttemptState.ANSWERED if call_active else locked.state
+        locked.save(update_fields=["answered_at", "amd_result", "state"])
+    if call_active and machine:
+        _hang_up(locked)
+        _finish(attempt_id=locked.pk, outcome=DialOutcome.MACHINE, at=at)
+    elif call_active:
+        _offer(locked, at)
+    return DialAttempt.objects.get(pk=attempt.pk)
 
 
 def _hang_up(attempt: DialAttempt) -> None:
@@ -768,6 +779,18 @@ def attempt_sync(*, attempt: DialAttempt, at: datetime) -> DialAttempt:
     )
     if interaction is None:
         return attempt
+    provider_answered_at = (interaction.attributes or {}).get("provider_answered_at")
+    if attempt.state == DialAttemptState.DIALING and provider_answered_at and attempt.answered_at is None:
+        # The answer reached the interaction but not the dialer (no hook call): catch up now.
+        attempt = _answered(
+            attempt,
+            str((interaction.attributes or {}).get("answered_by") or ""),
+            datetime.fromisoformat(str(provider_answered_at)),
+            call_active=interaction.state in ACTIVE_INTERACTION_STATES,
+        )
+        if attempt.state == DialAttemptState.ENDED:
+            return attempt
+        interaction.refresh_from_db()
     connected_at = interaction.answered_at if interaction.agent_id and interaction.answered_at else None
     if connected_at is not None and attempt.connected_at is None:
         DialAttempt.objects.filter(pk=attempt.pk, connected_at__isnull=True).update(

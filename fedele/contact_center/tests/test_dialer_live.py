@@ -6,6 +6,7 @@ the cap, callbacks, preview."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -278,3 +279,35 @@ def test_a_provider_failure_ends_only_that_attempt() -> None:
     contact = CampaignContact.objects.get()
     assert (contact.state, contact.next_attempt_at) == ("pending", TUESDAY_NOON + timedelta(hours=1))
     assert Interaction.objects.get().outcome == "failed"
+
+
+def test_without_the_telephony_hook_the_tick_and_the_ended_event_keep_attempts_right(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """Only the telephony area sees the events (no dialer hook): the next tick catches the answer up
+    and queues it, and the InteractionEnded handler finishes the attempt when the call ends."""
+    from fedele.contact_center.telephony.events import call_event_apply
+    from fedele.contact_center.telephony.registry import adapter_override
+    from fedele.contact_center.tests.dialer_support import ScriptedNetwork
+
+    _actor, target, _agents = _running(1, [A])
+    network = ScriptedNetwork(start=TUESDAY_NOON)
+    network.sink = call_event_apply
+    with adapter_override("simulator", network):
+        services.campaign_tick(campaign=target, at=TUESDAY_NOON)
+        network.advance(8)
+        assert DialAttempt.objects.get().state == "dialing"  # nobody told the dialer yet
+        answered = TUESDAY_NOON + timedelta(seconds=8)
+        services.campaign_tick(campaign=target, at=answered + timedelta(seconds=1))
+        attempt = DialAttempt.objects.get()
+        assert (attempt.state, attempt.answered_at, attempt.amd_result) == ("answered", answered, "human")
+        assert _accept_offers(answered + timedelta(seconds=1, milliseconds=500)) == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            network.advance(60)
+    attempt = DialAttempt.objects.get()
+    assert (attempt.outcome, attempt.abandoned, attempt.connected_at) == (
+        "connected",
+        False,
+        answered + timedelta(seconds=1, milliseconds=500),
+    )
+    assert CampaignContact.objects.get().state == "completed"
