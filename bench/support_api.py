@@ -20,6 +20,11 @@ Its API uses HTTP Basic authentication; the peer project hashes passwords with M
 check does not dominate its figures (fedele's API tokens are checked by a SHA-256 lookup).
 
 Usage: python bench/run.py support_api [--tickets 1000000] [--seconds 20] [--concurrency 8]
+       [--create-concurrency 16]
+
+--create-concurrency sets the number of clients of the create load only (default: --concurrency), for
+both systems alike: fedele's create fast path writes the requests that arrive together in one group
+(ADR 0002), which pays only when several requests are in flight per server process.
 """
 
 # ruff: noqa: E501 - the long lines are SQL and Python inside the scripts this benchmark runs
@@ -408,7 +413,9 @@ def _fedele_body(index: int) -> dict[str, Any]:
     }
 
 
-def measure_fedele(tickets: int, seconds: float, concurrency: int, workers: int) -> dict[str, Any]:
+def measure_fedele(
+    tickets: int, seconds: float, concurrency: int, workers: int, create_concurrency: int
+) -> dict[str, Any]:
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -443,7 +450,7 @@ def measure_fedele(tickets: int, seconds: float, concurrency: int, workers: int)
         results = {
             "list_open_first_page": asyncio.run(_load(base_url, headers, seconds, concurrency, listing, 200)),
             "search": asyncio.run(_load(base_url, headers, seconds, concurrency, search, 200)),
-            "create": asyncio.run(_load(base_url, headers, seconds, concurrency, create, 201)),
+            "create": asyncio.run(_load(base_url, headers, seconds, create_concurrency, create, 201)),
         }
     finally:
         _stop(server)
@@ -500,7 +507,9 @@ def _ensure_helpdesk_venv() -> str:
     return version
 
 
-def measure_helpdesk(tickets: int, seconds: float, concurrency: int, workers: int) -> dict[str, Any]:
+def measure_helpdesk(
+    tickets: int, seconds: float, concurrency: int, workers: int, create_concurrency: int
+) -> dict[str, Any]:
     version = _ensure_helpdesk_venv()
     python = str(HELPDESK_VENV / "bin" / "python")
     _fresh_database(HELPDESK_DATABASE)
@@ -563,7 +572,7 @@ def measure_helpdesk(tickets: int, seconds: float, concurrency: int, workers: in
                     _load(base_url, session_headers, seconds, concurrency, listing, 200)
                 ),
                 "search": asyncio.run(_load(base_url, session_headers, seconds, concurrency, search, 200)),
-                "create": asyncio.run(_load(base_url, headers, seconds, concurrency, create, 201)),
+                "create": asyncio.run(_load(base_url, headers, seconds, create_concurrency, create, 201)),
                 "rest_list_open_one_request": asyncio.run(_load(base_url, headers, 1, 1, rest_list, 200)),
             }
         finally:
@@ -599,6 +608,12 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each operation's load")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--create-concurrency",
+        type=int,
+        default=None,
+        help="clients of the create load, for both systems (default: --concurrency)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for each system")
     parser.add_argument("--skip-helpdesk", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep both databases afterwards")
@@ -607,13 +622,20 @@ def run(argv: list[str]) -> dict[str, Any]:
         parser.error("tickets must be 1,000-5,000,000")
     if not (1 <= args.concurrency <= 64 and 1 <= args.workers <= 8 and 1 <= args.seconds <= 600):
         parser.error("concurrency 1-64, workers 1-8, seconds 1-600")
+    create_concurrency = args.create_concurrency if args.create_concurrency is not None else args.concurrency
+    if not 1 <= create_concurrency <= 64:
+        parser.error("create concurrency 1-64")
     results: list[dict[str, Any]] = []
     try:
-        fedele = measure_fedele(args.tickets, args.seconds, args.concurrency, args.workers)
+        fedele = measure_fedele(
+            args.tickets, args.seconds, args.concurrency, args.workers, create_concurrency
+        )
         results.append(fedele)
         peer: dict[str, Any] = {"system": "django-helpdesk", "skipped": "--skip-helpdesk"}
         if not args.skip_helpdesk:
-            peer = measure_helpdesk(args.tickets, args.seconds, args.concurrency, args.workers)
+            peer = measure_helpdesk(
+                args.tickets, args.seconds, args.concurrency, args.workers, create_concurrency
+            )
         results.append(peer)
     finally:
         if not args.keep:
@@ -625,6 +647,7 @@ def run(argv: list[str]) -> dict[str, Any]:
             "tickets": args.tickets,
             "seconds_per_operation": args.seconds,
             "concurrency": args.concurrency,
+            "create_concurrency": create_concurrency,
             "uvicorn_workers": args.workers,
             "page_size": PAGE,
             "search_word": SEARCH_WORD,

@@ -178,10 +178,18 @@ def _run_round(
             seen.add(identity)
         end += 1
     window = list(range(start, end))
-    existing = _existing(requests[index].identity() for index in window)
-    customers = find_customers_by_emails(
-        _lookup_email(requests[index]) for index in window if not requests[index].customer_public_id
-    )
+    try:
+        existing = _existing(requests[index].identity() for index in window)
+        customers = find_customers_by_emails(
+            _lookup_email(requests[index]) for index in window if not requests[index].customer_public_id
+        )
+    except Exception:
+        # Earlier rounds may have committed already: this one must not fail the whole group (its
+        # callers would be answered by the full path, which would create those tickets again).
+        logger.exception("The lookups of a round of ticket creates failed; created one by one")
+        for index in window:
+            outcomes[index] = _create_one(actor, requests[index])
+        return end
     batch = _Round()
     for index in window:
         request = requests[index]
@@ -190,6 +198,9 @@ def _run_round(
         except ApplicationError as error:
             outcomes[index] = TicketOutcome(error=error)
             continue
+        except Exception:
+            logger.exception("Preparing a ticket create of a group failed; created alone")
+            prepared = None
         if isinstance(prepared, Ticket):
             outcomes[index] = TicketOutcome(ticket=prepared)
         elif prepared is None:
