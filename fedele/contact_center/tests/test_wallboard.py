@@ -217,3 +217,37 @@ def test_wallboard_socket_pushes_the_board_then_again_on_change(settings) -> Non
     assert 'data-metric="waiting" data-level="">1<' in second["html"]
     assert members == 1
     assert get_channel_layer().groups.get(WALLBOARD_GROUP, {}) == {}
+
+
+def test_ended_and_wrapped_up_contacts_push_the_wallboard() -> None:
+    import uuid
+
+    from fedele.shared.events import EventEnvelope, subscriptions_for
+
+    layer = get_channel_layer()
+
+    async def scenario() -> dict:
+        channel = await layer.new_channel()
+        await layer.group_add(WALLBOARD_GROUP, channel)
+        handlers = [
+            s.function for s in subscriptions_for("contact_center.interaction_ended") if "wallboard" in s.name
+        ]
+        assert len(handlers) == 1
+        envelope = EventEnvelope(
+            event_id=uuid.uuid4(),
+            event_type="contact_center.interaction_ended",
+            aggregate_type="contact_center.interaction",
+            aggregate_id="x",
+            occurred_at=NOW,
+            payload={},
+        )
+        await sync_to_async(handlers[0])(envelope)
+        message = await layer.receive(channel)
+        await layer.group_discard(WALLBOARD_GROUP, channel)
+        return message
+
+    assert async_to_sync(scenario)() == {
+        "type": "cc.wallboard.changed",
+        "data": {"event": "contact_center.interaction_ended"},
+    }
+    assert any("wallboard" in s.name for s in subscriptions_for("contact_center.interaction_wrapped_up"))
