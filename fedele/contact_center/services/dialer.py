@@ -522,7 +522,9 @@ def campaign_tick(*, campaign: Campaign, at: datetime | None = None) -> TickResu
         # Answers and ends the hooks may have missed; live answers past the 2 s grace are dropped here.
         attempt_sync(attempt=attempt, at=at)
     with transaction.atomic():
-        campaign = Campaign.objects.select_for_update().select_related("queue").get(pk=campaign.pk)
+        campaign = (
+            Campaign.objects.select_for_update(of=("self",)).select_related("queue").get(pk=campaign.pk)
+        )
         if campaign.state != CampaignState.RUNNING:
             return TickResult(campaign.mode, 0, 0, 0, 0, 0, 0.0, 0.0, False)
         free, busy_elapsed = _agents_snapshot(campaign, at)
@@ -663,7 +665,9 @@ def preview_dial(*, actor: Actor, contact: CampaignContact, at: datetime | None 
     at = at or clock.now()
     with transaction.atomic():
         locked = (
-            CampaignContact.objects.select_for_update().select_related("campaign", "agent").get(pk=contact.pk)
+            CampaignContact.objects.select_for_update(of=("self",))
+            .select_related("campaign", "agent")
+            .get(pk=contact.pk)
         )
         if (
             locked.state != ContactState.PREVIEW
@@ -820,7 +824,9 @@ def attempt_sync(*, attempt: DialAttempt, at: datetime) -> DialAttempt:
 def _finish(*, attempt_id: int, outcome: str, at: datetime) -> None:
     """End an attempt once: its outcome and abandoned flag, and the contact's next step."""
     with transaction.atomic():
-        attempt = DialAttempt.objects.select_for_update().select_related("campaign").get(pk=attempt_id)
+        attempt = (
+            DialAttempt.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=attempt_id)
+        )
         if attempt.outcome:
             return
         contact = CampaignContact.objects.select_for_update().get(pk=attempt.contact_id)
