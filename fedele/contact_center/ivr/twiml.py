@@ -57,9 +57,11 @@ def render_twiml(
     gather_action: str,
     queue_wait_url: str = "",
     record_action: str = "",
-    prompts_url: str = PROMPTS_PATH,
+    prompts_url: str = "",
 ) -> str:
-    """The TwiML document for the steps of one engine turn."""
+    """The TwiML document for the steps of one engine turn. Audio prompts are served from
+    ``prompts_url`` (default ``settings.FEDELE_IVR_PROMPTS_URL``, else /static/contact_center/prompts/)."""
+    prompts_url = prompts_url or str(getattr(settings, "FEDELE_IVR_PROMPTS_URL", "") or PROMPTS_PATH)
     verbs: list[str] = []
     index = 0
     while index < len(steps):

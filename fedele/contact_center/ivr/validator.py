@@ -265,7 +265,8 @@ def _check_graph(start: str, nodes: dict[str, Any]) -> Iterable[Problem]:
     for name, node in nodes.items():
         if not isinstance(node, dict) or node.get("type") not in flow_format.NODE_TYPES:
             continue
-        if node["type"] in flow_format.PASS_THROUGH_TYPES and not edges[str(name)]:
+        # A target that names no node is reported above; a dead end is a node with no target at all.
+        if node["type"] in flow_format.PASS_THROUGH_TYPES and not flow_format.node_targets(node):
             yield Problem(str(name), _("Dead end: the call stops here without ending."))
     # Loops among nodes that never wait for the caller repeat forever: walk only pass-through edges.
     silent = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,7 +109,12 @@ def node_cards(definition: dict[str, Any], problems: list[Problem]) -> list[Node
             if key in node
         ]
         details = [
-            (key, str(node[key]))
+            (
+                key,
+                json.dumps(node[key], ensure_ascii=False)
+                if isinstance(node[key], (dict, list))
+                else str(node[key]),
+            )
             for key in (
                 "options" if node_type == "language" else "",
                 "variable",
@@ -145,8 +151,9 @@ def node_cards(definition: dict[str, Any], problems: list[Problem]) -> list[Node
 
 def version_diff(old: IvrFlowVersion, new: IvrFlowVersion) -> list[str]:
     """A unified diff of two versions' definitions (canonical JSON, so formatting never shows)."""
-    before = flow_format.render_source(old.definition, "json").splitlines()
-    after = flow_format.render_source(new.definition, "json").splitlines()
+    # Sorted keys: PostgreSQL's jsonb does not keep the order the author wrote.
+    before = json.dumps(old.definition, ensure_ascii=False, indent=2, sort_keys=True).splitlines()
+    after = json.dumps(new.definition, ensure_ascii=False, indent=2, sort_keys=True).splitlines()
     return list(difflib.unified_diff(before, after, f"v{old.number}", f"v{new.number}", lineterm="", n=2))
 
 
