@@ -153,7 +153,8 @@ class SimulatorAdapter(TelephonyAdapter):
         return 1
 
     def _context(self, call: SimulatedCall) -> dict[str, Any]:
-        interaction = call.context.get("interaction")
+        # The interaction's public id, under either name callers use ("interaction" or "interaction_id").
+        interaction = call.context.get("interaction") or call.context.get("interaction_id")
         return {"interaction": interaction} if isinstance(interaction, str) and interaction else {}
 
     def _end(self, call: SimulatedCall, status: str) -> None:

@@ -269,7 +269,8 @@ class TwilioAdapter(TelephonyAdapter):
     def originate(self, *, to_number: str, from_number: str, context: dict[str, Any]) -> str:
         # The interaction's public id rides on our callback URLs (signed with them), so the first
         # callback finds the interaction even before we learn the CallSid from this response.
-        query = f"?interaction={context['interaction']}" if context.get("interaction") else ""
+        interaction = context.get("interaction") or context.get("interaction_id") or ""
+        query = f"?interaction={interaction}" if interaction else ""
         data: dict[str, Any] = {
             "To": to_number,
             "From": from_number or self._caller_id(),

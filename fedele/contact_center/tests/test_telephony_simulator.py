@@ -148,3 +148,31 @@ def test_voicemail_scenario_leaves_a_message() -> None:
     assert [str(e.kind) for e in events] == ["call.new", "voicemail.ready"]
     assert events[1].data["duration_seconds"] == 7 and events[1].data["box"] == "support"
     assert events[1].kind == CallEventKind.VOICEMAIL_READY
+
+
+@pytest.mark.django_db
+def test_a_dialer_call_created_first_is_found_by_its_interaction_id() -> None:
+    from fedele.contact_center.services.interactions import interaction_create
+
+    created = interaction_create(
+        channel="voice",
+        direction="outbound",
+        from_address="+3902",
+        to_address="+39333",
+        provider="simulator",
+        at=T0,
+    )
+    sim = SimulatorAdapter(start=T0)
+    with adapter_override("simulator", sim):
+        ref = sim.originate(
+            to_number="+39333",
+            from_number="+3902",
+            context={
+                "interaction_id": str(created.public_id),
+                "behaviour": OutboundBehaviour(result="no-answer"),
+            },
+        )
+        sim.advance(30)
+    created.refresh_from_db()
+    assert (created.provider_ref, created.outcome) == (ref, Outcome.NO_ANSWER)
+    assert Interaction.objects.count() == 1
