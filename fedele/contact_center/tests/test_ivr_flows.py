@@ -4,6 +4,7 @@ YAML sources, number mapping, permissions, collect checks and the editor's test 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -263,7 +264,7 @@ def test_simulated_call_uses_the_real_engine_and_leaves_no_trace():
 
 def test_unknown_voicemail_box_calendar_document_and_bad_transfer_target():
     make_queues()
-    definition = {
+    definition: dict[str, Any] = {
         "languages": ["it"],
         "start": "hours",
         "nodes": {
