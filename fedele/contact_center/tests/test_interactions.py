@@ -177,7 +177,9 @@ def test_provider_event_retry_changes_nothing() -> None:
 
 def test_link_ticket_create_is_idempotent_and_attach_adds_a_note() -> None:
     from fedele.support.facade import create_ticket, ticket_summary
-    from fedele.support.models import TicketMessage
+    from fedele.support.tests.factories import TicketMessageFactory
+
+    TicketMessage = TicketMessageFactory._meta.model  # noqa: N806
 
     customer = _customer()
     call = interaction_create(channel="voice", direction="inbound", from_address="+393331234567")
