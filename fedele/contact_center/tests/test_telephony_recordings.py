@@ -409,3 +409,36 @@ def test_voice_settings_page_saves_and_refuses_bad_values() -> None:
     assert VoiceNumber.objects.count() == 1
     client.force_login(user_with_roles("agent"))
     assert client.get("/contact-center/settings/voice/").status_code == 403
+
+
+def test_voicemail_boxes_are_managed_on_the_settings_page() -> None:
+    queue = QueueFactory(code="support", channels=["voice"])
+    client = Client()
+    client.force_login(user_with_roles("admin"))
+    saved = client.post(
+        "/contact-center/settings/voice/boxes/",
+        {
+            "code": "support-vm",
+            "name": "Support",
+            "owner": f"queue:{queue.pk}",
+            "max_message_seconds": "90",
+            "create_callback": "on",
+        },
+    )
+    assert saved.status_code == 302
+    box = VoicemailBox.objects.get()
+    assert (box.queue_id, box.agent_id, box.max_message_seconds, box.create_callback) == (
+        queue.pk,
+        None,
+        90,
+        True,
+    )
+    refused = client.post(
+        "/contact-center/settings/voice/boxes/",
+        {"code": "x y", "name": "", "owner": "nobody", "max_message_seconds": "0"},
+    )
+    assert refused.status_code == 422
+    assert VoicemailBox.objects.count() == 1
+    assert "support-vm" in client.get("/contact-center/settings/voice/").content.decode()
+    client.force_login(user_with_roles("agent"))
+    assert client.post("/contact-center/settings/voice/boxes/", {"code": "z", "name": "Z"}).status_code == 403

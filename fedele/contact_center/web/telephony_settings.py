@@ -10,8 +10,8 @@ from django.urls import URLPattern, URLResolver, path
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from fedele.contact_center.models import Queue, QueueTelephonySettings, VoiceNumber
-from fedele.contact_center.services import voice_settings
+from fedele.contact_center.models import Agent, Queue, QueueTelephonySettings, VoicemailBox, VoiceNumber
+from fedele.contact_center.services import voice_settings, voicemail
 from fedele.contact_center.telephony.registry import registered_providers
 from fedele.shared.errors import ValidationFailed
 
@@ -21,6 +21,7 @@ def _page(
     *,
     errors: dict[str, dict[str, list[str]]] | None = None,
     number_errors: dict[str, list[str]] | None = None,
+    box_errors: dict[str, list[str]] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     queues = list(Queue.objects.order_by("code"))
@@ -37,6 +38,9 @@ def _page(
             "providers": registered_providers(),
             "errors": errors or {},
             "number_errors": number_errors or {},
+            "box_errors": box_errors or {},
+            "boxes": VoicemailBox.objects.select_related("queue", "agent").order_by("code"),
+            "agents": Agent.objects.filter(active=True).order_by("display_name"),
         },
         status=status,
     )
@@ -96,9 +100,44 @@ def voice_number_delete(request: HttpRequest, number: str) -> HttpResponse:
     return redirect("contact_center:voice-settings")
 
 
+def _optional_id(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
+@login_required
+@require_POST
+def voicemail_box_save(request: HttpRequest) -> HttpResponse:
+    """Create or update a box (by code): a queue's or an agent's, its greetings and callback rule."""
+    voice_settings.require_manager(request.user)
+    data = request.POST
+    owner = data.get("owner", "")
+    kind, _sep, identifier = owner.partition(":")
+    try:
+        seconds = int(data.get("max_message_seconds", "120") or 0)
+    except ValueError:
+        seconds = 0
+    try:
+        voicemail.voicemail_box_save(
+            code=data.get("code", "").strip(),
+            name=data.get("name", ""),
+            queue_id=_optional_id(identifier) if kind == "queue" else None,
+            agent_id=_optional_id(identifier) if kind == "agent" else None,
+            greeting_it=data.get("greeting_it") or None,
+            greeting_en=data.get("greeting_en") or None,
+            create_callback=data.get("create_callback") == "on",
+            max_message_seconds=seconds,
+            active=data.get("active", "on") == "on",
+        )
+    except ValidationFailed as error:
+        return _page(request, box_errors=error.fields, status=422)
+    messages.success(request, _("Voicemail box saved."))
+    return redirect("contact_center:voice-settings")
+
+
 urlpatterns: list[URLPattern | URLResolver] = [
     path("settings/voice/", voice_settings_page, name="voice-settings"),
     path("settings/voice/queues/<slug:code>/", voice_settings_save, name="voice-settings-save"),
     path("settings/voice/numbers/", voice_number_save, name="voice-number-save"),
     path("settings/voice/numbers/<str:number>/delete/", voice_number_delete, name="voice-number-delete"),
+    path("settings/voice/boxes/", voicemail_box_save, name="voicemail-box-save"),
 ]
