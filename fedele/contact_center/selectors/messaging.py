@@ -69,15 +69,18 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.hostname.lower()}{suffix}"
 
 
-def own_origins() -> set[str]:
-    """fedele's own origins: the public URL and every allowed host on http(s)."""
-    found = {origin_of(settings.FEDELE_PUBLIC_URL)}
-    for host in settings.ALLOWED_HOSTS:
-        if host and host != "*" and not host.startswith("."):
-            found.add(f"http://{host}")
-            found.add(f"https://{host}")
-    found.discard("")
-    return found
+def is_own_origin(origin: str) -> bool:
+    """Whether an origin is fedele's own: its public URL, or any port of a host in ALLOWED_HOSTS (the
+    rule the project's AllowedHostsOriginValidator applies to every websocket)."""
+    from django.http.request import validate_host
+
+    normalised = origin_of(origin)
+    if not normalised:
+        return False
+    if normalised == origin_of(settings.FEDELE_PUBLIC_URL):
+        return True
+    hostname = urlsplit(normalised).hostname or ""
+    return validate_host(hostname, [host for host in settings.ALLOWED_HOSTS if host != "*"])
 
 
 def widget_embedding_origins(widget: ChatWidget) -> list[str]:
@@ -92,7 +95,7 @@ def origin_allowed(widget: ChatWidget, origin: str) -> bool:
     normalised = origin_of(origin)
     if not normalised:
         return False
-    return normalised in own_origins() or normalised in widget_embedding_origins(widget)
+    return is_own_origin(normalised) or normalised in widget_embedding_origins(widget)
 
 
 def file_url(message: InteractionMessage, index: int) -> str:

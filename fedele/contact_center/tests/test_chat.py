@@ -256,6 +256,9 @@ def test_origins(widget):
     assert origin_allowed(widget, "https://www.example.it") is True
     assert origin_allowed(widget, "https://evil.example.com") is False
     assert origin_allowed(widget, "http://testserver") is True  # fedele's own host (the frame)
+    assert origin_allowed(widget, "http://127.0.0.1:8765") is True  # any port, as the host validator
+    assert origin_allowed(widget, "https://www.example.it:8443") is False  # a widget origin is exact
+    assert origin_allowed(widget, "http://www.example.it") is False
     assert origin_allowed(widget, "") is False
 
 

@@ -29,7 +29,7 @@
     style.textContent =
       ":host{all:initial}" +
       ".launcher{position:fixed;bottom:20px;" + side + ":20px;z-index:2147483000;width:56px;height:56px;" +
-      "border-radius:50%;border:0;cursor:pointer;background:var(--c);color:#fff;font:600 22px/1 system-ui,sans-serif;" +
+      "border-radius:50%;border:0;cursor:pointer;background:var(--c);color:#fff;display:flex;align-items:center;justify-content:center;" +
       "box-shadow:0 4px 14px rgba(0,0,0,.25)}" +
       ".launcher:focus-visible{outline:3px solid #000;outline-offset:3px}" +
       ".badge{position:absolute;top:-2px;right:-2px;width:14px;height:14px;border-radius:50%;background:#d00;display:none}" +
@@ -47,7 +47,9 @@
     button.setAttribute("aria-label", labels.open);
     button.setAttribute("aria-expanded", "false");
     button.setAttribute("data-testid", "fedele-chat-launcher");
-    button.innerHTML = '<span aria-hidden="true">💬</span><span class="badge"></span>';
+    button.innerHTML = '<svg aria-hidden="true" width="26" height="26" viewBox="0 0 24 24" fill="none" ' +
+      'stroke="currentColor" stroke-width="2" stroke-linejoin="round"><path d="M4 5h16v11H9l-5 4z"/></svg>' +
+      '<span class="badge"></span>';
     var frame = document.createElement("iframe");
     frame.className = "panel";
     frame.title = labels.title;
