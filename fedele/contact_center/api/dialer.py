@@ -19,7 +19,7 @@ from uuid import UUID
 
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from fedele.accounts.contracts import Actor
 from fedele.accounts.facade import actor_for
@@ -318,7 +318,7 @@ def campaigns(request: HttpRequest) -> dict[str, Any]:
 
 
 @router.post("/dialer/campaigns", response={201: CampaignOut, **ERROR_RESPONSES}, summary="Create a campaign")
-def campaign_create(request: HttpRequest, payload: CampaignIn) -> tuple[int, dict[str, Any]]:
+def campaign_create(request: HttpRequest, payload: CampaignIn) -> Status[Any]:
     actor = _actor(request, scope="write", permission=RUN)
     created = services.campaign_create(
         actor=actor,
@@ -338,7 +338,7 @@ def campaign_create(request: HttpRequest, payload: CampaignIn) -> tuple[int, dic
         prior_live_rate=payload.prior_live_rate,
         windows=None if payload.windows is None else [(w.weekday, w.start, w.end) for w in payload.windows],
     )
-    return 201, _campaign_out(selectors.campaign_get(created.code), figures=True)
+    return Status(201, _campaign_out(selectors.campaign_get(created.code), figures=True))
 
 
 @router.get(
@@ -367,7 +367,7 @@ def campaign_state(request: HttpRequest, code: str, payload: StateIn) -> dict[st
     response={201: ImportOut, **ERROR_RESPONSES},
     summary="Import a contact list (CSV text or XLSX base64)",
 )
-def contacts_import(request: HttpRequest, code: str, payload: ContactsImportIn) -> tuple[int, dict[str, Any]]:
+def contacts_import(request: HttpRequest, code: str, payload: ContactsImportIn) -> Status[Any]:
     actor = _actor(request, scope="write", permission=RUN)
     report = dialer_lists.contact_list_import(
         actor=actor,
@@ -377,14 +377,17 @@ def contacts_import(request: HttpRequest, code: str, payload: ContactsImportIn) 
         file_format=payload.format,
         mode=payload.mode,
     )
-    return 201, {
-        "list_id": report.contact_list_id,
-        "rows": report.rows_total,
-        "imported": report.imported,
-        "duplicates": report.duplicates,
-        "blocked": report.blocked,
-        "errors": _errors_out(report.errors),
-    }
+    return Status(
+        201,
+        {
+            "list_id": report.contact_list_id,
+            "rows": report.rows_total,
+            "imported": report.imported,
+            "duplicates": report.duplicates,
+            "blocked": report.blocked,
+            "errors": _errors_out(report.errors),
+        },
+    )
 
 
 @router.get(
@@ -459,10 +462,10 @@ def dnc(request: HttpRequest, q: str = "") -> list[dict[str, Any]]:
     response={201: DncOut, **ERROR_RESPONSES},
     summary="Add a number to the internal list",
 )
-def dnc_add(request: HttpRequest, payload: PhoneIn) -> tuple[int, dict[str, Any]]:
+def dnc_add(request: HttpRequest, payload: PhoneIn) -> Status[Any]:
     actor = _actor(request, scope="write", permission=RUN)
     entry = dialer_lists.dnc_add(actor=actor, phone=payload.phone, reason=payload.reason)
-    return 201, {"phone": entry.phone, "reason": entry.reason, "created_at": entry.created_at}
+    return Status(201, {"phone": entry.phone, "reason": entry.reason, "created_at": entry.created_at})
 
 
 @router.delete(
@@ -470,10 +473,10 @@ def dnc_add(request: HttpRequest, payload: PhoneIn) -> tuple[int, dict[str, Any]
     response={204: None, **ERROR_RESPONSES},
     summary="Take a number off the list",
 )
-def dnc_remove(request: HttpRequest, phone: str) -> tuple[int, None]:
+def dnc_remove(request: HttpRequest, phone: str) -> Status[Any]:
     actor = _actor(request, scope="write", permission=RUN)
     dialer_lists.dnc_remove(actor=actor, phone=phone)
-    return 204, None
+    return Status(204, None)
 
 
 @router.post(
@@ -481,7 +484,7 @@ def dnc_remove(request: HttpRequest, phone: str) -> tuple[int, None]:
     response={201: RpoBatchOut, **ERROR_RESPONSES},
     summary="Import a Registro Pubblico delle Opposizioni result file",
 )
-def rpo_import(request: HttpRequest, payload: RpoImportIn) -> tuple[int, dict[str, Any]]:
+def rpo_import(request: HttpRequest, payload: RpoImportIn) -> Status[Any]:
     actor = _actor(request, scope="write", permission=RUN)
     batch = dialer_lists.rpo_import(
         actor=actor,
@@ -490,15 +493,18 @@ def rpo_import(request: HttpRequest, payload: RpoImportIn) -> tuple[int, dict[st
         checked_on=payload.checked_on,
         mode=payload.mode,
     )
-    return 201, {
-        "id": batch.public_id,
-        "name": batch.name,
-        "checked_on": batch.checked_on,
-        "rows": batch.rows_total,
-        "registered": batch.registered,
-        "not_registered": batch.not_registered,
-        "errors": _errors_out(batch.errors),
-    }
+    return Status(
+        201,
+        {
+            "id": batch.public_id,
+            "name": batch.name,
+            "checked_on": batch.checked_on,
+            "rows": batch.rows_total,
+            "registered": batch.registered,
+            "not_registered": batch.not_registered,
+            "errors": _errors_out(batch.errors),
+        },
+    )
 
 
 # -- agents: callbacks and preview -----------------------------------------------------------------
@@ -527,14 +533,17 @@ def callback(request: HttpRequest, contact_id: UUID, payload: CallbackIn) -> dic
     response={201: AttemptOut, **ERROR_RESPONSES},
     summary="Dial the contact in my preview",
 )
-def preview_dial(request: HttpRequest, contact_id: UUID) -> tuple[int, dict[str, Any]]:
+def preview_dial(request: HttpRequest, contact_id: UUID) -> Status[Any]:
     actor = _actor(request, scope="write", permission=HANDLE)
     attempt = services.preview_dial(actor=actor, contact=selectors.contact_get(str(contact_id)))
-    return 201, {
-        "id": attempt.public_id,
-        "phone": attempt.phone,
-        "mode": attempt.mode,
-        "state": attempt.state,
-        "call_ref": attempt.call_ref,
-        "dialed_at": attempt.dialed_at,
-    }
+    return Status(
+        201,
+        {
+            "id": attempt.public_id,
+            "phone": attempt.phone,
+            "mode": attempt.mode,
+            "state": attempt.state,
+            "call_ref": attempt.call_ref,
+            "dialed_at": attempt.dialed_at,
+        },
+    )
