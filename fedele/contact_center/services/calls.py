@@ -18,7 +18,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -35,6 +34,7 @@ from fedele.contact_center.models import (
 )
 from fedele.contact_center.telephony.port import TelephonyAdapter
 from fedele.contact_center.telephony.registry import adapter_for
+from fedele.contact_center.telephony.twilio import telephony_setting
 from fedele.shared import audit, clock
 from fedele.shared.errors import Conflict, PermissionDenied, ValidationFailed
 from fedele.shared.sms import e164
@@ -49,7 +49,7 @@ EXTENSION = re.compile(r"^[0-9]{2,8}$")
 
 
 def default_voice_provider() -> str:
-    return str(getattr(settings, "FEDELE_CC_VOICE_PROVIDER", "simulator"))
+    return telephony_setting("FEDELE_CC_VOICE_PROVIDER", "simulator")
 
 
 def _call(
@@ -283,7 +283,7 @@ def call_originate(
     number = e164(to_number, field="to_number")
     provider_name = provider or default_voice_provider()
     adapter = adapter_for(provider_name)
-    caller_id = from_number or str(getattr(settings, "FEDELE_CC_CALLER_ID", "") or "")
+    caller_id = from_number or telephony_setting("FEDELE_CC_CALLER_ID")
     with transaction.atomic():
         locked_agent = Agent.objects.select_for_update().get(pk=agent.pk)
         if not locked_agent.active or locked_agent.state == AgentState.OFFLINE:

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -101,14 +102,26 @@ def twilio_signature_valid(
     return valid
 
 
+def telephony_setting(name: str, default: str = "") -> str:
+    """A telephony setting: from Django settings when the project defines it, else from the
+    environment (these are optional and not all listed in the settings module)."""
+    value = getattr(settings, name, None)
+    if value is None:
+        value = os.environ.get(name, default)
+    return str(value or default)
+
+
+def webhook_base_url() -> str:
+    return (
+        telephony_setting("FEDELE_TWILIO_WEBHOOK_BASE_URL") or telephony_setting("FEDELE_PUBLIC_URL")
+    ).rstrip("/")
+
+
 def twilio_public_url(request: HttpRequest) -> str:
     """The URL Twilio requested: the configured public base (``FEDELE_TWILIO_WEBHOOK_BASE_URL``, else
     ``FEDELE_PUBLIC_URL``) plus the path and query string Django received. Never the Host header: a
     forged Host must not make a forged signature match."""
-    base = str(
-        getattr(settings, "FEDELE_TWILIO_WEBHOOK_BASE_URL", "") or getattr(settings, "FEDELE_PUBLIC_URL", "")
-    ).rstrip("/")
-    return f"{base}{request.get_full_path()}"
+    return f"{webhook_base_url()}{request.get_full_path()}"
 
 
 def request_params(request: HttpRequest) -> dict[str, list[str]]:
@@ -258,11 +271,7 @@ class TwilioAdapter(TelephonyAdapter):
     def _webhook_url(self, name: str) -> str:
         from django.urls import reverse
 
-        base = str(
-            getattr(settings, "FEDELE_TWILIO_WEBHOOK_BASE_URL", "")
-            or getattr(settings, "FEDELE_PUBLIC_URL", "")
-        ).rstrip("/")
-        return f"{base}{reverse(f'contact_center:{name}')}"
+        return f"{webhook_base_url()}{reverse(f'contact_center:{name}')}"
 
     # ---- TelephonyAdapter
 
@@ -395,6 +404,4 @@ class TwilioAdapter(TelephonyAdapter):
         return response.content
 
     def _caller_id(self) -> str:
-        return str(
-            getattr(settings, "FEDELE_TWILIO_CALLER_ID", "") or getattr(settings, "FEDELE_SMS_FROM", "")
-        )
+        return telephony_setting("FEDELE_TWILIO_CALLER_ID") or telephony_setting("FEDELE_SMS_FROM")
