@@ -19,7 +19,7 @@ import pytest
 from fedele.accounts.contracts import Role
 from fedele.accounts.tests.factories import DEFAULT_PASSWORD, UserFactory
 from fedele.contact_center.models import AgentState, Interaction, InteractionState
-from fedele.contact_center.services.interactions import interaction_enqueue
+from fedele.contact_center.services.interactions import interaction_create, interaction_enqueue
 from fedele.contact_center.tests.desktop_support import known_customer, make_desk
 from fedele.contact_center.tests.factories import WrapUpCodeFactory
 from tests.browser.conftest import CHROMIUM_ARGS, CHROMIUM_PATH, _compile_catalogues, sign_in
@@ -146,5 +146,14 @@ def test_wallboard_report_and_desktop_fit_the_screen(laptop, phone) -> None:
     phone.goto("/contact-center/desktop/")
     phone.get_by_test_id("state-available").click()
     expect(phone.get_by_test_id("agent-state")).to_have_attribute("data-state", "available")
+    assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    known_customer()
+    call = interaction_create(channel="voice", direction="inbound", from_address="+390612345678")
+    interaction_enqueue(interaction=call, queue_code=desk.queue.code)
+    expect(phone.get_by_test_id("offer-card")).to_be_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    screenshot(phone, "cc-desktop-phone-offer.png")
+    phone.get_by_test_id("offer-accept").click()
+    expect(phone.get_by_test_id("pop-customer")).to_have_text("Mario Rossi")
     assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     screenshot(phone, "cc-desktop-phone.png")
