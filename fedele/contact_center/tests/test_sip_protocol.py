@@ -5,7 +5,6 @@ SIP INFO, and a fuzzed stream of garbage that never takes the server down."""
 from __future__ import annotations
 
 import random
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,113 +12,17 @@ from pathlib import Path
 import pytest
 
 from fedele.contact_center.models import Interaction, InteractionEvent, Outcome
-from fedele.contact_center.telephony.sip.message import SipMessage, SipParseError, new_branch, parse_message
+from fedele.contact_center.telephony.sip.message import new_branch
 from fedele.contact_center.telephony.sip.sdp import parse_offer
 from fedele.contact_center.telephony.sip.server import SipServer
-from fedele.contact_center.tests.sip_fixtures import IVR_NUMBER, menu_flow, running_sip_server
+from fedele.contact_center.tests.sip_fixtures import IVR_NUMBER, Peer, menu_flow, running_sip_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-OFFER = (
-    "v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    "m=audio {port} RTP/AVP {types}\r\n{maps}a={direction}\r\n"
-)
-MAPS = {
-    "0": "a=rtpmap:0 PCMU/8000\r\n",
-    "8": "a=rtpmap:8 PCMA/8000\r\n",
-    "18": "a=rtpmap:18 G729/8000\r\n",
-    "101": "a=rtpmap:101 telephone-event/8000\r\n",
-}
 
 
 @pytest.fixture
 def sip_server(tmp_path: Path) -> Iterator[SipServer]:
     yield from running_sip_server(tmp_path)
-
-
-class Peer:
-    """A SIP phone in a test: sends what it is told, reads what comes back."""
-
-    def __init__(self, server_port: int) -> None:
-        self.server = ("127.0.0.1", server_port)
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.settimeout(15)
-        self.port = self.socket.getsockname()[1]
-        self.media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # absorbs the server's RTP
-        self.media.bind(("127.0.0.1", 0))
-        self.media_port = self.media.getsockname()[1]
-        self.call_id = f"{random.getrandbits(48):x}@test"
-        self.tag = f"{random.getrandbits(32):x}"
-        self.remote_tag = ""
-        self.cseq = 1
-
-    def close(self) -> None:
-        self.socket.close()
-        self.media.close()
-
-    def request(
-        self,
-        method: str,
-        *,
-        uri: str = f"sip:{IVR_NUMBER}@127.0.0.1",
-        branch: str | None = None,
-        cseq: int | None = None,
-        body: str = "",
-        headers: dict[str, str] | None = None,
-        in_dialog: bool = False,
-    ) -> tuple[bytes, str]:
-        branch = branch or new_branch()
-        to_tag = f";tag={self.remote_tag}" if in_dialog and self.remote_tag else ""
-        lines = [
-            f"{method} {uri} SIP/2.0",
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch}",
-            f'From: "Mario Rossi" <sip:+390612345678@127.0.0.1:{self.port}>;tag={self.tag}',
-            f"To: <sip:{IVR_NUMBER}@127.0.0.1>{to_tag}",
-            f"Call-ID: {self.call_id}",
-            f"CSeq: {cseq if cseq is not None else self.cseq} {method}",
-            f"Contact: <sip:+390612345678@127.0.0.1:{self.port}>",
-            "Max-Forwards: 70",
-        ]
-        for name, value in (headers or {}).items():
-            lines.append(f"{name}: {value}")
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body.encode())}")
-        data = ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
-        self.socket.sendto(data, self.server)
-        return data, branch
-
-    def offer(self, types: str = "0 8 101", direction: str = "sendrecv") -> str:
-        maps = "".join(MAPS[payload_type] for payload_type in types.split())
-        return OFFER.format(port=self.media_port, types=types, maps=maps, direction=direction)
-
-    def receive(self, *, method: str | None = None, status: int | None = None) -> SipMessage:
-        """The next message matching; others (e.g. retransmitted 200s, the server's BYE) are skipped."""
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                message = parse_message(self.socket.recv(65_535))
-            except SipParseError:
-                continue  # e.g. our 400 to a request without CSeq cannot carry one either
-            if method is not None and message.is_request and message.method == method:
-                return message
-            if status is not None and not message.is_request and message.status == status:
-                return message
-        raise TimeoutError(f"nothing matched method={method} status={status}")
-
-    def nothing_within(self, seconds: float) -> bool:
-        self.socket.settimeout(seconds)
-        try:
-            self.socket.recv(65_535)
-        except TimeoutError:
-            return True
-        finally:
-            self.socket.settimeout(15)
-        return False
-
-    def ack(self) -> None:
-        self.request("ACK", cseq=1, in_dialog=True)
 
 
 @pytest.fixture

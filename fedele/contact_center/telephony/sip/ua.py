@@ -140,6 +140,8 @@ class SipCall:
 
     async def _until_ended(self, awaitable: Awaitable[object], timeout: float | None = None) -> object:
         if self.ended.is_set():
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # never started: close it so it is not reported as never awaited
             raise CallEnded
         task = asyncio.ensure_future(awaitable)
         ended = asyncio.ensure_future(self.ended.wait())
