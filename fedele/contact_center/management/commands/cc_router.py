@@ -31,7 +31,6 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         while running:
-            close_old_connections()
             started = time.monotonic()
             made = route_pending(limit=options["limit"])
             if options["verbosity"] > 1 or options["once"]:
@@ -39,3 +38,5 @@ class Command(BaseCommand):
             if options["once"]:
                 return
             time.sleep(max(0.0, options["interval"] - (time.monotonic() - started)))
+            # A long-running loop gives back a broken or aged connection between runs, as a request would.
+            close_old_connections()
