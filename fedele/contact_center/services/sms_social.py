@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -589,3 +590,109 @@ def message_send(
             actor_id=actor_id,
         )
     return sent
+
+
+# --- channel settings -----------------------------------------------------------------------------
+
+_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,39}$")
+_NETWORK = re.compile(r"^[a-z][a-z0-9_]{1,19}$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,79}$")
+CHANNEL_FIELDS = (
+    "code",
+    "name",
+    "kind",
+    "network",
+    "address",
+    "queue",
+    "secret_env",
+    "outbound_url",
+    "outbound_token_env",
+    "active",
+)
+
+
+def channel_save(
+    *, channel: MessagingChannel | None, values: Mapping[str, Any], actor_id: int | None = None
+) -> MessagingChannel:
+    """Create (``channel`` None) or change a messaging channel. The code cannot change once made
+    (providers are configured with the webhook address). ValidationFailed lists every bad field and
+    writes nothing."""
+    from fedele.contact_center.models import Queue
+
+    current = {name: getattr(channel, name) for name in CHANNEL_FIELDS if name != "queue"} if channel else {}
+    if channel is not None:
+        current["queue"] = channel.queue.code
+    merged = {**current, **{key: value for key, value in values.items() if key in CHANNEL_FIELDS}}
+    errors: dict[str, str] = {}
+    code = str(merged.get("code") or "").strip()
+    if channel is not None and code != channel.code:
+        errors["code"] = _("The code of a channel cannot change.")
+    elif not _CODE.match(code):
+        errors["code"] = _("2 to 40 lower-case letters, digits, - or _.")
+    elif channel is None and MessagingChannel.objects.filter(code=code).exists():
+        errors["code"] = _("Another channel has this code.")
+    name = str(merged.get("name") or "").strip()
+    if not name or len(name) > 120:
+        errors["name"] = _("A name of 1 to 120 characters.")
+    kind = str(merged.get("kind") or "")
+    if kind not in MessagingChannelKind.values:
+        errors["kind"] = _("Twilio or generic.")
+    network = str(merged.get("network") or "").strip().lower()
+    if not _NETWORK.match(network):
+        errors["network"] = _("A network name like sms, whatsapp, telegram.")
+    elif kind == MessagingChannelKind.TWILIO and network not in ("sms", "whatsapp"):
+        errors["network"] = _("Twilio carries sms and whatsapp.")
+    address = str(merged.get("address") or "").strip()
+    if network in CONSENT_CHANNEL and address and not errors.get("network"):
+        try:
+            address = normalised_address(network, address)
+        except ValidationFailed:
+            errors["address"] = _("Not a phone number.")
+    if len(address) > 120:
+        errors["address"] = _("At most 120 characters.")
+    queue = Queue.objects.filter(code=str(merged.get("queue") or ""), active=True).first()
+    conversation_channel = "sms" if network == "sms" else "social"
+    if queue is None:
+        errors["queue"] = _("Choose a queue.")
+    elif conversation_channel not in (queue.channels or []):
+        errors["queue"] = _("This queue does not take %(channel)s.") % {"channel": conversation_channel}
+    for field_name in ("secret_env", "outbound_token_env"):
+        value = str(merged.get(field_name) or "").strip()
+        if value and not _ENV_NAME.match(value):
+            errors[field_name] = _("The name of an environment variable, like FEDELE_WHATSAPP_SECRET.")
+    outbound_url = str(merged.get("outbound_url") or "").strip()
+    if outbound_url and not outbound_url.startswith(("https://", "http://")):
+        errors["outbound_url"] = _("An http(s) URL.")
+    if errors:
+        raise ValidationFailed(
+            _("Please check the channel's settings."), code="messaging_channel_invalid", fields=errors
+        )
+    fields: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "network": network,
+        "address": address,
+        "queue": queue,
+        "secret_env": str(merged.get("secret_env") or "").strip(),
+        "outbound_url": outbound_url,
+        "outbound_token_env": str(merged.get("outbound_token_env") or "").strip(),
+        "active": bool(merged.get("active", True)),
+    }
+    with transaction.atomic():
+        if channel is None:
+            saved = MessagingChannel.objects.create(code=code, created_at=clock.now(), **fields)
+        else:
+            saved = MessagingChannel.objects.select_for_update().get(pk=channel.pk)
+            for field_name, value in fields.items():
+                setattr(saved, field_name, value)
+            saved.save()
+        after = {name: getattr(saved, name) for name in CHANNEL_FIELDS if name != "queue"}
+        audit.record(
+            action="contact_center.messaging_channel_saved",
+            object_type="contact_center.messaging_channel",
+            object_id=saved.code,
+            before=current or None,
+            after={**after, "queue": saved.queue.code},
+            actor_id=actor_id,
+        )
+    return saved
