@@ -405,3 +405,65 @@ def test_click_to_dial_script_is_loaded_for_agents_only(client) -> None:
     assert 'contact_center/click_to_dial.js" data-dial-url="/contact-center/dial/"' in page
     client.force_login(UserFactory(roles=[Role.ANALYST]))
     assert "click_to_dial.js" not in client.get(reverse("contact_center:interval_report")).content.decode()
+
+
+def test_chat_console_with_a_real_web_chat(client) -> None:
+    from fedele.contact_center.models import ChatWidget, InteractionMessage
+    from fedele.contact_center.services import chat, routing
+    from fedele.shared import clock
+
+    desk = make_desk()
+    widget = ChatWidget.objects.create(
+        name="Sito",
+        queue=desk.queue,
+        allowed_origins=["https://www.example.it"],
+        max_message_chars=200,
+        created_at=clock.now(),
+    )
+    client.force_login(desk.user)
+    go_available(client, desk)
+    started = chat.chat_start(
+        widget=widget, name="Anna", email="anna@example.it", consent=True, message="Ciao, la fattura?"
+    )
+    assert started.session is not None and not started.offline
+    routing.route_pending(limit=10)
+    offer = Offer.objects.get(agent=desk.agent, state=OfferState.PENDING)
+    interaction = offer.interaction
+    assert interaction.channel == "chat"
+    client.post(reverse("contact_center:desktop_offer_accept", args=[offer.public_id]))
+
+    work = client.get(reverse("contact_center:desktop_work", args=[interaction.public_id])).content.decode()
+    assert 'data-testid="chat-console"' in work and "Ciao, la fattura?" in work
+    chat.chat_visitor_message(session=started.session, body="Ho pagato due volte")
+    transcript = client.get(
+        reverse("contact_center:desktop_transcript", args=[interaction.public_id])
+    ).content.decode()
+    assert "Ho pagato due volte" in transcript
+
+    sent = client.post(
+        reverse("contact_center:desktop_message_send", args=[interaction.public_id]),
+        {"body": "Verifico subito"},
+    )
+    assert sent.status_code == 200 and "Verifico subito" in sent.content.decode()
+    assert list(InteractionMessage.objects.filter(interaction=interaction).values_list("sender", "body")) == [
+        ("customer", "Ciao, la fattura?"),
+        ("customer", "Ho pagato due volte"),
+        ("agent", "Verifico subito"),
+    ]
+    too_long = client.post(
+        reverse("contact_center:desktop_message_send", args=[interaction.public_id]), {"body": "x" * 201}
+    )
+    assert too_long.status_code == 422
+    assert InteractionMessage.objects.filter(interaction=interaction).count() == 3
+    assert (
+        client.post(
+            reverse("contact_center:desktop_typing", args=[interaction.public_id]), {"typing": "1"}
+        ).status_code
+        == 204
+    )
+
+    ended = client.post(reverse("contact_center:desktop_end", args=[interaction.public_id]))
+    assert ended.status_code == 200
+    assert ended["HX-Trigger"] == "cc:state, cc:contacts"
+    interaction.refresh_from_db()
+    assert interaction.state == InteractionState.WRAP_UP
