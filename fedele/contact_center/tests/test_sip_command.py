@@ -15,6 +15,7 @@ from django.core.management.base import CommandError
         ({"rtp_ports": "80-2000"}, "within 1024-65535"),
         ({"host": "0.0.0.0"}, "--advertise"),  # noqa: S104 - the refusal under test
         ({"port": 70_000}, "--port must be within"),
+        ({"allow": "10.0.0.1,pbx.example"}, "'pbx.example' is not an address"),
     ],
 )
 def test_bad_options_are_refused(options: dict[str, object], message: str) -> None:

@@ -190,3 +190,44 @@ def test_hold_by_reinvite_dtmf_by_info_then_the_caller_hangs_up(sip_server: SipS
     kinds = [event.kind for event in events]
     assert kinds.count("call.hold") == 1
     assert kinds.count("call.hangup") == 1
+
+
+def test_a_number_without_a_published_flow_gets_404_and_the_call_fails(
+    sip_server: SipServer, peer: Peer
+) -> None:
+    peer.request("INVITE", uri="sip:+390699999999@127.0.0.1", body=peer.offer())
+    assert peer.receive(status=100).cseq == (1, "INVITE")
+    refused = peer.receive(status=404)
+    assert refused.to_tag
+    peer.ack()
+    sip_server.application.wait_for_milestone("ended", timeout=30)
+    interaction = Interaction.objects.get(provider_ref=peer.call_id)
+    assert interaction.state == "ended"
+    kinds = list(InteractionEvent.objects.filter(interaction=interaction).values_list("kind", flat=True))
+    assert "call.answered" not in kinds
+    assert kinds.count("call.hangup") == 1
+
+
+def test_only_allowed_sources_may_talk_to_the_server(tmp_path: Path) -> None:
+    server = SipServer(host="127.0.0.1", port=0, prompts_dir=tmp_path, allowed_sources=["10.0.0.0/8"])
+    server.start_in_thread()
+    phone = Peer(server.port)
+    try:
+        phone.request("OPTIONS")
+        assert phone.receive(status=403).cseq == (1, "OPTIONS")
+        phone.request("INVITE", body=phone.offer())
+        assert phone.receive(status=403).cseq == (1, "INVITE")
+        assert server.user_agent.refused_datagrams == 2
+        assert Interaction.objects.count() == 0
+    finally:
+        phone.close()
+        server.stop()
+    allowed = SipServer(host="127.0.0.1", port=0, prompts_dir=tmp_path, allowed_sources=["127.0.0.1"])
+    allowed.start_in_thread()
+    phone = Peer(allowed.port)
+    try:
+        phone.request("OPTIONS")
+        assert phone.receive(status=200).cseq == (1, "OPTIONS")
+    finally:
+        phone.close()
+        allowed.stop()

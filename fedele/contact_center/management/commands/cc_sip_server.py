@@ -4,6 +4,7 @@ docs/contact-center-sip.md). Point the PBX's trunk or a ring group's overflow at
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import signal
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--answer-after", type=float, default=0.0, help="seconds of ringing before answering"
         )
+        parser.add_argument(
+            "--allow",
+            default="",
+            help="comma-separated addresses or networks allowed to send SIP (the PBX); default: anyone",
+        )
         parser.add_argument("--prompts", default="", help="directory of pre-rendered prompt WAVs")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -48,8 +54,15 @@ class Command(BaseCommand):
             raise CommandError("listening on every address: say which one to advertise with --advertise")
         if not 0 <= options["port"] <= 65_535:
             raise CommandError("--port must be within 0-65535")
+        allowed = [part.strip() for part in str(options["allow"]).split(",") if part.strip()]
+        for source in allowed:
+            try:
+                ipaddress.ip_network(source, strict=False)
+            except ValueError as error:
+                raise CommandError(f"--allow: {source!r} is not an address or network") from error
         register()
         server = SipServer(
+            allowed_sources=allowed,
             host=options["host"],
             port=options["port"],
             advertised_host=options["advertise"],

@@ -247,6 +247,11 @@ class IvrApplication:
         try:
             caller_name = display_name_of(call.invite.header("From"))
             interaction = await self.report(record, CallEventKind.NEW, caller_name=caller_name)
+            if not await self.database.run(self._has_flow, number_of(call.to_uri)):
+                logger.warning("SIP call %s: no published IVR flow for %s", call.call_id, call.to_uri)
+                await call.reject(404)
+                await self.report_hangup(record, status="failed", cause="no_flow")
+                return
             await call.ring()
             await self.report(record, CallEventKind.RINGING)
             if self.answer_after_seconds > 0:
@@ -271,6 +276,18 @@ class IvrApplication:
                 await self.report_hangup(record, status="completed", cause=str(call.hangup_cause or ""))
             self.calls.pop(call.call_id, None)
             self.milestone(call.call_id, "ended")
+
+    def _has_flow(self, dialled: str) -> bool:
+        from fedele.contact_center.ivr.engine import flow_version_for
+
+        try:
+            if self.default_flow:
+                flow_version_for(flow_code=self.default_flow)
+            else:
+                flow_version_for(number=dialled)
+        except ApplicationError:
+            return False
+        return True
 
     def _start_ivr(self, interaction: Interaction, dialled: str) -> list[IvrStep]:
         from fedele.contact_center.ivr.engine import ivr_start

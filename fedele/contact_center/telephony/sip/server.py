@@ -43,6 +43,7 @@ class SipServer:
         port: int = 5060,
         advertised_host: str = "",
         rtp_ports: tuple[int, int] | None = None,
+        allowed_sources: list[str] | None = None,
         default_flow: str = "",
         answer_after_seconds: float = 0.0,
         prompts_dir: Path | None = None,
@@ -62,6 +63,7 @@ class SipServer:
             port=port,
             advertised_host=advertised_host,
             rtp_ports=rtp_ports,
+            allowed_sources=allowed_sources,
         )
         self.listen_for_control = listen_for_control
         self.loop: asyncio.AbstractEventLoop | None = None

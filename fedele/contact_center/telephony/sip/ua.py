@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -162,6 +163,13 @@ class SipCall:
 
     async def ring(self) -> None:
         self.agent.respond(self.invite, 180, to_tag=self.local_tag, destination=self.source)
+
+    async def reject(self, status: int) -> None:
+        """A final error response instead of answering (e.g. 404 for a number with no flow)."""
+        if self.state != CallState.RINGING:
+            return
+        self.agent.respond(self.invite, status, to_tag=self.local_tag, destination=self.source)
+        self.finish(HangupCause.REJECTED)
 
     async def answer(self) -> None:
         """200 OK with our SDP answer; retransmitted (T1, doubling to T2) until the ACK (§13.3.1.4)."""
@@ -330,8 +338,13 @@ class SipUserAgent(asyncio.DatagramProtocol):
         port: int = 5060,
         advertised_host: str = "",
         rtp_ports: tuple[int, int] | None = None,
+        allowed_sources: list[str] | None = None,
     ) -> None:
         self.handler = handler
+        # Peers allowed to talk to us (the PBX, the trunk's SBC); anyone else gets 403 and no call.
+        self.allowed_sources = [
+            ipaddress.ip_network(source, strict=False) for source in allowed_sources or []
+        ]
         self.host = host
         self.port = port
         self.advertised_host = advertised_host or (host if host not in ("0.0.0.0", "") else "127.0.0.1")  # noqa: S104
@@ -343,6 +356,14 @@ class SipUserAgent(asyncio.DatagramProtocol):
         self._pending_invites: dict[str, SipCall] = {}  # INVITE branch → call (for CANCEL)
         self._client: dict[tuple[str, str], _ClientTransaction] = {}
         self.malformed_datagrams = 0
+        self.refused_datagrams = 0
+
+    def _allowed(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.allowed_sources)
 
     # ---- life cycle ----
 
@@ -496,6 +517,12 @@ class SipUserAgent(asyncio.DatagramProtocol):
     def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
         if not data.strip():
             return  # keep-alive (RFC 5626 CRLF)
+        if self.allowed_sources and not self._allowed(addr[0]):
+            self.refused_datagrams += 1
+            reply = salvage_response(data, 403)
+            if reply is not None:
+                self.send(reply, addr)
+            return
         try:
             message = parse_message(data)
         except SipParseError as error:
