@@ -442,3 +442,14 @@ def test_voicemail_boxes_are_managed_on_the_settings_page() -> None:
     assert "support-vm" in client.get("/contact-center/settings/voice/").content.decode()
     client.force_login(user_with_roles("agent"))
     assert client.post("/contact-center/settings/voice/boxes/", {"code": "z", "name": "Z"}).status_code == 403
+
+
+def test_the_recordings_partial_for_htmx_and_a_page_otherwise() -> None:
+    recording = stored_recording()
+    client = Client()
+    client.force_login(user_with_roles("supervisor"))
+    url = f"/contact-center/interactions/{recording.interaction.public_id}/recordings/"
+    partial = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    page = client.get(url).content.decode()
+    assert partial.lstrip().startswith("<section") and "<html" not in partial
+    assert "<html" in page and 'data-testid="interaction-recordings"' in page

@@ -137,9 +137,11 @@ def interaction_recordings(request: HttpRequest, public_id: str) -> HttpResponse
         }
         for pause in pauses
     ]
+    # htmx (the interaction view embeds it) gets the partial; a plain visit the whole page.
+    template = "_recordings.html" if getattr(request, "htmx", False) else "interaction_recordings.html"
     return render(
         request,
-        "contact_center/telephony/_recordings.html",
+        f"contact_center/telephony/{template}",
         {
             "interaction": interaction,
             "recordings": recordings,
