@@ -54,6 +54,7 @@ FORMATS = ("csv", "xlsx")
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
 MAX_REPORTED_ERRORS = 1_000
+LOOKUP_CHUNK = 5_000
 BLOCK_INTERNAL = "internal_dnc"
 BLOCK_RPO = "rpo_registered"
 BLOCK_CONSENT_WITHDRAWN = "consent_withdrawn"
@@ -151,16 +152,23 @@ def _error_fields(errors: list[tuple[int, str]]) -> dict[str, list[str]]:
 # -- the do-not-call check -------------------------------------------------------------------------
 
 
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    """Lists of at most LOOKUP_CHUNK numbers: SQLite caps the parameters of one statement."""
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        yield values[start : start + LOOKUP_CHUNK]
+
+
 def _rpo_status(phones: Iterable[str]) -> dict[str, tuple[bool, date]]:
     """Per number, the latest RPO batch's word: (registered, registration date or check date)."""
     latest: dict[str, tuple[bool, date]] = {}
-    rows = (
-        DoNotCallEntry.objects.filter(source=DoNotCallSource.RPO, phone__in=list(phones))
-        .order_by("batch__checked_on", "batch_id")
-        .values_list("phone", "registered", "registered_on", "batch__checked_on")
-    )
-    for phone, registered, registered_on, checked_on in rows:
-        latest[phone] = (registered, registered_on or checked_on)
+    for chunk in _chunks(list(phones)):
+        rows = (
+            DoNotCallEntry.objects.filter(source=DoNotCallSource.RPO, phone__in=chunk)
+            .order_by("batch__checked_on", "batch_id")
+            .values_list("phone", "registered", "registered_on", "batch__checked_on")
+        )
+        for phone, registered, registered_on, checked_on in rows:
+            latest[phone] = (registered, registered_on or checked_on)
     return latest
 
 
@@ -185,8 +193,10 @@ def block_reasons(
     numbers = sorted(set(phones))
     if not numbers:
         return {}
-    internal = DoNotCallEntry.objects.filter(source=DoNotCallSource.INTERNAL, phone__in=numbers)
-    reasons: dict[str, str] = dict.fromkeys(internal.values_list("phone", flat=True), BLOCK_INTERNAL)
+    reasons: dict[str, str] = {}
+    for chunk in _chunks(numbers):
+        internal = DoNotCallEntry.objects.filter(source=DoNotCallSource.INTERNAL, phone__in=chunk)
+        reasons.update(dict.fromkeys(internal.values_list("phone", flat=True), BLOCK_INTERNAL))
     rpo = _rpo_status(n for n in numbers if n not in reasons) if check_rpo else {}
     for phone in numbers:
         if phone in reasons:
@@ -303,11 +313,13 @@ def contact_list_import(
         )
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-        existing = set(
-            CampaignContact.objects.filter(campaign=campaign, phone__in=[row[0] for row in good]).values_list(
-                "phone", flat=True
+        existing: set[str] = set()
+        for chunk in _chunks([row[0] for row in good]):
+            existing.update(
+                CampaignContact.objects.filter(campaign=campaign, phone__in=chunk).values_list(
+                    "phone", flat=True
+                )
             )
-        )
         fresh = [row for row in good if row[0] not in existing]
         duplicates += len(good) - len(fresh)
         blocked = block_reasons(

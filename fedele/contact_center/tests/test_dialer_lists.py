@@ -365,3 +365,21 @@ def test_callback_schedule_validates() -> None:
         TUESDAY_NOON + timedelta(hours=1),
         agents[0].pk,
     )
+
+
+def test_a_big_list_passes_the_database_parameter_limits() -> None:
+    """33,000 rows: more numbers than SQLite takes as parameters of one statement (32,766)."""
+    actor = supervisor()
+    queue, _agents = queue_with_agents(0)
+    target = campaign(actor, queue)
+    dialer_lists.dnc_add(actor=actor, phone="+393400032999")
+    content = "phone\n" + "".join(f"+3934000{index:05d}\n" for index in range(33_000)) + "+393400000001\n"
+    report = dialer_lists.contact_list_import(
+        actor=actor, campaign=target, name="big.csv", content=content.encode()
+    )
+    assert (report.rows_total, report.imported, report.duplicates, report.blocked) == (33_001, 32_999, 1, 1)
+    assert CampaignContact.objects.filter(campaign=target).count() == 33_000
+    again = dialer_lists.contact_list_import(
+        actor=actor, campaign=target, name="big.csv", content=content.encode()
+    )
+    assert (again.imported, again.duplicates) == (0, 33_001)
