@@ -7,6 +7,8 @@ and CANCEL before the answer."""
 from __future__ import annotations
 
 import io
+import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +151,38 @@ def test_voicemail_branch_records_the_caller_to_a_wav(sip_server, tmp_path: Path
     assert 1 <= message.duration_seconds <= 3
     samples = np.frombuffer(pcm, dtype="<i2")
     assert int(np.abs(samples).max()) > 5_000  # the tone, not silence
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_callers_are_each_queued_once_with_their_one_key(
+    sip_server, tmp_path: Path
+) -> None:
+    menu_flow()
+    started = time.monotonic()
+    sipp = start_sipp(
+        scenario="hang_up_in_queue.xml",
+        work_dir=tmp_path,
+        server_port=sip_server.port,
+        service=IVR_NUMBER,
+        digits="1",
+        calls=20,
+        rate=10,
+    )
+    run = finish_sipp(sipp, tmp_path, timeout=180)
+    assert run.succeeded, run
+    deadline = time.monotonic() + 60
+    while (
+        Interaction.objects.filter(state=InteractionState.ENDED).count() < 20 and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    elapsed = time.monotonic() - started
+
+    interactions = list(Interaction.objects.filter(provider="sip"))
+    assert len(interactions) == 20
+    assert len({interaction.provider_ref for interaction in interactions}) == 20
+    for interaction in interactions:
+        assert interaction.queue is not None and interaction.queue.code == "sales"
+        assert interaction.outcome == Outcome.ABANDONED
+        digits = InteractionEvent.objects.filter(interaction=interaction, kind="call.dtmf")
+        assert [event.data["digit"] for event in digits] == ["1"]
+    logging.getLogger(__name__).info("20 sipp calls (10/s) through IVR, queue, hang-up: %.1f s", elapsed)

@@ -137,9 +137,12 @@ def start_sipp(
     service: str,
     digits: str = "",
     records: list[tuple[float, bytes]] | None = None,
+    calls: int = 1,
+    rate: float = 1.0,
     extra: list[str] | None = None,
 ) -> subprocess.Popen[str]:
-    """Start sipp as a UAC placing one call to ``service`` at 127.0.0.1:``server_port``."""
+    """Start sipp as a UAC placing ``calls`` calls (at ``rate`` per second, all at once allowed) to
+    ``service`` at 127.0.0.1:``server_port``."""
     assert SIPP is not None
     shutil.copy(SCENARIOS / scenario, work_dir / scenario)
     if records is not None:
@@ -162,9 +165,11 @@ def start_sipp(
         "-mp",
         str(free_udp_port_pair()),
         "-m",
-        "1",
+        str(calls),
         "-l",
-        "1",
+        str(calls),
+        "-r",
+        str(rate),
         "-nostdin",
         "-timeout",
         "90s",
