@@ -706,3 +706,28 @@ def widget_save(
             actor_id=actor_id,
         )
     return widget
+
+
+# --- the agent's side ends the chat -----------------------------------------------------------------
+
+INTERACTION_ENDED_HANDLER = "contact_center.chat.interaction_ended"
+
+
+def on_interaction_ended(envelope: Any) -> None:
+    """An agent (or the system) ended a chat interaction: the visitor's session ends too and the
+    widget is told. A chat the visitor closed is already ended (nothing happens)."""
+    if str(envelope.payload.get("channel") or "") != "chat":
+        return
+    moment = clock.now()
+    with transaction.atomic():
+        session = (
+            ChatSession.objects.select_for_update()
+            .filter(interaction__public_id=str(envelope.payload.get("interaction_id") or ""))
+            .first()
+        )
+        if session is None or session.state == ChatSessionState.ENDED:
+            return
+        session.state = ChatSessionState.ENDED
+        session.ended_at = moment
+        session.save(update_fields=["state", "ended_at"])
+        push_to_visitor(session, "cc.visitor.ended", {})

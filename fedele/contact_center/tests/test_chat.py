@@ -502,3 +502,54 @@ def test_widget_save_refuses_bad_settings_and_writes_nothing(widget, overrides, 
         chat.widget_save(widget=None, values=_form(**overrides))
     assert field in refused.value.fields
     assert ChatWidget.objects.count() == before
+
+
+def test_the_agent_ending_the_chat_ends_the_visitors_session(live, django_capture_on_commit_callbacks):
+    from fedele.contact_center.services.interactions import interaction_end
+
+    session, interaction, _agent = live
+    visitor = GroupProbe(messaging.visitor_group(session.public_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        interaction_end(interaction=interaction, outcome=Outcome.HANDLED, at=T0)
+    session.refresh_from_db()
+    assert session.state == ChatSessionState.ENDED
+    assert "cc.visitor.ended" in [p["type"] for p in visitor.drain()]
+    with pytest.raises(Conflict):
+        chat.chat_visitor_message(session=session, body="ciao?")
+
+
+# --- settings pages -----------------------------------------------------------------------------------
+
+
+def test_the_settings_pages(client, widget):
+    from fedele.accounts.tests.factories import user_with_roles
+
+    client.force_login(user_with_roles("agent"))
+    assert client.get("/contact-center/settings/messaging/").status_code == 403
+    client.force_login(user_with_roles("admin"))
+    page = client.get("/contact-center/settings/messaging/")
+    assert page.status_code == 200
+    assert f'data-widget="{widget.public_key}"' in page.content.decode()
+    form = {
+        "name": "Negozio",
+        "queue": "web",
+        "allowed_origins": "https://shop.example.it",
+        "topics": "",
+        "primary_colour": "#112233",
+        "max_message_chars": "400",
+        "max_upload_bytes": "4096",
+        "allowed_upload_types": "image/png",
+        "active": "on",
+    }
+    refused = client.post(
+        "/contact-center/settings/messaging/widgets/new/", {**form, "primary_colour": "blue"}
+    )
+    assert refused.status_code == 422
+    assert ChatWidget.objects.count() == 1
+    created = client.post("/contact-center/settings/messaging/widgets/new/", form)
+    saved = ChatWidget.objects.get(name="Negozio")
+    assert created.status_code == 302
+    assert created["Location"] == f"/contact-center/settings/messaging/widgets/{saved.public_key}/"
+    edit = client.get(created["Location"])
+    assert edit.status_code == 200 and "https://shop.example.it" in edit.content.decode()
+    assert (saved.max_message_chars, saved.require_email, saved.active) == (400, False, True)

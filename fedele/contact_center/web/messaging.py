@@ -311,6 +311,7 @@ def widget_edit(request: HttpRequest, widget_key: str | None = None) -> HttpResp
     _manager(request)
     widget = selectors.widget_by_key(widget_key, active_only=False) if widget_key else None
     errors: dict[str, list[str]] = {}
+    form_error = ""
     values: dict[str, str] = {}
     if request.method == "POST":
         values = {name: request.POST.get(name, "") for name in chat_services.WIDGET_FORM_FIELDS}
@@ -321,9 +322,11 @@ def widget_edit(request: HttpRequest, widget_key: str | None = None) -> HttpResp
             widget = widget_save(widget=widget, values=values, actor_id=request.user.pk)
             return redirect("contact_center:messaging_widget_edit", widget.public_key)
         except ValidationFailed as error:
-            errors = error.fields or {"__all__": [error.message]}
+            errors = error.fields
+            form_error = "" if errors else error.message
     context = {
         "widget": widget,
+        "form_error": form_error,
         "form": values or (chat_services.widget_form_values(widget) if widget else {}),
         "errors": errors,
         "queues": Queue.objects.filter(active=True).order_by("code"),
