@@ -99,8 +99,9 @@ def ivr_start_version(
         )
         if locked.customer_public_id:
             session.variables["customer_public_id"] = locked.customer_public_id
-        if locked.state == InteractionState.ENDED:
-            raise Conflict(_("The call has ended."), code="ivr_call_ended")
+        if locked.state not in ("", InteractionState.IVR):
+            # Queued, with an agent or ended: the IVR is behind this call (or was never its way in).
+            raise Conflict(_("This call is past the IVR."), code="ivr_call_not_new")
         locked.state = InteractionState.IVR
         attributes = dict(locked.attributes or {})
         attributes["ivr"] = {"flow": version.flow.code, "version": version.number}

@@ -348,3 +348,17 @@ def test_say_loop_guard_ends_an_unvalidated_loop_instead_of_spinning():
     assert len(steps) == 102  # 100 prompts, then goodbye and hang up
     assert steps[-1].kind == StepKind.HANGUP
     assert InteractionEvent.objects.filter(interaction=call, kind="ivr.error").count() == 1
+
+
+def test_a_call_past_the_ivr_cannot_start_it():
+    make_queues()
+    flow = published_flow()
+    call = incoming_call()
+    call.state = InteractionState.QUEUED
+    call.save(update_fields=["state"])
+    with pytest.raises(Conflict) as refused:
+        ivr_start(interaction=call, flow_code=flow.code)
+    assert refused.value.code == "ivr_call_not_new"
+    assert not IvrSession.objects.filter(interaction=call).exists()
+    call.refresh_from_db()
+    assert call.state == InteractionState.QUEUED and "ivr" not in call.attributes
