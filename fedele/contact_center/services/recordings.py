@@ -87,7 +87,7 @@ def _int(value: Any) -> int:
 def recording_announce(*, interaction: Interaction, event: CallEvent) -> Recording:
     """``recording.ready``: data ``recording_ref`` (provider id), and either ``audio`` (bytes) or
     ``url`` (fetched after commit); ``duration_seconds`` optional."""
-    reference = str(event.data.get("recording_ref") or "")
+    reference = str(event.data.get("recording_ref") or "")[:120]
     existing = (
         Recording.objects.filter(provider=event.provider, provider_ref=reference).first()
         if reference
@@ -101,7 +101,7 @@ def recording_announce(*, interaction: Interaction, event: CallEvent) -> Recordi
         provider=event.provider,
         provider_ref=reference,
         audio=audio if isinstance(audio, bytes) else None,
-        source_url=str(event.data.get("url") or ""),
+        source_url=str(event.data.get("url") or "")[:500],
         duration_seconds=_int(event.data.get("duration_seconds")),
         at=event.at,
     )

@@ -74,7 +74,7 @@ def voicemail_box_for(*, interaction: Interaction, box_code: str = "") -> Voicem
 
 
 def voicemail_announce(*, interaction: Interaction, event: CallEvent) -> VoicemailMessage:
-    reference = str(event.data.get("recording_ref") or "")
+    reference = str(event.data.get("recording_ref") or "")[:120]
     if reference:
         existing = VoicemailMessage.objects.filter(provider=event.provider, provider_ref=reference).first()
         if existing is not None:
@@ -90,7 +90,7 @@ def voicemail_announce(*, interaction: Interaction, event: CallEvent) -> Voicema
         provider=event.provider,
         provider_ref=reference,
         audio=audio if isinstance(audio, bytes) else None,
-        source_url=str(event.data.get("url") or ""),
+        source_url=str(event.data.get("url") or "")[:500],
         duration_seconds=duration,
         transcription=str(event.data.get("transcription") or ""),
         at=event.at,

@@ -536,3 +536,41 @@ def test_outbound_busy_ends_busy(support_line: Any) -> None:
         InteractionState.ENDED,
         Outcome.BUSY,
     )
+
+
+def test_answered_click_to_dial_joins_the_conference_and_calls_the_agent_in(support_line: Any) -> None:
+    from fedele.contact_center.models import AgentState
+    from fedele.contact_center.services import presence
+    from fedele.contact_center.services.interactions import interaction_create
+    from fedele.contact_center.tests.factories import AgentFactory
+
+    agent = AgentFactory(extension="client:giulia")
+    presence.agent_state_set(agent=agent, state=AgentState.AVAILABLE, at=T0)
+    call = interaction_create(
+        channel="voice",
+        direction="outbound",
+        from_address="+390212345678",
+        to_address="+393339876543",
+        provider="twilio",
+        attributes={"dialling_agent_id": agent.pk},
+    )
+    recorder = Recorder()
+    path = f"/contact-center/telephony/twilio/outbound/?interaction={call.public_id}"
+    with adapter_override("twilio", recorder.adapter()):
+        response = post("status_outbound_in-progress", signature="sign", path=path)
+    sid = "CAe1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6"
+    assert response.content.decode() == (
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Dial><Conference participantLabel="customer" '
+        f'endConferenceOnExit="true" startConferenceOnEnter="true" beep="false">cc-{sid}</Conference></Dial>'
+        "</Response>"
+    )
+    assert [(r.method, str(r.url)) for r in recorder.requests] == [("POST", CALLS_URL)]
+    form = recorder.form(0)
+    assert form["To"] == ["client:giulia"]
+    assert 'participantLabel="agent"' in form["Twiml"][0] and f"cc-{sid}" in form["Twiml"][0]
+    call.refresh_from_db()
+    assert (call.provider_ref, call.state, call.agent_id) == (sid, InteractionState.CONNECTED, agent.pk)
+    with adapter_override("twilio", Recorder(status=500).adapter()):
+        # A retried webhook while Twilio's API fails: the customer still gets the conference.
+        retry = post("status_outbound_in-progress", signature="sign", path=path)
+    assert retry.status_code == 200 and "<Conference" in retry.content.decode()

@@ -28,6 +28,7 @@ from fedele.contact_center.telephony import twilio, twilio_webhooks
 from fedele.contact_center.telephony.events import call_event_apply
 from fedele.contact_center.telephony.inbound import inbound_steps
 from fedele.contact_center.telephony.port import CallEventKind
+from fedele.contact_center.telephony.registry import adapter_for
 from fedele.shared.errors import ApplicationError
 
 logger = logging.getLogger("fedele.contact_center.telephony.webhooks")
@@ -155,6 +156,11 @@ def outbound(request: HttpRequest) -> HttpResponse:
     agent_id = (interaction.attributes or {}).get("dialling_agent_id") or interaction.agent_id
     agent = Agent.objects.filter(pk=agent_id).first() if agent_id else None
     endpoint = (agent.extension or agent.phone_number) if agent is not None else ""
-    if endpoint and interaction.channel == Channel.VOICE:
-        twilio.TwilioAdapter().dial_agent_leg(call_ref, agent_target=endpoint)
+    dial_agent_leg = getattr(adapter_for(twilio.PROVIDER), "dial_agent_leg", None)
+    if endpoint and interaction.channel == Channel.VOICE and dial_agent_leg is not None:
+        try:
+            dial_agent_leg(call_ref, agent_target=endpoint)
+        except ApplicationError as error:
+            # The customer still waits in the conference; the agent's Answer button retries the bridge.
+            logger.error("Could not call agent %s into %s: %s", agent_id, call_ref, error.message)
     return _twiml(twilio.twiml(twilio.dial_conference(call_ref, label="customer", end_on_exit=True)))
