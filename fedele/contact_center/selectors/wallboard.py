@@ -157,8 +157,8 @@ def _queue_name(queue: Queue) -> str:
 
 
 def wallboard(*, queue_codes: list[str] | None = None, time_zone: str | None = None) -> Wallboard:
-    """Six queries whatever the number of queues: queues, waiting counts, agents by state, today's
-    contacts and the thresholds."""
+    """Seven queries whatever the number of queues, agents and contacts: queues, waiting counts, queue
+    members, agents by state, today's contacts, the queues' SL thresholds and the wallboard thresholds."""
     now = clock.now()
     tz_name = time_zone or default_time_zone()
     tz = zone(tz_name)

@@ -467,3 +467,44 @@ def test_chat_console_with_a_real_web_chat(client) -> None:
     assert ended["HX-Trigger"] == "cc:state, cc:contacts"
     interaction.refresh_from_db()
     assert interaction.state == InteractionState.WRAP_UP
+
+
+def test_softphone_controls_drive_the_provider(client) -> None:
+    from fedele.contact_center.telephony.simulator import simulator_reset
+
+    desk = make_desk(extension="201")
+    client.force_login(desk.user)
+    go_available(client, desk)
+    sim = simulator_reset(answer_inbound=False)
+    call_ref = sim.incoming_call(from_number="+390612345678", to_number="+390200000000")
+    interaction = Interaction.objects.get(provider="simulator", provider_ref=call_ref)
+    from fedele.contact_center.services.interactions import interaction_enqueue
+    from fedele.contact_center.services.routing import route_pending
+
+    interaction_enqueue(interaction=interaction, queue_code=desk.queue.code)
+    route_pending(limit=5)
+    offer = Offer.objects.get(interaction=interaction, state=OfferState.PENDING)
+    client.post(reverse("contact_center:desktop_offer_accept", args=[offer.public_id]))
+    assert ("connect_agent", call_ref, {"agent": "201"}) in sim.commands
+
+    def act(action: str, **data: str):
+        return client.post(reverse("contact_center:desktop_call", args=[interaction.public_id, action]), data)
+
+    held = act("hold")
+    assert held.status_code == 200 and 'data-testid="call-unhold"' in held.content.decode()
+    assert sim.calls[call_ref].held is True
+    assert act("unhold").status_code == 200 and sim.calls[call_ref].held is False
+    assert 'data-testid="call-unmute"' in act("mute").content.decode()
+    assert sim.calls[call_ref].muted is True
+    assert act("dtmf", digits="5").status_code == 204
+    assert act("dtmf", digits="not-digits").status_code == 422
+    assert act("transfer", target="").status_code == 422
+    assert act("explode").status_code == 422
+    interaction.refresh_from_db()
+    assert interaction.state == InteractionState.CONNECTED
+    assert act("hangup").status_code == 200
+    interaction.refresh_from_db()
+    assert (interaction.state, interaction.outcome) == (InteractionState.WRAP_UP, Outcome.HANDLED)
+    assert interaction.hold_seconds >= 0
+    assert [command[0] for command in sim.commands if command[1] == call_ref][-1] == "hangup"
+    assert act("hold").status_code == 409

@@ -251,3 +251,22 @@ def test_ended_and_wrapped_up_contacts_push_the_wallboard() -> None:
         "data": {"event": "contact_center.interaction_ended"},
     }
     assert any("wallboard" in s.name for s in subscriptions_for("contact_center.interaction_wrapped_up"))
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_wallboard_query_count_does_not_grow_with_queues_agents_or_contacts(
+    django_assert_num_queries,
+) -> None:
+    seed()
+    with django_assert_num_queries(7):
+        small = wallboard()
+    for index in range(8):
+        queue = QueueFactory(code=f"extra-{index}", channels=["voice", "chat", "email"])
+        for _ in range(3):
+            AgentFactory(state=AgentState.AVAILABLE).queues.add(queue)
+        answered(queue, datetime(2026, 6, 10, 7, index, tzinfo=UTC), index)
+    with django_assert_num_queries(7):
+        large = wallboard()
+    assert len(small.queues) == 2 and len(large.queues) == 10
+    assert large.agents_by_state["available"] == 2 + 24
