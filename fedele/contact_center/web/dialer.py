@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from fedele.accounts.facade import Actor, actor_for
 from fedele.contact_center.dialer.simulator import SimulationSettings, simulate_many
-from fedele.contact_center.models import Campaign, Queue
+from fedele.contact_center.models import Campaign, ContactState, Queue
 from fedele.contact_center.selectors import dialer as selectors
 from fedele.contact_center.services import dialer as services
 from fedele.contact_center.services import dialer_lists
@@ -191,6 +191,9 @@ def _campaign_context(request: HttpRequest, campaign: Campaign, **extra: Any) ->
     context = {
         "campaign": campaign,
         "figures": figures,
+        "contact_states": [
+            (ContactState(state).label, count) for state, count in figures.contacts_by_state.items()
+        ],
         "meter_percent": round(figures.meter.rate * 100, 2),
         "cap_percent": round(figures.meter.cap_rate * 100, 2),
         "meter_bar": min(100, round(figures.meter.rate / figures.meter.cap_rate * 100))
