@@ -311,3 +311,38 @@ def test_without_the_telephony_hook_the_tick_and_the_ended_event_keep_attempts_r
         answered + timedelta(seconds=1, milliseconds=500),
     )
     assert CampaignContact.objects.get().state == "completed"
+
+
+def test_campaign_meter_follows_the_campaigns_rule() -> None:
+    """30 days or 24 hours, machines excluded, exact counts from the attempts."""
+    _actor, target, _agents = _running(0, [A], abandon_rule="rolling_24_hours", code="daily")
+    contact = CampaignContact.objects.get()
+
+    def attempt(hours_ago: float, *, abandoned: bool, machine: bool = False) -> None:
+        answered = TUESDAY_NOON - timedelta(hours=hours_ago)
+        DialAttempt.objects.create(
+            campaign=target,
+            contact=contact,
+            mode="predictive",
+            provider="simulator",
+            phone=A,
+            state="ended",
+            outcome="machine" if machine else ("abandoned" if abandoned else "connected"),
+            amd_result="machine" if machine else "human",
+            abandoned=abandoned,
+            dialed_at=answered,
+            answered_at=answered,
+            ended_at=answered,
+        )
+
+    for hours in (1, 2, 3, 23):
+        attempt(hours, abandoned=False)
+    attempt(5, abandoned=True)
+    attempt(6, abandoned=False, machine=True)
+    attempt(25, abandoned=True)  # outside the 24 h window
+    attempt(24 * 29, abandoned=False)
+    daily = campaign_meter(target, at=TUESDAY_NOON)
+    assert (daily.rule, daily.live_answers, daily.abandoned, daily.rate) == ("rolling_24_hours", 5, 1, 0.2)
+    target.abandon_rule = "rolling_30_days"
+    monthly = campaign_meter(target, at=TUESDAY_NOON)
+    assert (monthly.live_answers, monthly.abandoned) == (7, 2)
