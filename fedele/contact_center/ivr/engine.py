@@ -115,9 +115,15 @@ def ivr_start_version(
     return steps
 
 
-def ivr_continue(*, interaction: Interaction, digits: str | None, timed_out: bool) -> list[IvrStep]:
+def ivr_continue(
+    *, interaction: Interaction, digits: str | None, timed_out: bool, input_ref: str = ""
+) -> list[IvrStep]:
     """What the caller did at the node the session waits on: ``digits`` they typed (the finish key
-    may be included), or ``timed_out``. Raises Conflict when the call is not waiting in the IVR."""
+    may be included), or ``timed_out``. Raises Conflict when the call is not waiting in the IVR.
+
+    ``input_ref`` (optional) is the provider's id for this input (e.g. the webhook's event id): the
+    same ref again — a provider retrying a slow webhook — returns the same steps and changes nothing,
+    even after the call has left the IVR."""
     now = clock.now()
     keys = (digits or "").strip()
     if len(keys) > MAX_DIGITS or not _KEYS.match(keys):
@@ -127,13 +133,43 @@ def ivr_continue(*, interaction: Interaction, digits: str | None, timed_out: boo
     with transaction.atomic():
         locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
         session = IvrSession.objects.filter(interaction=locked).select_related("flow_version__flow").first()
+        last_input = session.digits_history[-1] if session is not None and session.digits_history else {}
+        if input_ref and last_input.get("ref") == input_ref:
+            return [_step_from_json(step) for step in last_input.get("steps", [])]
         if session is None or session.state != IvrSessionState.ACTIVE or not session.awaiting:
             raise Conflict(_("This call is not waiting for input in the IVR."), code="ivr_not_waiting")
         walker = _Walker(session, locked, now)
         steps = walker.input(keys, timed_out=timed_out or not keys)
+        if input_ref:
+            # The input keeps what it produced, so a retry of it is answered the same way.
+            answered = {"ref": input_ref, "steps": [_step_to_json(step) for step in steps]}
+            session.digits_history = [
+                *session.digits_history[:-1],
+                {**session.digits_history[-1], **answered},
+            ]
         walker.finish()
     _copy_back(interaction, locked)
     return steps
+
+
+def _step_to_json(step: IvrStep) -> dict[str, Any]:
+    return {
+        "kind": str(step.kind),
+        "text": step.text,
+        "language": step.language,
+        "audio": step.audio,
+        "params": step.params,
+    }
+
+
+def _step_from_json(data: dict[str, Any]) -> IvrStep:
+    return IvrStep(
+        kind=StepKind(data["kind"]),
+        text=str(data.get("text", "")),
+        language=str(data.get("language", "it")),
+        audio=str(data.get("audio", "")),
+        params=dict(data.get("params") or {}),
+    )
 
 
 def session_steps_again(session: IvrSession) -> list[IvrStep]:

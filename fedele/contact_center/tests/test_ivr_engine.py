@@ -362,3 +362,25 @@ def test_a_call_past_the_ivr_cannot_start_it():
     assert not IvrSession.objects.filter(interaction=call).exists()
     call.refresh_from_db()
     assert call.state == InteractionState.QUEUED and "ivr" not in call.attributes
+
+
+def test_a_retried_input_with_the_same_ref_is_answered_the_same_way_once():
+    make_queues()
+    flow = published_flow()
+    call = incoming_call()
+    ivr_start(interaction=call, flow_code=flow.code)
+    first = ivr_continue(interaction=call, digits="2", timed_out=False, input_ref="EV-1")
+    events = InteractionEvent.objects.filter(interaction=call).count()
+    again = ivr_continue(interaction=call, digits="2", timed_out=False, input_ref="EV-1")
+    assert again == first == [CODE_PROMPT, CODE_COLLECT]
+    assert InteractionEvent.objects.filter(interaction=call).count() == events
+    session = IvrSession.objects.get(interaction=call)
+    assert [entry["digits"] for entry in session.digits_history] == ["2"]
+    assert session.awaiting == "code"
+    # A new ref is a new input; a retry after the call left the IVR still gets its own answer.
+    queued = ivr_continue(interaction=call, digits="12#", timed_out=False, input_ref="EV-2")
+    queued = ivr_continue(interaction=call, digits="12#", timed_out=False, input_ref="EV-3")
+    assert queued[-1].kind == StepKind.QUEUE
+    assert ivr_continue(interaction=call, digits="12#", timed_out=False, input_ref="EV-3") == queued
+    with pytest.raises(Conflict):
+        ivr_continue(interaction=call, digits="12#", timed_out=False, input_ref="EV-2")
