@@ -574,3 +574,17 @@ def test_answered_click_to_dial_joins_the_conference_and_calls_the_agent_in(supp
         # A retried webhook while Twilio's API fails: the customer still gets the conference.
         retry = post("status_outbound_in-progress", signature="sign", path=path)
     assert retry.status_code == 200 and "<Conference" in retry.content.decode()
+
+
+def test_a_separate_webhook_host_is_used_for_signatures_and_callback_urls(settings: Any) -> None:
+    from fedele.contact_center.services.ivr import ivr_number_assign
+    from fedele.contact_center.tests.ivr_support import make_queues, published_flow
+
+    settings.FEDELE_TWILIO_WEBHOOK_BASE_URL = "https://voice.example.it"
+    make_queues()
+    ivr_number_assign(actor=None, number="+390212345678", flow=published_flow())
+    data = fixture("voice_inbound")
+    assert post("voice_inbound").status_code == 403  # signed for the public URL, not the webhook host
+    signed = twilio_signature("https://voice.example.it" + data["path"], data["params"], TOKEN)
+    body = post("voice_inbound", signature=signed).content.decode()
+    assert 'action="https://voice.example.it/contact-center/telephony/twilio/gather/"' in body

@@ -67,12 +67,15 @@ def _twiml(body: str) -> HttpResponse:
 
 
 def _urls(interaction: Interaction, steps: list[IvrStep]) -> dict[str, str]:
+    # Absolute on the webhook base the signatures are checked against (it may differ from the
+    # public URL when Twilio reaches us through another host name).
+    base = twilio.webhook_base_url()
     box = next((str(step.params.get("box", "")) for step in steps if step.kind == StepKind.VOICEMAIL), "")
-    record_action = reverse("contact_center:twilio-voicemail")
+    record_action = base + reverse("contact_center:twilio-voicemail")
     if box:
         record_action += "?" + urlencode({"box": box})
     return {
-        "gather_action": reverse("contact_center:twilio-gather"),
+        "gather_action": base + reverse("contact_center:twilio-gather"),
         "record_action": record_action,
     }
 
