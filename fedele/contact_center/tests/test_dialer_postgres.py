@@ -74,4 +74,5 @@ def test_two_deliveries_of_one_end_finish_the_attempt_once() -> None:
     contact = CampaignContact.objects.get()
     assert (attempt.outcome, attempt.abandoned) == ("abandoned", True)
     assert contact.outcome_attempts == {"abandoned": 1}
-    assert contact.next_attempt_at == attempt.answered_at + timedelta(hours=72)
+    assert attempt.answered_at == TUESDAY_NOON + timedelta(seconds=8)
+    assert contact.next_attempt_at == TUESDAY_NOON + timedelta(seconds=8, hours=72)
