@@ -72,10 +72,23 @@ for interaction in interactions:
         interaction=interaction, queue_id=interaction.queue_id, channel=interaction.channel, base_priority=priority,
         effective_priority=priority, enqueued_at=interaction.queued_at,
         targets=[{"queue": "", "queue_id": interaction.queue_id, "queue_priority": 0, "expression": "", "priority": 0, "timeout": None}],
-        target_started_at=interaction.queued_at, required_skills={skill.code: rng.randint(1, 3)}))
+        target_started_at=interaction.queued_at, required_skills={skill.code: rng.randint(1, 3)},
+        offer_timeout_seconds=3600))
 RoutingTask.objects.bulk_create(tasks, batch_size=2000)
 with connection.cursor() as cursor:
     cursor.execute("ANALYZE")
+# The in-memory part of a decision alone (eligible agents + ranking over the snapshot), per waiting contact.
+snapshot = routing._Snapshot.load()
+rows = list(RoutingTask.objects.filter(state="waiting").order_by("-effective_priority", "enqueued_at", "id").values(*routing._TASK_FIELDS)[:1000])
+choose = []
+for row in rows:
+    started = time.perf_counter()
+    candidates = routing._eligible(row, snapshot, now)
+    routing.rank_agents(candidates, strategy="longest_idle", required=row["required_skills"], preferred_agent_id=None)
+    choose.append(time.perf_counter() - started)
+started = time.perf_counter()
+routing._Snapshot.load()
+snapshot_seconds = time.perf_counter() - started
 # Warm-up: imports, prepared plans, the expression cache (its offers are not counted).
 routing.route_pending(limit=20)
 timings = []
@@ -91,7 +104,7 @@ while made_total < decisions:
     if made == 0:
         break
 waiting_left = RoutingTask.objects.filter(state="waiting").count()
-print(json.dumps({"timings": timings, "runs": runs, "made": made_total, "waiting_left": waiting_left}))
+print(json.dumps({"timings": timings, "runs": runs, "made": made_total, "waiting_left": waiting_left, "choose": choose, "snapshot": snapshot_seconds}))
 """
 
 
@@ -130,6 +143,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         "LOG_LEVEL": "WARNING",
     }
     env.pop("REDIS_URL", None)
+    load_before = [round(value, 2) for value in os.getloadavg()]
     try:
         completed = subprocess.run(
             [
@@ -154,6 +168,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         raise RuntimeError(completed.stderr[-3000:])
     data = json.loads(completed.stdout.strip().splitlines()[-1])
     ordered = sorted(value * 1000 for value in data["timings"])
+    choose = sorted(value * 1000 for value in data["choose"])
     runs = sorted(value * 1000 for value in data["runs"])
     return {
         "benchmark": "cc_routing",
@@ -170,6 +185,12 @@ def run(argv: list[str]) -> dict[str, Any]:
             "max": round(ordered[-1], 2),
             "mean": round(sum(ordered) / len(ordered), 2),
         },
+        "choose_in_memory_ms": {
+            "p50": round(_percentile(choose, 0.50), 3),
+            "p99": round(_percentile(choose, 0.99), 3),
+        },
+        "snapshot_load_ms": round(data["snapshot"] * 1000, 1),
+        "load_average_before": load_before,
         "router_run_ms": {
             "runs": len(runs),
             "p50": round(_percentile(runs, 0.5), 1),

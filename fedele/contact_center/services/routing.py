@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -68,30 +67,31 @@ MAX_PRIORITY = 1000
 MAX_AGENT_TRIES = 5
 _EPOCH = datetime(1970, 1, 1).astimezone()
 
-_pending = threading.local()
-
 
 # --- triggering ---------------------------------------------------------------------------------
 
 
+def _route_after_commit() -> None:
+    from fedele.contact_center.tasks import route_pending_task
+
+    try:
+        route_pending_task.delay()
+    except Exception:
+        # Routing after a commit is a courtesy: the scheduler's run a few seconds later does the same.
+        logger.exception("The router could not be started after a commit")
+
+
 def route_soon() -> None:
-    """Run the router once after the current transaction commits (once per transaction)."""
+    """Run the router once after the current transaction commits (once per transaction, however
+    many contacts it queued or agents it freed; nothing when it rolls back)."""
     if not getattr(settings, "CONTACT_CENTER_ROUTE_ON_COMMIT", True):
         return
-    if getattr(_pending, "scheduled", False):
+    connection_ = transaction.get_connection()
+    if connection_.in_atomic_block and any(
+        callback[1] is _route_after_commit for callback in connection_.run_on_commit
+    ):
         return
-    _pending.scheduled = True
-
-    def run() -> None:
-        _pending.scheduled = False
-        from fedele.contact_center.tasks import route_pending_task
-
-        route_pending_task.delay()
-
-    transaction.on_commit(run)
-    # A rolled-back transaction never runs ``run``: forget the flag when there's no transaction.
-    if transaction.get_autocommit():
-        _pending.scheduled = False
+    transaction.on_commit(_route_after_commit)
 
 
 # --- enqueue -------------------------------------------------------------------------------------

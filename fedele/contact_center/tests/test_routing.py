@@ -421,3 +421,17 @@ def test_break_cancels_pending_offers_and_the_contact_goes_to_the_next_agent() -
     assert Offer.objects.get(interaction=call).state == OfferState.CANCELLED
     routing.route_pending(limit=1, at=at(6))
     assert offered_to(call) == second.pk
+
+
+def test_router_runs_once_after_the_commit_that_queued_contacts(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.db import transaction
+
+    queue = QueueFactory(code="care")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        agent = agent_in(queue, available_at=0)
+        first = contact("care", channel="chat", when=1)
+        second = contact("care", channel="chat", when=2)
+    assert [c for c in callbacks if c is routing._route_after_commit] == [routing._route_after_commit]
+    assert (offered_to(first), offered_to(second)) == (agent.pk, agent.pk)
