@@ -51,6 +51,7 @@ ACCOUNT = "AC5ef8732a3c49700934481addd5ce1659"
 BASE = "https://cc.example.it"
 INBOUND_SID = "CA8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a"
 T0 = datetime(2026, 12, 7, 10, 0, 0, tzinfo=UTC)
+WAIT = f"{BASE}/contact-center/telephony/twilio/queue-wait/"
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 28
 TWILIO = override_settings(
     FEDELE_TWILIO_AUTH_TOKEN=TOKEN,
@@ -203,7 +204,9 @@ def test_inbound_call_is_queued_and_answered_with_exact_twiml(support_line: Any)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/xml; charset=utf-8"
     assert response.content.decode() == (
-        '<?xml version="1.0" encoding="UTF-8"?><Response><Enqueue>support</Enqueue></Response>'
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Enqueue waitUrl="'
+        + WAIT
+        + '">support</Enqueue></Response>'
     )
     call = Interaction.objects.get()
     assert (call.provider, call.provider_ref, call.state, call.queue_id) == (
@@ -233,7 +236,7 @@ def test_a_recorded_queue_announces_the_recording_first(support_line: Any) -> No
     assert body == (
         '<?xml version="1.0" encoding="UTF-8"?><Response>'
         '<Say language="it-IT">Chiamata registrata &amp; &lt;ok&gt;.</Say>'
-        "<Enqueue>support</Enqueue></Response>"
+        '<Enqueue waitUrl="' + WAIT + '">support</Enqueue></Response>'
     )
 
 
@@ -588,3 +591,26 @@ def test_a_separate_webhook_host_is_used_for_signatures_and_callback_urls(settin
     signed = twilio_signature("https://voice.example.it" + data["path"], data["params"], TOKEN)
     body = post("voice_inbound", signature=signed).content.decode()
     assert 'action="https://voice.example.it/contact-center/telephony/twilio/gather/"' in body
+
+
+@time_machine.travel(T0, tick=False)
+def test_a_waiting_caller_hears_their_place_and_the_estimated_wait(support_line: Any) -> None:
+    post("voice_inbound")
+    post("voice_inbound", signature="sign", CallSid="CA-second", From="+393330000002")
+    path = "/contact-center/telephony/twilio/queue-wait/"
+    params = {"CallSid": "CA-second", "QueuePosition": "1", "QueueTime": "12", "AccountSid": ACCOUNT}
+    signature = twilio_signature(BASE + path, params, TOKEN)
+    Interaction.objects.filter(provider_ref="CA-second").update(language="en")
+    body = Client().post(path, params, HTTP_X_TWILIO_SIGNATURE=signature).content.decode()
+    # Second in line; no history (180 s a call) and no agent staffed (counted as one): 360 s = 6 min.
+    assert body == (
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-US">'
+        "You are number 2 in line. The estimated wait is 6 minutes.</Say>"
+        '<Pause length="30"/></Response>'
+    )
+    unknown = {**params, "CallSid": "CA-nobody"}
+    quiet = Client().post(
+        path, unknown, HTTP_X_TWILIO_SIGNATURE=twilio_signature(BASE + path, unknown, TOKEN)
+    )
+    assert quiet.content.decode().endswith('<Pause length="30"/></Response>')
+    assert Client().post(path, params).status_code == 403

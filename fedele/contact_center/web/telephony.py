@@ -202,6 +202,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("telephony/twilio/recording/", telephony_twilio.recording, name="twilio-recording"),
     path("telephony/twilio/voicemail/", telephony_twilio.voicemail, name="twilio-voicemail"),
     path("telephony/twilio/outbound/", telephony_twilio.outbound, name="twilio-outbound"),
+    path("telephony/twilio/queue-wait/", telephony_twilio.queue_wait, name="twilio-queue-wait"),
     path("recordings/<uuid:public_id>/audio/", recording_audio, name="recording-audio"),
     path("interactions/<uuid:public_id>/recordings/", interaction_recordings, name="interaction-recordings"),
     path("voicemail/", voicemail_boxes, name="voicemail-boxes"),

@@ -77,6 +77,7 @@ def _urls(interaction: Interaction, steps: list[IvrStep]) -> dict[str, str]:
     return {
         "gather_action": base + reverse("contact_center:twilio-gather"),
         "record_action": record_action,
+        "queue_wait_url": base + reverse("contact_center:twilio-queue-wait"),
     }
 
 
@@ -167,3 +168,41 @@ def outbound(request: HttpRequest) -> HttpResponse:
             # The customer still waits in the conference; the agent's Answer button retries the bridge.
             logger.error("Could not call agent %s into %s: %s", agent_id, call_ref, error.message)
     return _twiml(twilio.twiml(twilio.dial_conference(call_ref, label="customer", end_on_exit=True)))
+
+
+# A caller waiting in queue hears their place and the estimated wait, then this much silence before
+# Twilio asks again (Twilio plays the wait URL's TwiML in a loop).
+QUEUE_ANNOUNCEMENT_PAUSE_SECONDS = 30
+
+
+@twilio_webhook
+def queue_wait(request: HttpRequest) -> HttpResponse:
+    """``<Enqueue waitUrl>``: the caller's place in our queue (the router's order, not Twilio's) and
+    the estimated wait, in the call's language."""
+    from django.utils import translation
+
+    from fedele.contact_center.ivr.lookups import estimated_wait_seconds, queue_position
+    from fedele.contact_center.models import InteractionState
+    from fedele.shared import clock
+
+    sid = request.POST.get("CallSid", "")[:120]
+    interaction = Interaction.objects.filter(provider=twilio.PROVIDER, provider_ref=sid).first()
+    pause = f'<Pause length="{QUEUE_ANNOUNCEMENT_PAUSE_SECONDS}"/>'
+    if interaction is None or interaction.state != InteractionState.QUEUED or interaction.queue_id is None:
+        return _twiml(twilio.twiml(pause))
+    language = interaction.language if interaction.language in ("it", "en") else "it"
+    position = queue_position(
+        queue_id=interaction.queue_id,
+        interaction_id=interaction.pk,
+        priority=interaction.priority,
+        queued_at=interaction.queued_at or interaction.created_at,
+    )
+    minutes = max(
+        1, -(-estimated_wait_seconds(queue_id=interaction.queue_id, position=position, now=clock.now()) // 60)
+    )
+    with translation.override(language):
+        text = _("You are number %(position)s in line. The estimated wait is %(minutes)s minutes.") % {
+            "position": position,
+            "minutes": minutes,
+        }
+    return _twiml(twilio.twiml(twilio.say(text, language=language), pause))
