@@ -10,7 +10,7 @@ from uuid import UUID
 
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from fedele.contact_center.models import Agent, ChatWidget, Interaction, MessagingChannel
 from fedele.contact_center.selectors import messaging as selectors
@@ -137,10 +137,10 @@ def list_widgets(request: HttpRequest) -> list[dict[str, Any]]:
 @router.post(
     "/messaging/widgets", response={201: WidgetOut, **ERROR_RESPONSES}, summary="Create a chat widget"
 )
-def create_widget(request: HttpRequest, payload: WidgetIn) -> tuple[int, dict[str, Any]]:
+def create_widget(request: HttpRequest, payload: WidgetIn) -> Status:
     _require(request, MANAGE, "write")
     widget = widget_save(widget=None, values=_widget_values(payload), actor_id=request.user.pk)
-    return 201, _widget_out(widget)
+    return Status(201, _widget_out(widget))
 
 
 @router.put(
@@ -215,10 +215,10 @@ def list_channels(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @router.post("/messaging/channels", response={201: ChannelOut, **ERROR_RESPONSES}, summary="Create a channel")
-def create_channel(request: HttpRequest, payload: ChannelIn) -> tuple[int, dict[str, Any]]:
+def create_channel(request: HttpRequest, payload: ChannelIn) -> Status:
     _require(request, MANAGE, "write")
     channel = sms_social.channel_save(channel=None, values=payload.model_dump(), actor_id=request.user.pk)
-    return 201, _channel_out(channel)
+    return Status(201, _channel_out(channel))
 
 
 @router.put(
@@ -256,7 +256,7 @@ class SentOut(Schema):
 @router.post(
     "/messaging/send", response={201: SentOut, **ERROR_RESPONSES}, summary="Send an SMS or social message"
 )
-def send_message(request: HttpRequest, payload: SendIn) -> tuple[int, dict[str, Any]]:
+def send_message(request: HttpRequest, payload: SendIn) -> Status:
     """Consent-aware: refused (403 consent_missing / opted_out) without the customer's consent in
     force for the channel and purpose; marketing also needs the campaigns permission."""
     _require(request, CAMPAIGNS if payload.purpose == "marketing" else HANDLE, "write")
@@ -269,14 +269,17 @@ def send_message(request: HttpRequest, payload: SendIn) -> tuple[int, dict[str, 
         customer_public_id=str(payload.customer_id or ""),
         actor_id=request.user.pk,
     )
-    return 201, {
-        "id": sent.public_id,
-        "channel": channel.code,
-        "to": sent.to_address,
-        "purpose": sent.purpose,
-        "provider_ref": sent.provider_ref,
-        "sent_at": sent.sent_at,
-    }
+    return Status(
+        201,
+        {
+            "id": sent.public_id,
+            "channel": channel.code,
+            "to": sent.to_address,
+            "purpose": sent.purpose,
+            "provider_ref": sent.provider_ref,
+            "sent_at": sent.sent_at,
+        },
+    )
 
 
 # --- an agent's conversation --------------------------------------------------------------------------
@@ -321,9 +324,7 @@ def conversation_transcript(request: HttpRequest, interaction_id: UUID) -> list[
     response={201: MessageOut, **ERROR_RESPONSES},
     summary="Reply in a chat, SMS or social conversation",
 )
-def conversation_reply(
-    request: HttpRequest, interaction_id: UUID, payload: ReplyIn
-) -> tuple[int, dict[str, Any]]:
+def conversation_reply(request: HttpRequest, interaction_id: UUID, payload: ReplyIn) -> Status:
     require_scope(request, "write")
     interaction, agent = _conversation(request, interaction_id)
     if agent is None or not request.user.has_perm(HANDLE):
@@ -331,4 +332,4 @@ def conversation_reply(
             _("Only the agent handling this contact can reply."), code="not_your_interaction"
         )
     message = messaging_services.chat_message_send(interaction=interaction, agent=agent, body=payload.body)
-    return 201, selectors.message_payload(message, author=agent.display_name)
+    return Status(201, selectors.message_payload(message, author=agent.display_name))

@@ -73,7 +73,6 @@ def _resume(widget: Any, token: str) -> tuple[Any, dict[str, Any]]:
 def _message(session: Any, body: str, client_id: str) -> str:
     from fedele.contact_center.services.chat import chat_visitor_message
 
-    session.refresh_from_db(fields=["state"])
     return str(chat_visitor_message(session=session, body=body, client_id=client_id).public_id)
 
 

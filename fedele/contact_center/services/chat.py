@@ -308,14 +308,16 @@ def chat_visitor_message(
     interaction = session.interaction
     if interaction is None:
         raise NotFound(_("This chat has no conversation."), code="chat_without_interaction")
-    if reference:
-        existing = InteractionMessage.objects.filter(
-            interaction=interaction, provider_ref=f"visitor:{reference}"
-        ).first()
-        if existing is not None:
-            return existing
     try:
         with transaction.atomic():
+            # The session's state is checked where it is written (one statement, not a read and a
+            # write): a chat ended meanwhile, by the agent or in another tab, takes nothing.
+            still_active = ChatSession.objects.filter(pk=session.pk, state=ChatSessionState.ACTIVE).update(
+                last_seen_at=moment
+            )
+            if not still_active:
+                raise Conflict(_("This chat has ended."), code="chat_ended")
+            # A resend after a reconnect hits the (interaction, provider_ref) unique constraint.
             message = InteractionMessage.objects.create(
                 interaction=interaction,
                 sender=InteractionMessage.Sender.CUSTOMER,
@@ -323,14 +325,23 @@ def chat_visitor_message(
                 provider_ref=f"visitor:{reference}" if reference else "",
                 created_at=moment,
             )
-            ChatSession.objects.filter(pk=session.pk).update(last_seen_at=moment)
-            interaction.refresh_from_db(fields=["agent", "state"])
+            interaction.agent_id = (
+                Interaction.objects.filter(pk=interaction.pk).values_list("agent_id", flat=True).first()
+            )
             payload = message_payload(message, author=session.visitor_name)
             push_to_agent(interaction, "cc.chat.message", {"message": payload})
             push_to_visitor(session, "cc.visitor.message", {"message": payload})
     except IntegrityError:
-        # The same resend raced itself: the other one stored it.
-        return InteractionMessage.objects.get(interaction=interaction, provider_ref=f"visitor:{reference}")
+        existing = (
+            InteractionMessage.objects.filter(
+                interaction=interaction, provider_ref=f"visitor:{reference}"
+            ).first()
+            if reference
+            else None
+        )
+        if existing is None:
+            raise
+        return existing
     return message
 
 

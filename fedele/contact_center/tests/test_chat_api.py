@@ -325,3 +325,21 @@ def test_upload_over_http_with_the_token_and_a_signed_link(client: Client, widge
     tampered = client.get(link.replace("/0/?", "/1/?"))
     assert tampered.status_code == 403
     assert Interaction.objects.count() == 1
+
+
+def test_a_file_without_a_link_is_for_the_agent_holding_the_chat_and_supervisors(
+    client: Client, widget: ChatWidget
+) -> None:
+    agent_user = user_with_roles("agent")
+    agent = AgentFactory(user=agent_user, state=AgentState.AVAILABLE)
+    started = chat.chat_start(widget=widget, name="Mario", email="mario@example.it", consent=True)
+    interaction_connect(interaction=started.session.interaction, agent=agent)
+    session = ChatSession.objects.select_related("widget", "interaction").get()
+    message = chat.chat_visitor_upload(session=session, filename="a.png", content=PNG)
+    url = f"/contact-center/chat/files/{message.public_id}/0/"
+    client.force_login(user_with_roles("agent"))  # another agent
+    assert client.get(url).status_code == 403
+    client.force_login(agent_user)
+    assert client.get(url).status_code == 200
+    client.force_login(user_with_roles("supervisor"))
+    assert client.get(url).status_code == 200

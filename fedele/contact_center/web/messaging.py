@@ -214,15 +214,23 @@ def chat_upload(request: HttpRequest, widget_key: str) -> JsonResponse:
 
 @require_GET
 def chat_file(request: HttpRequest, message_public_id: UUID, index: int) -> HttpResponse | FileResponse:
-    """One attachment: with a valid signed link (the visitor, an e-mailed transcript) or to a
-    signed-in user who handles contacts."""
+    """One attachment: with a valid signed link (the visitor, the desktop's transcript) or, signed in,
+    to the agent holding the conversation or a supervisor."""
     signature = request.GET.get("s", "")
     allowed = bool(signature) and selectors.file_signature_valid(str(message_public_id), index, signature)
-    if not allowed and request.user.is_authenticated:
-        allowed = request.user.has_perm("contact_center.handle_interactions")
+    message = (
+        InteractionMessage.objects.select_related("interaction__agent")
+        .filter(public_id=message_public_id)
+        .first()
+    )
+    if not allowed and request.user.is_authenticated and message is not None:
+        # Without a link: the agent holding the conversation, or someone who sees every contact.
+        agent = message.interaction.agent
+        allowed = request.user.has_perm("contact_center.view_all_interactions") or (
+            agent is not None and agent.user_id == request.user.pk
+        )
     if not allowed:
         return HttpResponse(_("This link has expired."), status=403, content_type="text/plain")
-    message = InteractionMessage.objects.filter(public_id=message_public_id).first()
     attachments = message.attachments if message else []
     if not (0 <= index < len(attachments)):
         return HttpResponse(_("No such file."), status=404, content_type="text/plain")
