@@ -193,6 +193,19 @@ def media_fetch(*, kind: str, row_id: int) -> str:
     return "stored"
 
 
+def media_fetch_due(*, now: datetime | None = None, older_than: timedelta = timedelta(minutes=5)) -> int:
+    """Fetch again the recordings and voicemail still pending some minutes after they were announced
+    (a worker died before its task ran); returns how many were tried."""
+    moment = now or clock.now()
+    tried = 0
+    for kind, model in (("recording", Recording), ("voicemail", VoicemailMessage)):
+        due = model.objects.filter(state=Recording.State.PENDING, created_at__lte=moment - older_than)
+        for row_id in due.order_by("id").values_list("id", flat=True)[:200]:
+            media_fetch(kind=kind, row_id=row_id)
+            tried += 1
+    return tried
+
+
 # ------------------------------------------------------------------------------------------- PCI pause
 
 

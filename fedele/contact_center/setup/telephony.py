@@ -19,6 +19,7 @@ def register() -> None:
     register_adapter("simulator", simulator)
     sip.register()  # the SIP user agent's adapter (telephony/sip/, helper S)
     scheduler.register("contact-center-recordings-retention", "contact_center.recordings_purge_expired", 3600)
+    scheduler.register("contact-center-media-fetch-due", "contact_center.media_fetch_due", 300)
     navigation.register(
         "contact_center",
         NavItem(_("Voicemail"), "contact_center:voicemail-boxes", "contact_center.view_interaction"),

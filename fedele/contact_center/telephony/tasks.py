@@ -19,3 +19,11 @@ def recordings_purge_expired() -> dict[str, int]:
     from fedele.contact_center.services.recordings import recordings_purge_expired as purge
 
     return purge()
+
+
+@shared_task(name="contact_center.media_fetch_due")
+def media_fetch_due() -> int:
+    """Every 5 minutes: fetch again what is still pending (a lost task)."""
+    from fedele.contact_center.services.recordings import media_fetch_due as fetch_due
+
+    return fetch_due()

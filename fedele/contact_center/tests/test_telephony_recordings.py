@@ -453,3 +453,47 @@ def test_the_recordings_partial_for_htmx_and_a_page_otherwise() -> None:
     page = client.get(url).content.decode()
     assert partial.lstrip().startswith("<section") and "<html" not in partial
     assert "<html" in page and 'data-testid="interaction-recordings"' in page
+
+
+def test_jobs_are_scheduled_and_a_lost_fetch_is_retried() -> None:
+    import httpx
+
+    from fedele.contact_center.telephony import tasks
+    from fedele.contact_center.telephony.registry import adapter_override
+    from fedele.contact_center.telephony.twilio import TwilioAdapter
+    from fedele.shared.scheduler import PERIODIC_JOBS
+
+    assert (
+        PERIODIC_JOBS["contact-center-recordings-retention"].task_name
+        == "contact_center.recordings_purge_expired"
+    )
+    assert PERIODIC_JOBS["contact-center-media-fetch-due"].every_seconds == 300
+    interaction = call()
+    with time_machine.travel(T0, tick=False):
+        pending = recordings.recording_create(
+            interaction=interaction,
+            provider="twilio",
+            provider_ref="RE9",
+            source_url="https://api.twilio.com/RE9",
+        )
+    fetched: list[str] = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        fetched.append(str(request.url))
+        return httpx.Response(200, content=AUDIO)
+
+    adapter = TwilioAdapter(
+        account_sid="AC1", auth_token="t", client=httpx.Client(transport=httpx.MockTransport(serve))
+    )
+    with adapter_override("twilio", adapter):
+        with time_machine.travel(T0 + timedelta(minutes=4), tick=False):
+            assert tasks.media_fetch_due.delay().get() == 0
+        with time_machine.travel(T0 + timedelta(minutes=5), tick=False):
+            assert tasks.media_fetch_due.delay().get() == 1
+    pending.refresh_from_db()
+    assert (pending.state, pending.size_bytes, fetched) == (
+        Recording.State.STORED,
+        len(AUDIO),
+        ["https://api.twilio.com/RE9"],
+    )
+    assert tasks.recordings_purge_expired.delay().get() == {"recordings": 0, "voicemail": 0}
