@@ -453,15 +453,22 @@ def _eligible(task: Mapping[str, Any], snapshot: _Snapshot, at: datetime) -> lis
         if datetime.fromisoformat(until) > at
     }
     channel = task["channel"]
+    # presence.has_room, inlined: this loop runs over every agent of the queue for each decision.
+    blocked_by_voice = channel != Channel.VOICE and presence.voice_blocks_other_channels()
+    needs = list(required.items())
+    agents = snapshot.agents
     result = []
     for agent_id in snapshot.by_queue.get(queue_id, ()):
         if agent_id in excluded:
             continue
-        view = snapshot.agents[agent_id]
-        if not presence.has_room(capacity=view.capacity, load=view.load, channel=channel):
+        view = agents[agent_id]
+        load = view.load
+        if view.capacity.get(channel, 0) <= load.get(channel, 0):
+            continue
+        if blocked_by_voice and load.get(Channel.VOICE, 0) > 0:
             continue
         skills = view.skills
-        if any(skills.get(code, 0) < level for code, level in required.items()):
+        if needs and any(skills.get(code, 0) < level for code, level in needs):
             continue
         if check is not None and not check(skills, 0):
             continue
