@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -709,10 +710,22 @@ def dialer_call_event(event: CallEvent) -> DialAttempt | None:
     Not a dialer call: None. Safe to call twice for one event."""
     attempt = DialAttempt.objects.filter(provider=event.provider, call_ref=event.call_ref).first()
     if attempt is None:
-        return None
+        attempt = _attempt_by_interaction(str(event.data.get("interaction") or ""), event.provider)
+        if attempt is None:
+            return None
+        # The provider's first callback overtook ``originate``'s answer: bind its call id now.
+        DialAttempt.objects.filter(pk=attempt.pk, call_ref="").update(call_ref=event.call_ref)
     if event.kind == CallEventKind.ANSWERED:
         return _answered(attempt, str(event.data.get("answered_by") or ""), event.at, call_active=True)
     return attempt_sync(attempt=attempt, at=event.at)
+
+
+def _attempt_by_interaction(public_id: str, provider: str) -> DialAttempt | None:
+    try:
+        key = uuid.UUID(public_id)
+    except ValueError:
+        return None
+    return DialAttempt.objects.filter(interaction__public_id=key, provider=provider).first()
 
 
 def _answered(attempt: DialAttempt, answered_by: str, at: datetime, *, call_active: bool) -> DialAttempt:

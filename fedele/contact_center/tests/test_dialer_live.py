@@ -20,6 +20,7 @@ from fedele.contact_center.selectors.dialer import campaign_meter
 from fedele.contact_center.services import dialer as services
 from fedele.contact_center.services import dialer_lists
 from fedele.contact_center.services.routing import offer_accept, route_pending
+from fedele.contact_center.telephony.port import CallEvent, CallEventKind
 from fedele.contact_center.telephony.simulator import OutboundBehaviour
 from fedele.contact_center.tests.dialer_support import (
     TUESDAY_NOON,
@@ -346,3 +347,32 @@ def test_campaign_meter_follows_the_campaigns_rule() -> None:
     target.abandon_rule = "rolling_30_days"
     monthly = campaign_meter(target, at=TUESDAY_NOON)
     assert (monthly.live_answers, monthly.abandoned) == (7, 2)
+
+
+def test_a_callback_that_overtakes_originate_finds_its_attempt_by_interaction() -> None:
+    """The provider's first callback can arrive before ``originate`` returned the call id: the event's
+    interaction id finds the attempt, which takes the call id."""
+    _actor, target, _agents = _running(1, [A])
+    with simulated_network() as network:
+        services.campaign_tick(campaign=target, at=TUESDAY_NOON)
+        DialAttempt.objects.update(call_ref="")  # as if originate had not answered yet
+        network.advance(8)
+        attempt = DialAttempt.objects.get()
+        assert (attempt.call_ref, attempt.state, attempt.answered_at) == (
+            "SIM-OUT-000001",
+            "answered",
+            TUESDAY_NOON + timedelta(seconds=8),
+        )
+    assert (
+        services.dialer_call_event(
+            CallEvent(
+                kind=CallEventKind.ANSWERED,
+                provider="simulator",
+                call_ref="OTHER",
+                event_id="x",
+                at=TUESDAY_NOON,
+                data={"interaction": "not-a-uuid"},
+            )
+        )
+        is None
+    )
