@@ -497,3 +497,22 @@ def test_jobs_are_scheduled_and_a_lost_fetch_is_retried() -> None:
         ["https://api.twilio.com/RE9"],
     )
     assert tasks.recordings_purge_expired.delay().get() == {"recordings": 0, "voicemail": 0}
+
+
+def test_demo_data_loads_once(django_capture_on_commit_callbacks: Any) -> None:
+
+    from fedele.contact_center.telephony import demo
+    from fedele.shared.demo import DemoContext
+
+    for code in ("billing", "technical"):
+        QueueFactory(code=code, channels=["voice"])
+    supervisor = user_with_roles("supervisor")
+    context = DemoContext(faker=None, seed=1, users={"supervisor@fedele.demo": supervisor})
+    with django_capture_on_commit_callbacks(execute=True):
+        demo.load(context)
+        demo.load(context)
+    assert sorted(VoiceNumber.objects.values_list("number", flat=True)) == ["+390212345670", "+390212345671"]
+    assert VoicemailMessage.objects.count() == 2 == context.counts["voicemail messages"]
+    assert QueueTelephonySettings.objects.get(queue__code="billing").record_calls is True
+    assert Notification.objects.filter(recipient=supervisor).count() == 2
+    assert Interaction.objects.filter(attributes__kind="callback", state=InteractionState.QUEUED).count() == 2
