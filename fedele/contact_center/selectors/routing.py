@@ -101,3 +101,30 @@ def agent_loads(agent_ids: list[int]) -> dict[int, dict[str, int]]:
 
 def agent_list() -> list[Agent]:
     return list(Agent.objects.prefetch_related("queues", "skills__skill").select_related("user"))
+
+
+def queue_position(interaction_id: int) -> int | None:
+    """The contact's place in its queue as the router serves it: 1 + the waiting contacts of the
+    same queue with a higher effective priority, or the same priority and an earlier place in line
+    (an overflowed or callback contact keeps its original place). None when it isn't waiting."""
+    task = (
+        RoutingTask.objects.filter(interaction_id=interaction_id, state=RoutingTaskState.WAITING)
+        .values("pk", "queue_id", "effective_priority", "enqueued_at")
+        .first()
+    )
+    if task is None:
+        return None
+    ahead = (
+        RoutingTask.objects.filter(queue_id=task["queue_id"], state=RoutingTaskState.WAITING)
+        .filter(
+            Q(effective_priority__gt=task["effective_priority"])
+            | Q(effective_priority=task["effective_priority"], enqueued_at__lt=task["enqueued_at"])
+            | Q(
+                effective_priority=task["effective_priority"],
+                enqueued_at=task["enqueued_at"],
+                pk__lt=task["pk"],
+            )
+        )
+        .count()
+    )
+    return ahead + 1

@@ -435,3 +435,17 @@ def test_router_runs_once_after_the_commit_that_queued_contacts(
         second = contact("care", channel="chat", when=2)
     assert [c for c in callbacks if c is routing._route_after_commit] == [routing._route_after_commit]
     assert (offered_to(first), offered_to(second)) == (agent.pk, agent.pk)
+
+
+def test_queue_position_follows_the_routers_order() -> None:
+    from fedele.contact_center.selectors.routing import queue_position
+
+    QueueFactory(code="care")
+    QueueFactory(code="other")
+    first = contact("care", when=0)
+    urgent = contact("care", when=5, priority=3)
+    last = contact("care", when=6)
+    contact("other", when=1)
+    assert [queue_position(c.pk) for c in (urgent, first, last)] == [1, 2, 3]
+    interaction_end(interaction=urgent, outcome="abandoned", at=at(9))
+    assert [queue_position(c.pk) for c in (urgent, first, last)] == [None, 1, 2]
