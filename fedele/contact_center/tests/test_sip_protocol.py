@@ -13,6 +13,7 @@ import pytest
 
 from fedele.contact_center.models import Interaction, InteractionEvent, Outcome
 from fedele.contact_center.telephony.sip.message import new_branch
+from fedele.contact_center.telephony.sip.rtp import parse_rtp
 from fedele.contact_center.telephony.sip.sdp import parse_offer
 from fedele.contact_center.telephony.sip.server import SipServer
 from fedele.contact_center.tests.sip_fixtures import IVR_NUMBER, Peer, menu_flow, running_sip_server
@@ -231,3 +232,45 @@ def test_only_allowed_sources_may_talk_to_the_server(tmp_path: Path) -> None:
     finally:
         phone.close()
         allowed.stop()
+
+
+def test_a_late_offer_is_answered_in_the_ack_and_sets_the_codec(sip_server: SipServer, peer: Peer) -> None:
+    menu_flow()
+    peer.request("INVITE")  # no SDP: we offer, the caller answers in the ACK
+    answer = peer.receive(status=200)
+    peer.remote_tag = answer.to_tag
+    ours = parse_offer(answer.body)
+    assert ours.payload_types == (0, 8, 101)
+    ack_body = peer.offer(types="8 101")
+    ack = (
+        "ACK sip:fedele@127.0.0.1 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch={new_branch()}\r\n"
+        f"From: <sip:+390612345678@127.0.0.1>;tag={peer.tag}\r\n"
+        f"To: <sip:{IVR_NUMBER}@127.0.0.1>;tag={peer.remote_tag}\r\n"
+        f"Call-ID: {peer.call_id}\r\nCSeq: 1 ACK\r\n"
+        f"Content-Type: application/sdp\r\nContent-Length: {len(ack_body)}\r\n\r\n{ack_body}"
+    )
+    peer.socket.sendto(ack.encode(), peer.server)
+    # The welcome prompt reaches our media port as PCMA (payload type 8), the codec we answered.
+    peer.media.settimeout(15)
+    packet = parse_rtp(peer.media.recv(2_048))
+    assert packet.payload_type == 8
+    live = sip_server.live_call(peer.call_id)
+    assert live is not None and live.negotiated.codec == "PCMA"
+
+    peer.cseq = 2
+    peer.request("BYE", in_dialog=True)
+    assert peer.receive(status=200).cseq == (2, "BYE")
+    sip_server.application.wait_for_milestone("ended", timeout=30)
+
+
+def test_a_late_offer_without_a_usable_answer_is_hung_up(sip_server: SipServer, peer: Peer) -> None:
+    menu_flow()
+    peer.request("INVITE")
+    answer = peer.receive(status=200)
+    peer.remote_tag = answer.to_tag
+    peer.ack()  # no SDP in the ACK either
+    bye = peer.receive(method="BYE")
+    assert bye.call_id == peer.call_id
+    sip_server.application.wait_for_milestone("ended", timeout=30)
+    assert Interaction.objects.get(provider_ref=peer.call_id).state == "ended"

@@ -97,8 +97,8 @@ class RtpSession(asyncio.DatagramProtocol):
         return (self._timestamp_base + int(elapsed * SAMPLE_RATE)) & 0xFFFFFFFF
 
     def _send(self, packet: RtpPacket) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
+        if self.transport is None or self.transport.is_closing() or not self.remote[1]:
+            return  # no address yet (a late offer's answer has not arrived)
         data = packet.to_bytes()
         self.transport.sendto(data, self.remote)
         self.bytes_sent += len(data)

@@ -153,3 +153,24 @@ def build_answer(
     lines.append("a=ptime:20")
     lines.append(f"a={direction}")
     return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def build_offer(*, address: str, port: int, session_id: int | None = None) -> bytes:
+    """Our offer when the INVITE carried none (a late offer, RFC 3261 §13.2.1): both G.711 laws and
+    telephone-event; the caller's answer comes in the ACK."""
+    session = session_id if session_id is not None else int(time.time())
+    lines = [
+        "v=0",
+        f"o=fedele {session} 1 IN IP4 {address}",
+        "s=fedele",
+        f"c=IN IP4 {address}",
+        "t=0 0",
+        f"m=audio {port} RTP/AVP 0 8 101",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:8 PCMA/8000",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=fmtp:101 0-16",
+        "a=ptime:20",
+        "a=sendrecv",
+    ]
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")

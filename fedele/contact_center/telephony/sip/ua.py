@@ -38,6 +38,7 @@ from fedele.contact_center.telephony.sip.sdp import (
     Negotiated,
     SdpError,
     build_answer,
+    build_offer,
     negotiate,
     parse_offer,
 )
@@ -83,7 +84,7 @@ class SipCall:
     agent: SipUserAgent
     invite: SipMessage
     source: tuple[str, int]
-    offer: MediaOffer
+    offer: MediaOffer | None  # None until the ACK brings the answer to our late offer
     negotiated: Negotiated
     local_tag: str = field(default_factory=new_tag)
     state: CallState = CallState.RINGING
@@ -176,9 +177,12 @@ class SipCall:
         if self.state != CallState.RINGING:
             raise CallEnded
         assert self.rtp is not None
-        body = build_answer(
-            address=self.agent.advertised_host, port=self.rtp.local_port, negotiated=self.negotiated
-        )
+        if self.offer is None:
+            body = build_offer(address=self.agent.advertised_host, port=self.rtp.local_port)
+        else:
+            body = build_answer(
+                address=self.agent.advertised_host, port=self.rtp.local_port, negotiated=self.negotiated
+            )
         response = self.agent.build_response(self.invite, 200, to_tag=self.local_tag, body=body)
         self._answer_bytes = response.to_bytes()
         self.state = CallState.ANSWERED
@@ -602,9 +606,13 @@ class SipUserAgent(asyncio.DatagramProtocol):
         if request.body and request.header("Content-Type").split(";")[0].strip().lower() != "application/sdp":
             self.respond(request, 415, destination=addr, extra_headers=[("Accept", "application/sdp")])
             return
+        offer: MediaOffer | None = None
         try:
-            offer = parse_offer(request.body)
-            negotiated = negotiate(offer)
+            if request.body:
+                offer = parse_offer(request.body)
+                negotiated = negotiate(offer)
+            else:  # late offer: we offer in the 200 OK, the codec is settled by the ACK's answer
+                negotiated = Negotiated(codec="PCMU", payload_type=0, telephone_event_type=101)
         except SdpError as error:
             logger.info("SIP INVITE %s refused: %s", request.call_id, error)
             self.respond(request, 488, destination=addr, extra_headers=[("Warning", f'304 fedele "{error}"')])
@@ -649,7 +657,7 @@ class SipUserAgent(asyncio.DatagramProtocol):
                 codec=call.negotiated.codec,
                 payload_type=call.negotiated.payload_type,
                 telephone_event_type=call.negotiated.telephone_event_type,
-                remote=(call.offer.address, call.offer.port),
+                remote=(call.offer.address, call.offer.port) if call.offer is not None else ("", 0),
                 on_digit=call.digit_received,
             )
 
@@ -673,6 +681,8 @@ class SipUserAgent(asyncio.DatagramProtocol):
         assert call.rtp is not None
         try:
             offer = parse_offer(request.body) if request.body else call.offer
+            if offer is None:
+                raise SdpError("no offer yet")
             negotiated = negotiate(offer) if request.body else call.negotiated
         except SdpError:
             self.respond(request, 488, destination=addr, to_tag=call.local_tag)
@@ -708,8 +718,31 @@ class SipUserAgent(asyncio.DatagramProtocol):
             return  # an ACK to a non-2xx final response, absorbed by the transaction
         if call.state == CallState.ANSWERED:
             call.state = CallState.CONFIRMED
+            if call.offer is None and not self._accept_late_answer(call, request):
+                call.acknowledged.set()
+                task = asyncio.get_running_loop().create_task(call.hangup())
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+                return
         call.acknowledged.set()
         self._pending_invites.pop(call.invite.top_branch, None)
+
+    def _accept_late_answer(self, call: SipCall, ack: SipMessage) -> bool:
+        """The caller's answer to our offer, in the ACK. No usable answer: the call cannot have
+        media, and RFC 3261 §13.3.1.4 says to end it with a BYE."""
+        try:
+            answer = parse_offer(ack.body)
+            negotiated = negotiate(answer)
+        except SdpError as error:
+            logger.info("SIP call %s: unusable answer in the ACK: %s", call.call_id, error)
+            return False
+        call.offer, call.negotiated = answer, negotiated
+        if call.rtp is not None:
+            call.rtp.codec = negotiated.codec
+            call.rtp.payload_type = negotiated.payload_type
+            call.rtp.telephone_event_type = negotiated.telephone_event_type
+            call.rtp.remote = (answer.address, answer.port)
+        return True
 
     def _on_bye(self, request: SipMessage, addr: tuple[str, int]) -> None:
         call = self._dialog_call(request)
