@@ -24,6 +24,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.urls import URLPattern, URLResolver, path
 
+from fedele.contact_center.services.messaging import agent_group
 from fedele.shared.errors import ApplicationError
 
 REFUSED = 4403
@@ -70,10 +71,10 @@ def _resume(widget: Any, token: str) -> tuple[Any, dict[str, Any]]:
     }
 
 
-def _message(session: Any, body: str, client_id: str) -> str:
-    from fedele.contact_center.services.chat import chat_visitor_message
+def _message(session: Any, body: str, client_id: str) -> Any:
+    from fedele.contact_center.services.chat import chat_visitor_message_store
 
-    return str(chat_visitor_message(session=session, body=body, client_id=client_id).public_id)
+    return chat_visitor_message_store(session=session, body=body, client_id=client_id)
 
 
 def _typing(session: Any, typing: bool) -> None:
@@ -200,11 +201,30 @@ class ChatVisitorConsumer(AsyncJsonWebsocketConsumer):
             await self._error("rate_limited", "Too many messages: wait a few seconds.", client_id=client_id)
             return
         try:
-            message_id = await _message_async(self.session, str(content.get("body") or ""), client_id)
+            stored = await _message_async(self.session, str(content.get("body") or ""), client_id)
         except ApplicationError as error:
             await self._error(error.code, error.message, client_id=client_id)
             return
-        await self.send_json({"type": "ack", "client_id": client_id, "id": message_id})
+        await self.send_json({"type": "ack", "client_id": client_id, "id": str(stored.message.public_id)})
+        if stored.resent:
+            return
+        # Pushed from here (the write has committed): no worker thread waits on the event loop.
+        await self.channel_layer.group_send(
+            self.group_name, {"type": "cc.visitor.message", "data": {"message": stored.payload}}
+        )
+        if stored.agent_id is not None:
+            interaction = self.session.interaction
+            await self.channel_layer.group_send(
+                agent_group(stored.agent_id),
+                {
+                    "type": "cc.chat.message",
+                    "data": {
+                        "interaction": str(interaction.public_id),
+                        "number": interaction.number,
+                        "message": stored.payload,
+                    },
+                },
+            )
 
     async def _error(self, code: str, message: str, *, client_id: str = "") -> None:
         payload: dict[str, Any] = {"type": "error", "code": code, "message": message}

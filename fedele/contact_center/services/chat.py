@@ -293,12 +293,21 @@ def _active(session: ChatSession) -> None:
         raise Conflict(_("This chat has ended."), code="chat_ended")
 
 
-def chat_visitor_message(
+@dataclass(frozen=True, slots=True)
+class StoredVisitorMessage:
+    """A visitor's message once stored, with what its pushes need."""
+
+    message: InteractionMessage
+    payload: dict[str, Any]
+    agent_id: int | None
+    resent: bool
+
+
+def chat_visitor_message_store(
     *, session: ChatSession, body: str, client_id: str = "", at: datetime | None = None
-) -> InteractionMessage:
-    """The visitor wrote. Refused (nothing stored, a clear error to the sender) when empty or over the
-    widget's size limit. ``client_id`` (the widget's own id of the message) makes a resend after a
-    reconnect return the message already stored instead of a second one."""
+) -> StoredVisitorMessage:
+    """Store a visitor's message without pushing it (the websocket consumer pushes it itself, from its
+    event loop, as soon as this returns). Same checks as ``chat_visitor_message``."""
     from fedele.contact_center.services.messaging import _clean_body
 
     _active(session)
@@ -325,12 +334,9 @@ def chat_visitor_message(
                 provider_ref=f"visitor:{reference}" if reference else "",
                 created_at=moment,
             )
-            interaction.agent_id = (
+            agent_id = (
                 Interaction.objects.filter(pk=interaction.pk).values_list("agent_id", flat=True).first()
             )
-            payload = message_payload(message, author=session.visitor_name)
-            push_to_agent(interaction, "cc.chat.message", {"message": payload})
-            push_to_visitor(session, "cc.visitor.message", {"message": payload})
     except IntegrityError:
         existing = (
             InteractionMessage.objects.filter(
@@ -341,8 +347,29 @@ def chat_visitor_message(
         )
         if existing is None:
             raise
-        return existing
-    return message
+        return StoredVisitorMessage(
+            existing, message_payload(existing, author=session.visitor_name), None, True
+        )
+    return StoredVisitorMessage(
+        message, message_payload(message, author=session.visitor_name), agent_id, False
+    )
+
+
+def chat_visitor_message(
+    *, session: ChatSession, body: str, client_id: str = "", at: datetime | None = None
+) -> InteractionMessage:
+    """The visitor wrote. Refused (nothing stored, a clear error to the sender) when empty or over the
+    widget's size limit. ``client_id`` (the widget's own id of the message) makes a resend after a
+    reconnect return the message already stored instead of a second one. The agent holding the chat
+    and the visitor's other tabs hear it after commit."""
+    with transaction.atomic():
+        stored = chat_visitor_message_store(session=session, body=body, client_id=client_id, at=at)
+        if not stored.resent:
+            interaction = stored.message.interaction
+            interaction.agent_id = stored.agent_id
+            push_to_agent(interaction, "cc.chat.message", {"message": stored.payload})
+            push_to_visitor(session, "cc.visitor.message", {"message": stored.payload})
+    return stored.message
 
 
 def chat_visitor_typing(*, session: ChatSession, typing: bool) -> None:
