@@ -736,7 +736,8 @@ def offer_payload(offer: Offer, interaction: Interaction, task: RoutingTask) -> 
         "queue": task.queue.code,
         "customer_public_id": interaction.customer_public_id,
         "priority": task.effective_priority,
-        "callback": task.is_callback,
+        # A callback's outbound contact is created when it is offered: the desktop dials it.
+        "callback": bool((interaction.attributes or {}).get("callback_of")),
         "offered_at": offer.offered_at.isoformat(),
         "expires_at": offer.expires_at.isoformat(),
         "timeout_seconds": task.offer_timeout_seconds,

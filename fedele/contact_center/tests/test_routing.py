@@ -327,8 +327,9 @@ def test_callback_in_queue_keeps_the_place_and_creates_the_outbound_call_at_the_
         routing.offer_payload(
             Offer.objects.get(interaction=outbound), outbound, RoutingTask.objects.get(interaction=outbound)
         )["callback"]
-        is False
+        is True
     )
+    assert outbound.attributes["callback_of"] == waiting_first.number
     with pytest.raises(Conflict):
         routing.interaction_callback_request(interaction=waiting_first, at=at(60))
 
