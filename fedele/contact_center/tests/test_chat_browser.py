@@ -3,7 +3,7 @@ script tag; on a 375 px phone the visitor opens it, fills the pre-chat form, sen
 file, sees the agent typing and the agent's reply (sent with chat_message_send) as text, reloads the
 page and finds the conversation again. A site not in the widget's allowed origins cannot frame it.
 
-fedele runs under uvicorn in a thread (the project's ASGI routing, websockets behind the
+fedele runs under uvicorn in a thread (the project's ASGI stack, websockets behind the
 AllowedHostsOriginValidator); the host pages are served by http.server on other ports (foreign
 origins). Screenshot: /tmp/chat-widget-phone.png (and under $FEDELE_SCREENSHOTS_DIR when set).
 """
@@ -52,6 +52,24 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _application() -> Any:
+    """The project's ASGI stack as config/asgi.py builds it (HTTP through Django, websockets behind
+    AllowedHostsOriginValidator and the session auth), with the contact center's websocket routes."""
+    from channels.auth import AuthMiddlewareStack
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from channels.security.websocket import AllowedHostsOriginValidator
+    from django.core.asgi import get_asgi_application
+
+    from fedele.contact_center.consumers import websocket_urlpatterns
+
+    return ProtocolTypeRouter(
+        {
+            "http": get_asgi_application(),
+            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        }
+    )
+
+
 class _UvicornThread(threading.Thread):
     url = ""
     loop: asyncio.AbstractEventLoop
@@ -60,7 +78,7 @@ class _UvicornThread(threading.Thread):
         super().__init__(daemon=True)
         import uvicorn
 
-        from config.asgi import application
+        application = _application()
 
         self.server = uvicorn.Server(
             uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
