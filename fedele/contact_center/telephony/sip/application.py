@@ -38,9 +38,9 @@ from fedele.contact_center.ivr.steps import IvrStep, StepKind
 from fedele.contact_center.models import Agent, Interaction, InteractionState
 from fedele.contact_center.telephony.port import CallEvent, CallEventKind
 from fedele.contact_center.telephony.sip import audio
+from fedele.contact_center.telephony.sip.call import CallEnded, HangupCause, SipCall
 from fedele.contact_center.telephony.sip.message import parse_uri
 from fedele.contact_center.telephony.sip.rtp import SAMPLE_RATE
-from fedele.contact_center.telephony.sip.ua import CallEnded, HangupCause, SipCall
 from fedele.shared.errors import ApplicationError
 
 logger = logging.getLogger(__name__)

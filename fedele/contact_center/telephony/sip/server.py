@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 from fedele.contact_center.telephony.sip.application import DatabaseThread, IvrApplication, prompt_directory
 from fedele.contact_center.telephony.sip.audio import PromptLibrary
-from fedele.contact_center.telephony.sip.ua import SipCall, SipUserAgent
+from fedele.contact_center.telephony.sip.call import SipCall
+from fedele.contact_center.telephony.sip.ua import SipUserAgent
 
 logger = logging.getLogger(__name__)
 
