@@ -20,11 +20,14 @@ Its API uses HTTP Basic authentication; the peer project hashes passwords with M
 check does not dominate its figures (fedele's API tokens are checked by a SHA-256 lookup).
 
 Usage: python bench/run.py support_api [--tickets 1000000] [--seconds 20] [--concurrency 8]
-       [--create-concurrency 16]
+       [--create-concurrency 16] [--no-fast-paths] [--create-only]
 
 --create-concurrency sets the number of clients of the create load only (default: --concurrency), for
 both systems alike: fedele's create fast path writes the requests that arrive together in one group
 (ADR 0002), which pays only when several requests are in flight per server process.
+--no-fast-paths serves fedele with every request through Django (the same settings otherwise), and
+--create-only skips fedele's list and search loads: together, an A/B of the create path on a busy
+machine, run back to back.
 """
 
 # ruff: noqa: E501 - the long lines are SQL and Python inside the scripts this benchmark runs
@@ -414,12 +417,30 @@ def _fedele_body(index: int) -> dict[str, Any]:
 
 
 def measure_fedele(
-    tickets: int, seconds: float, concurrency: int, workers: int, create_concurrency: int
+    tickets: int,
+    seconds: float,
+    concurrency: int,
+    workers: int,
+    create_concurrency: int,
+    *,
+    fast_paths: bool = True,
+    create_only: bool = False,
 ) -> dict[str, Any]:
+    settings_module = "bench.bench_settings"
+    python_path = str(REPO)
+    if not fast_paths:
+        # The same settings with the fast paths off (ADR 0002): every request through Django, for an
+        # A/B comparison on the same machine at the same time.
+        settings_dir = tempfile.mkdtemp(prefix="fedele-bench-settings-")
+        Path(settings_dir, "bench_no_fast_paths.py").write_text(
+            "from bench.bench_settings import *  # noqa: F403\nFEDELE_FAST_PATHS = False\n"
+        )
+        settings_module = "bench_no_fast_paths"
+        python_path = f"{REPO}{os.pathsep}{settings_dir}"
     env = {
         **os.environ,
-        "PYTHONPATH": str(REPO),
-        "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
+        "PYTHONPATH": python_path,
+        "DJANGO_SETTINGS_MODULE": settings_module,
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "bench-secret-key-not-for-production",
         "LOG_LEVEL": "WARNING",
@@ -447,14 +468,22 @@ def measure_fedele(
 
     try:
         checks = _checks(base_url, headers, listing, search)
-        results = {
-            "list_open_first_page": asyncio.run(_load(base_url, headers, seconds, concurrency, listing, 200)),
-            "search": asyncio.run(_load(base_url, headers, seconds, concurrency, search, 200)),
-            "create": asyncio.run(_load(base_url, headers, seconds, create_concurrency, create, 201)),
-        }
+        results: dict[str, Any] = {}
+        if not create_only:
+            results["list_open_first_page"] = asyncio.run(
+                _load(base_url, headers, seconds, concurrency, listing, 200)
+            )
+            results["search"] = asyncio.run(_load(base_url, headers, seconds, concurrency, search, 200))
+        results["create"] = asyncio.run(_load(base_url, headers, seconds, create_concurrency, create, 201))
     finally:
         _stop(server)
-    return {"system": "fedele", "load_seconds": round(load_seconds, 1), "checks": checks, **results}
+    return {
+        "system": "fedele",
+        "fast_paths": fast_paths,
+        "load_seconds": round(load_seconds, 1),
+        "checks": checks,
+        **results,
+    }
 
 
 def _checks(base_url: str, headers: dict[str, str], listing: Request, search: Request) -> dict[str, Any]:
@@ -614,6 +643,14 @@ def run(argv: list[str]) -> dict[str, Any]:
         default=None,
         help="clients of the create load, for both systems (default: --concurrency)",
     )
+    parser.add_argument(
+        "--no-fast-paths",
+        action="store_true",
+        help="serve fedele with FEDELE_FAST_PATHS=False (every request through Django), for an A/B run",
+    )
+    parser.add_argument(
+        "--create-only", action="store_true", help="measure fedele's create only (no list, no search)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for each system")
     parser.add_argument("--skip-helpdesk", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep both databases afterwards")
@@ -628,7 +665,13 @@ def run(argv: list[str]) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     try:
         fedele = measure_fedele(
-            args.tickets, args.seconds, args.concurrency, args.workers, create_concurrency
+            args.tickets,
+            args.seconds,
+            args.concurrency,
+            args.workers,
+            create_concurrency,
+            fast_paths=not args.no_fast_paths,
+            create_only=args.create_only,
         )
         results.append(fedele)
         peer: dict[str, Any] = {"system": "django-helpdesk", "skipped": "--skip-helpdesk"}

@@ -164,8 +164,15 @@ def _run(work: Callable[[], list[TicketOutcome]]) -> tuple[list[tuple[Any, ...]]
     pushed: list[Any] = []
     enqueued: list[str] = []
     result: dict[str, Any] = {}
+
+    class Layer:
+        async def group_send(self, group: str, message: dict[str, Any]) -> None:
+            pushed.append((group, message["type"], message["data"]))
+
+    layer = Layer()
     with (
-        mock.patch.object(realtime, "send_now", lambda group, kind, data: pushed.append((group, kind, data))),
+        mock.patch.object(realtime, "get_channel_layer", lambda: layer),
+        mock.patch("channels.layers.get_channel_layer", lambda: layer),
         mock.patch.object(events, "enqueue_dispatch", lambda event_id: enqueued.append(str(event_id))),
         mock.patch.object(events, "_enqueue_all", lambda ids: enqueued.extend(str(i) for i in ids)),
     ):
