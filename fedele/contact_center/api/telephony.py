@@ -143,6 +143,12 @@ def answer(request: HttpRequest, interaction_id: UUID) -> Interaction:
     return calls.call_answer(interaction=_call(interaction_id, agent), agent=agent)
 
 
+@router.post("/calls/{interaction_id}/dial", response=CALL_RESPONSES, summary="Dial a callback I took")
+def dial_taken(request: HttpRequest, interaction_id: UUID) -> Interaction:
+    agent = _agent(request)
+    return calls.call_dial(interaction=_call(interaction_id, agent), agent=agent)
+
+
 @router.post("/calls/{interaction_id}/hold", response=CALL_RESPONSES, summary="Hold or resume a call")
 def hold(request: HttpRequest, interaction_id: UUID, payload: OnIn) -> Interaction:
     agent = _agent(request)

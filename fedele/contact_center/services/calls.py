@@ -262,6 +262,47 @@ def _close_pauses(interaction: Interaction, at: datetime) -> None:
     recording_pauses_close(interaction=interaction, at=at)
 
 
+def call_dial(
+    *, interaction: Interaction, agent: Agent, provider: str = "", at: datetime | None = None
+) -> Interaction:
+    """Place the call of an outbound contact the agent took from a queue (a callback task, e.g. for a
+    voicemail): the provider dials ``to_address`` and the call id is bound to this same interaction.
+    Dialling a contact that already has a call is a Conflict; nothing is dialled twice."""
+    moment = at or clock.now()
+    fresh = Interaction.objects.get(pk=interaction.pk)
+    if fresh.channel != Channel.VOICE or fresh.direction != Direction.OUTBOUND:
+        raise ValidationFailed(_("Only an outbound call can be dialled."), code="not_an_outbound_call")
+    if fresh.agent_id != agent.pk:
+        raise PermissionDenied(_("This call is not yours."), code="not_your_call")
+    if fresh.state not in (InteractionState.OFFERED, InteractionState.CONNECTED):
+        raise Conflict(_("This contact cannot be dialled now."), code="call_state_conflict")
+    if fresh.provider_ref:
+        raise Conflict(_("This contact has already been dialled."), code="already_dialled")
+    number = e164(fresh.to_address, field="to_address")
+    provider_name = fresh.provider or provider or default_voice_provider()
+    adapter = adapter_for(provider_name)
+    with transaction.atomic():
+        locked = Interaction.objects.select_for_update().get(pk=fresh.pk)
+        if locked.provider_ref:
+            raise Conflict(_("This contact has already been dialled."), code="already_dialled")
+        locked.provider = provider_name
+        locked.attributes = {**(locked.attributes or {}), "dialled_at": moment.isoformat()}
+        locked.save(update_fields=["provider", "attributes"])
+    caller_id = fresh.from_address or telephony_setting("FEDELE_CC_CALLER_ID")
+    reference = _provider(
+        lambda: adapter.originate(
+            to_number=number,
+            from_number=caller_id,
+            context={"interaction": str(fresh.public_id), "agent_id": agent.pk},
+        )
+    )
+    with transaction.atomic():
+        Interaction.objects.filter(pk=fresh.pk, provider_ref="").update(provider_ref=reference)
+        _record(fresh, "call.dialled", agent, moment, {"to": number})
+    fresh.refresh_from_db()
+    return fresh
+
+
 def call_originate(
     *,
     agent: Agent,

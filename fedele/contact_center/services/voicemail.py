@@ -196,6 +196,8 @@ def _callback_create(
         "kind": CALLBACK_KIND,
         "voicemail": str(message.public_id),
         "original_interaction": original.number,
+        # The routing area's name for "this contact is a callback" (the desktop shows it as such).
+        "callback_of": original.number,
     }
     if box.agent_id is not None:
         attributes["preferred_agent_id"] = box.agent_id

@@ -181,6 +181,11 @@ def _on_answered(interaction: Interaction, event: CallEvent) -> None:
         return  # late: the call already ended
     answered_by = str(event.data.get("answered_by") or "")
     _remember(interaction, provider_answered_at=event.at.isoformat(), answered_by=answered_by)
+    if interaction.state == InteractionState.CONNECTED and (interaction.attributes or {}).get("dialled_at"):
+        # A callback the agent accepted and then dialled: the talk starts when the customer answers,
+        # not when the agent took the task (the ringing is not talk).
+        Interaction.objects.filter(pk=interaction.pk).update(answered_at=event.at)
+        return
     if answered_by in MACHINE_ANSWERS or interaction.state == InteractionState.CONNECTED:
         return
     # The agent is the one offered the call (inbound, the agent's leg answered) or the one who

@@ -278,3 +278,38 @@ def test_the_call_ending_closes_an_open_recording_pause(
     sim.caller_hangs_up(call.provider_ref)
     pause = RecordingPause.objects.get(interaction=call)
     assert (pause.resumed_at, pause.seconds) == (sim.now, 9)
+
+
+def test_a_voicemail_callback_taken_from_the_queue_is_dialled_once(
+    sim: SimulatorAdapter, queue: Any, agent: Any
+) -> None:
+    from fedele.contact_center.models import VoicemailBox
+    from fedele.contact_center.telephony.simulator import silent_wav
+
+    VoicemailBox.objects.create(code="support-vm", name="Support", queue=queue)
+    call_ref = sim.incoming_call(from_number="+393331234567", to_number=LINE)
+    sim.leave_voicemail(call_ref, box="support-vm", audio=silent_wav(seconds=1), seconds=9)
+    sim.caller_hangs_up(call_ref)
+    assert Interaction.objects.get(provider_ref=call_ref).outcome == Outcome.VOICEMAIL
+    callback = Interaction.objects.get(attributes__kind="callback")
+    assert callback.attributes["callback_of"] == Interaction.objects.get(provider_ref=call_ref).number
+    assert routing.route_pending(limit=5, at=sim.now) == 1
+    taken = routing.offer_accept(offer=Offer.objects.get(agent=agent), agent=agent, at=sim.now)
+    dialled = calls.call_dial(interaction=taken, agent=agent, at=sim.now)
+    assert (dialled.pk, dialled.provider, dialled.provider_ref) == (
+        callback.pk,
+        "simulator",
+        "SIM-OUT-000002",
+    )
+    assert sim.commands[-1] == (
+        "originate",
+        "SIM-OUT-000002",
+        {"to": "+393331234567", "from": "+390212345678"},
+    )
+    with pytest.raises(Conflict) as twice:
+        calls.call_dial(interaction=dialled, agent=agent)
+    assert twice.value.code == "already_dialled"
+    sim.advance(8 + 120)
+    dialled.refresh_from_db()
+    assert (dialled.outcome, dialled.talk_seconds) == (Outcome.HANDLED, 120)
+    assert Interaction.objects.filter(attributes__kind="callback").count() == 1
