@@ -141,6 +141,13 @@ def agent_state_set(
         pending_offer_interactions = []
         if state != AgentState.AVAILABLE:
             pending_offer_interactions = routing.lock_pending_offers_of(agent.pk)
+        # Contacts before the agent (the lock order): the wrap-ups this change may finish.
+        list(
+            Interaction.objects.select_for_update()
+            .filter(agent_id=agent.pk, state=InteractionState.WRAP_UP)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         locked = _lock_agent(agent)
         if not locked.active:
             raise Conflict(_("This agent is deactivated."), code="agent_inactive")
