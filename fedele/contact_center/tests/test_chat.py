@@ -553,3 +553,21 @@ def test_the_settings_pages(client, widget):
     edit = client.get(created["Location"])
     assert edit.status_code == 200 and "https://shop.example.it" in edit.content.decode()
     assert (saved.max_message_chars, saved.require_email, saved.active) == (400, False, True)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_message_resent_from_six_tabs_at_once_is_stored_once(widget):
+    from fedele.shared.testing import in_threads
+
+    _agent_in("billing")
+    started = _start(widget, message="")
+    ids: list[str] = []
+
+    def send(index: int) -> None:
+        session = ChatSession.objects.select_related("widget", "interaction").get(pk=started.session.pk)
+        ids.append(str(chat.chat_visitor_message(session=session, body="Ciao", client_id="same").public_id))
+
+    assert in_threads(send, 6) == []
+    assert len(set(ids)) == 1 and len(ids) == 6
+    assert InteractionMessage.objects.filter(interaction_id=started.session.interaction_id).count() == 1

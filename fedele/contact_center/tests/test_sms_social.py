@@ -469,3 +469,44 @@ def test_a_document_keyword_becomes_a_document_request_not_a_conversation(client
     assert MessagingReceipt.objects.get().kind == "document"
     assert _twilio_post(client, sms_channel, _sms("manuale", "SM400")).status_code == 200
     assert DocumentRequest.objects.count() == 1
+
+
+# --- races (PostgreSQL) -------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_message_delivered_eight_times_at_once_is_stored_once(sms_channel):
+    from fedele.shared.testing import in_threads
+
+    message = sms_social.parse_twilio(_sms("Buongiorno", "SM-RACE"))
+    results: list[sms_social.InboundResult] = []
+    errors = in_threads(lambda index: results.append(sms_social.receive(sms_channel, message)), 8)
+    assert errors == []
+    assert sorted(result.duplicate for result in results) == [False] + [True] * 7
+    assert (
+        Interaction.objects.count(),
+        InteractionMessage.objects.count(),
+        MessagingReceipt.objects.count(),
+    ) == (
+        1,
+        1,
+        1,
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_eight_stops_at_once_record_one_opt_out_and_confirm_once(sms_channel):
+    from fedele.shared.testing import in_threads
+
+    errors = in_threads(
+        lambda index: sms_social.receive(
+            sms_channel, sms_social.parse_twilio(_sms("STOP", f"SM-STOP-{index}"))
+        ),
+        8,
+    )
+    assert errors == []
+    assert MessagingOptOut.objects.count() == 1
+    assert MessagingReceipt.objects.filter(kind="opt_out").count() == 8
+    assert len(sms.outbox) == 1
