@@ -3,9 +3,9 @@
 ticket linked) and queues it, so an agent is offered the e-mail by the same router as a call or chat.
 
 Which queue: ``settings.FEDELE_CC_EMAIL_QUEUE`` (a queue code, which must serve e-mail) when set,
-else the first active queue (by code) that serves the e-mail channel; with none, e-mails stay with support only (logged once per
-ticket). Idempotent: the event bus runs the handler once per event, and a ticket already routed is
-never routed twice.
+else the first active queue (by code) that serves the e-mail channel; with none, e-mails stay with
+support only (logged once per ticket). Idempotent: the event bus runs the handler once per event,
+and a ticket already routed is never routed twice.
 """
 
 from __future__ import annotations
