@@ -102,8 +102,22 @@ def call_event_apply(event: CallEvent) -> Interaction:
             # The same event committed by a concurrent request between our check and our insert.
             return Interaction.objects.get(pk=interaction.pk)
         _APPLY[event.kind](interaction, event)
+        if (interaction.attributes or {}).get("dial_attempt"):
+            # A dialer call: the dialer must hear of a live answer at once (an agent has 2 s before
+            # the answer counts as abandoned), not at its next tick.
+            transaction.on_commit(lambda: _tell_dialer(event))
     interaction.refresh_from_db()
     return interaction
+
+
+def _tell_dialer(event: CallEvent) -> None:
+    from fedele.contact_center.services import dialer
+
+    try:
+        dialer.dialer_call_event(event)
+    except Exception:
+        # The dialer's next tick and its InteractionEnded handler catch up with this call.
+        logger.exception("The dialer could not take call event %s of %s", event.kind, event.call_ref)
 
 
 def _serialise_call(event: CallEvent) -> None:

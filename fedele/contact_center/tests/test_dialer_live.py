@@ -285,8 +285,8 @@ def test_a_provider_failure_ends_only_that_attempt() -> None:
 def test_without_the_telephony_hook_the_tick_and_the_ended_event_keep_attempts_right(
     django_capture_on_commit_callbacks: Any,
 ) -> None:
-    """Only the telephony area sees the events (no dialer hook): the next tick catches the answer up
-    and queues it, and the InteractionEnded handler finishes the attempt when the call ends."""
+    """The dialer missed the answer (its hook runs after commit; here it never ran): the next tick
+    catches the answer up and queues it, and the InteractionEnded handler finishes the attempt."""
     from fedele.contact_center.telephony.events import call_event_apply
     from fedele.contact_center.telephony.registry import adapter_override
     from fedele.contact_center.tests.dialer_support import ScriptedNetwork
@@ -312,6 +312,34 @@ def test_without_the_telephony_hook_the_tick_and_the_ended_event_keep_attempts_r
         answered + timedelta(seconds=1, milliseconds=500),
     )
     assert CampaignContact.objects.get().state == "completed"
+
+
+def test_the_telephony_hook_queues_a_live_answer_at_once(django_capture_on_commit_callbacks: Any) -> None:
+    """call_event_apply tells the dialer after its commit: the answer is queued for an agent without
+    waiting for the next tick, and the agent's accept within 2 s makes the call connected."""
+    from fedele.contact_center.telephony.events import call_event_apply
+    from fedele.contact_center.telephony.registry import adapter_override
+    from fedele.contact_center.tests.dialer_support import ScriptedNetwork
+
+    _actor, target, _agents = _running(1, [A])
+    network = ScriptedNetwork(start=TUESDAY_NOON)
+    network.sink = call_event_apply
+    with adapter_override("simulator", network):
+        services.campaign_tick(campaign=target, at=TUESDAY_NOON)
+        with django_capture_on_commit_callbacks(execute=True):
+            network.advance(8)
+        answered = TUESDAY_NOON + timedelta(seconds=8)
+        attempt = DialAttempt.objects.get()
+        assert (attempt.state, attempt.answered_at, attempt.amd_result) == ("answered", answered, "human")
+        assert _accept_offers(answered + timedelta(seconds=1)) == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            network.advance(60)
+    attempt = DialAttempt.objects.get()
+    assert (attempt.outcome, attempt.abandoned, attempt.connected_at) == (
+        "connected",
+        False,
+        answered + timedelta(seconds=1),
+    )
 
 
 def test_campaign_meter_follows_the_campaigns_rule() -> None:

@@ -18,8 +18,9 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, URLResolver, path
 from django.utils import translation
@@ -41,7 +42,6 @@ from fedele.shared.errors import (
     error_envelope,
 )
 
-STATIC_DIRECTORY = Path(__file__).resolve().parent.parent / "static" / "contact_center"
 START_PER_MINUTE_PER_ADDRESS = 20
 UPLOADS_PER_MINUTE_PER_SESSION = 10
 
@@ -67,14 +67,18 @@ def _same_origin_post(request: HttpRequest, widget: Any) -> None:
 
 @lru_cache(maxsize=4)
 def _static_text(name: str) -> str:
-    return (STATIC_DIRECTORY / name).read_text(encoding="utf-8")
+    """A file of static/contact_center/, found the way collectstatic finds it."""
+    found = finders.find(f"contact_center/{name}")
+    if not isinstance(found, str):
+        raise Http404(name)
+    return Path(found).read_text(encoding="utf-8")
 
 
 @require_GET
 def widget_script(request: HttpRequest) -> HttpResponse:
     """The loader a site embeds with ``<script src=".../contact-center/chat/widget.js" data-widget=KEY>``.
     Served by a view (not /static/) so its address never changes with a release."""
-    text = _static_text("widget.js") if not settings.DEBUG else (STATIC_DIRECTORY / "widget.js").read_text()
+    text = _static_text("widget.js")
     response = HttpResponse(text, content_type="application/javascript; charset=utf-8")
     response["Cache-Control"] = "public, max-age=300"
     response["Cross-Origin-Resource-Policy"] = "cross-origin"
