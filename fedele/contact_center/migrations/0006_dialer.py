@@ -121,8 +121,8 @@ class Migration(migrations.Migration):
                     "abandon_rule",
                     models.CharField(
                         choices=[
-                            ("rolling_30_days", "3% of live answers over a rolling 30 days"),
-                            ("rolling_24_hours", "3% of live answers over a rolling 24 hours"),
+                            ("rolling_30_days", "3 per cent of live answers over a rolling 30 days"),
+                            ("rolling_24_hours", "3 per cent of live answers over a rolling 24 hours"),
                         ],
                         default="rolling_30_days",
                         max_length=20,

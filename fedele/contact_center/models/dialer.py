@@ -48,8 +48,8 @@ class CampaignState(models.TextChoices):
 
 
 class AbandonRuleChoice(models.TextChoices):
-    ROLLING_30_DAYS = "rolling_30_days", _("3% of live answers over a rolling 30 days")
-    ROLLING_24_HOURS = "rolling_24_hours", _("3% of live answers over a rolling 24 hours")
+    ROLLING_30_DAYS = "rolling_30_days", _("3 per cent of live answers over a rolling 30 days")
+    ROLLING_24_HOURS = "rolling_24_hours", _("3 per cent of live answers over a rolling 24 hours")
 
 
 class Campaign(models.Model):

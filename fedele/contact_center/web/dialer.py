@@ -89,8 +89,8 @@ class CampaignForm(BootstrapFormMixin, forms.Form):
     abandon_rule = forms.ChoiceField(
         label=gettext_lazy("Regulatory rule"),
         choices=[
-            ("rolling_30_days", gettext_lazy("3% over a rolling 30 days")),
-            ("rolling_24_hours", gettext_lazy("3% over a rolling 24 hours")),
+            ("rolling_30_days", gettext_lazy("3 per cent over a rolling 30 days")),
+            ("rolling_24_hours", gettext_lazy("3 per cent over a rolling 24 hours")),
         ],
     )
     max_attempts = forms.IntegerField(
