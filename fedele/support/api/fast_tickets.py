@@ -158,9 +158,26 @@ def _process_caller(
                 answers[index] = _answer(actor, outcome, language)
             except Exception:
                 # One answer that cannot be built must not fail the group (the others are created).
-                logger.exception("The fast path could not answer a ticket create; Django answers it")
+                logger.exception("The fast path could not answer a ticket create")
+                answers[index] = _answer_failed(outcome)
     finally:
         context.reset(saved)
+
+
+def _answer_failed(outcome: TicketOutcome) -> fastpath.FastResponse | None:
+    """A created ticket whose answer could not be built: a 500 that names it. Declining to Django
+    would create it a second time (a request without an external id has nothing to dedupe on)."""
+    ticket = outcome.ticket
+    if ticket is None:
+        return None  # nothing was created: Django answers
+    envelope = {
+        "error": {
+            "code": "internal_error",
+            "message": "The ticket was created but its answer could not be built; read it back by its id.",
+            "fields": {"id": str(ticket.public_id), "number": ticket.number},
+        }
+    }
+    return _render(500, envelope)
 
 
 def _ticket_request(payload: TicketIn) -> TicketRequest:

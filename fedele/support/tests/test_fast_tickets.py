@@ -212,3 +212,26 @@ def test_concurrent_creates_are_grouped_with_gapless_unique_numbers(setup: dict[
     assert Ticket.objects.count() == 41
     assert AuditLog.objects.filter(action="support.ticket_created").count() == 41
     assert OutboxEvent.objects.filter(event_type="support.ticket_created").count() == 41
+
+
+def test_an_answer_that_cannot_be_built_is_a_500_naming_the_ticket_never_a_second_create(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Declining to Django after the commit would create the ticket again (no external id to dedupe
+    on): the caller gets a 500 with the created ticket's id and number instead."""
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("cannot render")
+
+    monkeypatch.setattr(fast_tickets, "_answer", broken)
+    response = _one(_body(1), {"Authorization": f"Bearer {setup['agent']}"})
+    stored = Ticket.objects.get()
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {
+            "code": "internal_error",
+            "message": "The ticket was created but its answer could not be built; read it back by its id.",
+            "fields": {"id": str(stored.public_id), "number": "T-000001"},
+        }
+    }
+    assert Ticket.objects.count() == 1
