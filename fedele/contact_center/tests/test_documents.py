@@ -134,7 +134,7 @@ def test_ivr_collects_the_fiscal_code_and_emails_the_latest_invoice(django_captu
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["mario@example.it"]
-    assert message.subject == "Your document: Copia fattura"
+    assert message.subject == "Il tuo documento: Copia fattura"
     (name, content, content_type) = message.attachments[0]
     assert (name, content_type) == ("INV-2026-000007.pdf", "application/pdf")
     assert content[:5] == b"%PDF-"
@@ -222,7 +222,7 @@ def test_sms_keyword_sends_a_signed_link_once_per_message(django_capture_on_comm
     token = document_link_token(request)
     url = f"https://cc.example.it/contact-center/documents/d/{token}/"
     assert sms.outbox[0].to == "+393331234567"
-    assert sms.outbox[0].body == f"Manuale d'uso: {url} (valid for 72 hours)"
+    assert sms.outbox[0].body == f"Manuale d'uso: {url} (valido per 72 ore)"
     found_request, found = document_for_token(token)
     assert (found_request, found.content, found.name) == (request, PDF, found.name)
     assert found.name.startswith("manuale") and found.name.endswith(".pdf")
@@ -363,6 +363,6 @@ def test_link_lifetime_setting(settings, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True):
             request = document_request_by_keyword(from_number="+393331234567", keyword="MANUALE")
         token = document_link_token(request)
-        assert sms.outbox[0].body.endswith("(valid for 1 hours)")
+        assert sms.outbox[0].body.endswith("(valido per 1 ore)")
     with time_machine.travel(timedelta(minutes=61) + request.created_at, tick=False), pytest.raises(NotFound):
         document_for_token(token)

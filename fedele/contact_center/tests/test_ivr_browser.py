@@ -69,8 +69,8 @@ def test_editor_live_validation_test_call_and_refused_publish(tab) -> None:  # t
     tab.locator("#ivr-sim-inputs").fill("7, 1")
     tab.locator("#ivr-sim-run").click()
     expect(tab.locator("#ivr-simulation [data-turn]")).to_have_count(3)
-    expect(tab.locator("#ivr-simulation")).to_contain_text("Sorry, that is not a valid choice.")
-    expect(tab.locator("#ivr-simulation")).to_contain_text("You are number 1 in the queue.")
+    expect(tab.locator("#ivr-simulation")).to_contain_text("Spiacenti, la scelta non è valida.")
+    expect(tab.locator("#ivr-simulation")).to_contain_text("Posizione in coda: 1.")
 
     # Save and publish a broken flow: refused with the problem, the live version stays v1.
     tab.locator("#ivr-source").fill(json.dumps(broken, indent=2))

@@ -74,7 +74,7 @@ def _queue_step(queue: str, skills: dict[str, int], position: int = 1, wait: int
 def _announcement(node: str, position: int = 1, minutes: int = 3) -> IvrStep:
     return IvrStep(
         kind=StepKind.SAY,
-        text=f"You are number {position} in the queue. The estimated wait is {minutes} minutes.",
+        text=f"Posizione in coda: {position}. L'attesa stimata è di {minutes} minuti.",
         language="it",
         params={"node": node},
     )
@@ -162,7 +162,7 @@ def test_an_invalid_menu_key_retries_then_gives_up_with_goodbye():
     assert retry == [
         IvrStep(
             kind=StepKind.SAY,
-            text="Sorry, that is not a valid choice.",
+            text="Spiacenti, la scelta non è valida.",
             language="it",
             params={"node": "main"},
         ),
@@ -172,7 +172,10 @@ def test_an_invalid_menu_key_retries_then_gives_up_with_goodbye():
     # retries: 1 → the second failure (a timeout here) has no further attempt and no on_fail.
     assert ivr_continue(interaction=call, digits=None, timed_out=True) == [
         IvrStep(
-            kind=StepKind.SAY, text="Thank you for calling. Goodbye.", language="it", params={"node": "main"}
+            kind=StepKind.SAY,
+            text="Grazie per aver chiamato. Arrivederci.",
+            language="it",
+            params={"node": "main"},
         ),
         IvrStep(kind=StepKind.HANGUP, language="it", params={"node": "main"}),
     ]
@@ -247,7 +250,7 @@ def test_second_caller_in_the_same_queue_hears_position_two():
     steps = ivr_continue(interaction=second, digits="1", timed_out=False)
     assert steps[-1].params["position"] == 2
     assert steps[-1].params["estimated_wait_seconds"] == 360  # 2 × 180 s, no agents staffed → one assumed
-    assert steps[0].text == "You are number 2 in the queue. The estimated wait is 6 minutes."
+    assert steps[0].text == "Posizione in coda: 2. L'attesa stimata è di 6 minuti."
 
 
 def test_a_call_keeps_its_version_when_a_new_one_is_published():

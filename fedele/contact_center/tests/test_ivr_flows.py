@@ -257,7 +257,7 @@ def test_simulated_call_uses_the_real_engine_and_leaves_no_trace():
     # Inputs after the call left the IVR are ignored; an empty input is a timeout.
     assert len(ivr_simulate(version=draft, inputs=["1", "2", "3"])) == 2
     timed_out = ivr_simulate(version=draft, inputs=[""])
-    assert timed_out[1].steps[0].text == "Sorry, we did not receive your choice."
+    assert timed_out[1].steps[0].text == "Spiacenti, non è stata ricevuta alcuna scelta."
     with pytest.raises(ValidationFailed):
         ivr_simulate(version=draft, inputs=["1"] * 31)
 

@@ -107,7 +107,7 @@ def test_callback_offer_accepted_keeps_the_place_and_hangs_up():
     assert steps == [
         IvrStep(
             kind=StepKind.SAY,
-            text="Thank you, we will call you back as soon as an agent is free.",
+            text="Grazie, verrà effettuata una richiamata non appena un operatore sarà disponibile.",
             language="it",
             params={"node": "offer"},
         ),

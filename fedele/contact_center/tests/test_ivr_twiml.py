@@ -39,7 +39,7 @@ def test_the_flow_start_and_the_queue_turn_render_exactly():
         queue_wait_url="/contact-center/telephony/twilio/wait/",
     )
     assert queued == (
-        HEAD + '<Say language="it-IT">You are number 1 in the queue. The estimated wait is 3 minutes.</Say>'
+        HEAD + '<Say language="it-IT">Posizione in coda: 1. L\'attesa stimata è di 3 minuti.</Say>'
         '<Enqueue waitUrl="https://cc.example.it/contact-center/telephony/twilio/wait/">support</Enqueue>'
         "</Response>"
     )

@@ -151,8 +151,8 @@ def test_test_call_panel_walks_the_editor_text_and_saves_nothing(admin_client: C
     html = response.content.decode()
     assert response.status_code == 200
     assert html.count("data-turn=") == 3
-    assert "Sorry, that is not a valid choice." in html
-    assert "You are number 1 in the queue." in html
+    assert "Spiacenti, la scelta non è valida." in html
+    assert "Posizione in coda: 1." in html
     assert IvrFlowVersion.objects.count() == versions
     assert not IvrSession.objects.exists()
     flow.refresh_from_db()
@@ -222,7 +222,7 @@ def test_api_create_publish_refused_then_fixed(client: Client):
     assert published.status_code == 200 and published.json()["status"] == "published"
     turns = _api(client, "post", "/ivr/flows/api-line/simulate", {"inputs": ["2", None]}, admin).json()
     assert [turn["waiting_at"] for turn in turns] == ["main", "code", "code"]
-    assert turns[2]["steps"][0]["text"] == "Sorry, we did not receive your choice."
+    assert turns[2]["steps"][0]["text"] == "Spiacenti, non è stata ricevuta alcuna scelta."
     number = _api(client, "post", "/ivr/numbers", {"number": "+39 02 1234 5678", "flow": "api-line"}, admin)
     assert number.json() == {"number": "+390212345678", "flow": "api-line"}
     detail = _api(client, "get", "/ivr/flows/api-line", user=admin).json()
