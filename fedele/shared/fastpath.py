@@ -19,15 +19,21 @@ embedded mode serves one user).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.db import connections
+from ninja.renderers import JSONRenderer
+from pydantic import BaseModel, ValidationError
+
+from fedele.shared.errors import ApplicationError, RateLimited
 
 logger = logging.getLogger(__name__)
 
@@ -267,3 +273,87 @@ def _settle(future: asyncio.Future[Any], value: Any) -> None:
         future.set_exception(value)
     else:
         future.set_result(value)
+
+
+# --- the plain form of a JSON API write, shared by every fast path ------------------------------------
+
+PayloadT = TypeVar("PayloadT", bound=BaseModel)
+_JSON = JSONRenderer()
+
+
+@dataclass(frozen=True, slots=True)
+class JsonCall(Generic[PayloadT]):
+    """A request in the plain form a fast path serves: a bearer token and a body valid for the schema."""
+
+    authorization: str
+    payload: PayloadT
+    client: str | None
+    user_agent: str
+    request_id: str
+    language: str
+
+
+def json_call(request: FastRequest, schema: type[PayloadT]) -> JsonCall[PayloadT] | None:
+    """The call, or None for anything Django must answer: no bearer token, cookies, an
+    Idempotency-Key, another content type, a body that is not a JSON object or not valid for
+    ``schema`` (ninja answers with its own validation envelope)."""
+    headers = request.headers
+    authorization = headers.get("authorization", "")
+    if (
+        not authorization.lower().startswith("bearer ")
+        or "cookie" in headers
+        or "idempotency-key" in headers
+        or headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
+    ):
+        return None
+    try:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            return None
+        payload = schema.model_validate(data)
+    except (ValueError, ValidationError):
+        return None
+    return JsonCall(
+        authorization=authorization,
+        payload=payload,
+        client=request.client,
+        user_agent=headers.get("user-agent", "")[:300],
+        request_id=request.request_id,
+        language=accept_language(headers.get("accept-language", "")),
+    )
+
+
+def accept_language(accept: str) -> str:
+    """The language Django's locale middleware would pick from an Accept-Language header."""
+    from django.utils.translation import trans_real
+
+    for code, _quality in trans_real.parse_accept_lang_header(accept):
+        if code == "*":
+            break
+        try:
+            return trans_real.get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return str(settings.LANGUAGE_CODE)
+
+
+def render_json(status: int, data: Any, extra: list[tuple[str, str]] | None = None) -> FastResponse:
+    body = _JSON.render(None, data, response_status=status)  # type: ignore[arg-type]
+    return FastResponse(status=status, body=body.encode(), headers=list(extra or []))
+
+
+def render_error(error: ApplicationError, language: str) -> FastResponse:
+    """The error envelope as the API's exception handler renders it."""
+    extra = [("content-language", language)]
+    if isinstance(error, RateLimited):
+        extra.append(("retry-after", str(error.retry_after_seconds)))
+    return render_json(error.status_code, error.envelope(), extra)
+
+
+def by_caller(calls: Sequence[JsonCall[Any]]) -> dict[tuple[str, str, str | None, str], list[int]]:
+    """Positions of a group's calls per caller (token, language, address, user agent), in order: one
+    authentication, one request context and one translation per caller."""
+    callers: dict[tuple[str, str, str | None, str], list[int]] = defaultdict(list)
+    for index, call in enumerate(calls):
+        callers[(call.authorization, call.language, call.client, call.user_agent)].append(index)
+    return callers

@@ -15,99 +15,41 @@ first request id.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.utils import translation
-from ninja.renderers import JSONRenderer
-from pydantic import ValidationError
 
 from fedele.accounts.facade import actor_for, authenticate_api_token
 from fedele.shared import context, fastpath, ratelimit, versioned_cache
-from fedele.shared.errors import ApplicationError, RateLimited
+from fedele.shared.errors import RateLimited
 from fedele.support.api.tickets import TicketDetailOut, TicketIn, _detail_of, _message_out, _ticket_out
 from fedele.support.services.tickets import WORK_PERMISSION, new_ticket_parts
 from fedele.support.services.tickets_batch import TicketOutcome, TicketRequest, tickets_create_many
 
 logger = logging.getLogger(__name__)
 PATH = "/api/v1/support/tickets"
-_JSON = JSONRenderer()
 
 
-@dataclass(frozen=True, slots=True)
-class _Call:
-    authorization: str
-    payload: TicketIn
-    client: str | None
-    user_agent: str
-    request_id: str
-    language: str
+_Call = fastpath.JsonCall[TicketIn]
 
 
 async def create_ticket(request: fastpath.FastRequest) -> fastpath.FastResponse | None:
-    headers = request.headers
-    authorization = headers.get("authorization", "")
-    if (
-        not authorization.lower().startswith("bearer ")
-        or "cookie" in headers
-        or "idempotency-key" in headers
-        or headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
-    ):
-        return None
-    try:
-        data = json.loads(request.body)
-        if not isinstance(data, dict):
-            return None
-        payload = TicketIn.model_validate(data)
-    except (ValueError, ValidationError):
-        return None  # ninja answers with its own validation envelope
-    call = _Call(
-        authorization=authorization,
-        payload=payload,
-        client=request.client,
-        user_agent=headers.get("user-agent", "")[:300],
-        request_id=request.request_id,
-        language=_language(headers.get("accept-language", "")),
-    )
+    call = fastpath.json_call(request, TicketIn)
+    if call is None:
+        return None  # Django answers
     return await _GROUPS.submit(call)
 
 
-def _language(accept: str) -> str:
-    from django.utils.translation import trans_real
-
-    for code, _quality in trans_real.parse_accept_lang_header(accept):
-        if code == "*":
-            break
-        try:
-            return trans_real.get_supported_language_variant(code)
-        except LookupError:
-            continue
-    return str(settings.LANGUAGE_CODE)
-
-
-def _render(status: int, data: Any, extra: list[tuple[str, str]] | None = None) -> fastpath.FastResponse:
-    body = _JSON.render(None, data, response_status=status)  # type: ignore[arg-type]
-    return fastpath.FastResponse(status=status, body=body.encode(), headers=list(extra or []))
-
-
-def _error(error: ApplicationError, language: str) -> fastpath.FastResponse:
-    extra = [("content-language", language)]
-    if isinstance(error, RateLimited):
-        extra.append(("retry-after", str(error.retry_after_seconds)))
-    return _render(error.status_code, error.envelope(), extra)
+_render = fastpath.render_json
+_error = fastpath.render_error
 
 
 def _process(calls: list[_Call]) -> list[fastpath.FastResponse | None]:
     """One group of calls, by caller and language (one request scope, one context, one translation)."""
     answers: list[fastpath.FastResponse | None] = [None] * len(calls)
-    callers: dict[tuple[str, str, str | None, str], list[int]] = defaultdict(list)
-    for index, call in enumerate(calls):
-        callers[(call.authorization, call.language, call.client, call.user_agent)].append(index)
-    for (authorization, language, client, user_agent), indexes in callers.items():
+    for (authorization, language, client, user_agent), indexes in fastpath.by_caller(calls).items():
         with versioned_cache.scope(), translation.override(language):
             _process_caller(calls, indexes, answers, authorization, client, user_agent, language)
     return answers
