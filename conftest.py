@@ -46,3 +46,11 @@ def _seeded_defaults(request: pytest.FixtureRequest) -> None:
     from django.apps import apps
 
     importlib.import_module("fedele.support.migrations.0002_defaults").seed(apps, None)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    """Chromium for the modules' own browser tests: one per test module, launched as tests/browser's."""
+    from tests.browser.conftest import launch_chromium
+
+    yield from launch_chromium()

@@ -52,8 +52,7 @@ def _compile_catalogues() -> None:
         trans_real.reset_cache(setting="LANGUAGES")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def launch_chromium() -> Iterator[object]:
     """One Chromium per test module, closed after it: Playwright's event loop must not outlive the module,
     or later tests that use async_to_sync would find a running loop in their thread."""
     if not Path(CHROMIUM_PATH).exists():
@@ -68,6 +67,11 @@ def browser() -> Iterator[object]:
             chromium = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
             yield chromium
             chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    yield from launch_chromium()
 
 
 @pytest.fixture

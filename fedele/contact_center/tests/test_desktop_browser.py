@@ -22,7 +22,7 @@ from fedele.contact_center.models import AgentState, Interaction, InteractionSta
 from fedele.contact_center.services.interactions import interaction_create, interaction_enqueue
 from fedele.contact_center.tests.desktop_support import known_customer, make_desk
 from fedele.contact_center.tests.factories import WrapUpCodeFactory
-from tests.browser.conftest import CHROMIUM_ARGS, CHROMIUM_PATH, _compile_catalogues, sign_in
+from tests.browser.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,19 +38,6 @@ def screenshot(tab: object, name: str) -> None:
         paths.append(Path(os.environ["FEDELE_SCREENSHOTS_DIR"]) / name)
     for path in paths:
         tab.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    if not Path(CHROMIUM_PATH).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM_PATH}: run `make chromium`")
-    _compile_catalogues()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with playwright_sync.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
 
 
 def _tab(chromium, live_server, viewport: dict[str, int], **options: object) -> Iterator[object]:

@@ -27,25 +27,12 @@ from fedele.contact_center.tests.sip_fixtures import (
     running_sip_server,
 )
 from fedele.contact_center.tests.sipp.tools import finish_sipp, start_sipp
-from tests.browser.conftest import CHROMIUM_ARGS, CHROMIUM_PATH, _compile_catalogues, sign_in
+from tests.browser.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, needs_sipp, pytest.mark.django_db(transaction=True)]
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    if not Path(CHROMIUM_PATH).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM_PATH}: run `make chromium`")
-    _compile_catalogues()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with playwright_sync.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
 
 
 @pytest.fixture

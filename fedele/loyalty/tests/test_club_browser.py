@@ -17,7 +17,7 @@ import pytest
 from fedele.accounts.tests.factories import DEFAULT_PASSWORD
 from fedele.loyalty.models import Redemption
 from fedele.loyalty.tests.club_fixtures import earn, enrol, portal_customer, programme_with_tiers, voucher
-from tests.browser.conftest import CHROMIUM_ARGS, CHROMIUM_PATH, _compile_catalogues, sign_in
+from tests.browser.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,19 +31,6 @@ def _screenshot_paths(name: str) -> list[Path]:
     if os.environ.get("FEDELE_SCREENSHOTS_DIR"):
         paths.append(Path(os.environ["FEDELE_SCREENSHOTS_DIR"]) / name)
     return paths
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    if not Path(CHROMIUM_PATH).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM_PATH}: run `make chromium`")
-    _compile_catalogues()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with playwright_sync.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
 
 
 @pytest.fixture

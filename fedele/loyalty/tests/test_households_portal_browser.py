@@ -6,33 +6,19 @@ and sees the pooled balance and the limit left; nothing overflows sideways. Scre
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fedele.accounts.tests.factories import DEFAULT_PASSWORD
 from fedele.loyalty.tests.club_fixtures import earn, enrol, portal_customer, programme_with_tiers
-from tests.browser.conftest import CHROMIUM_ARGS, CHROMIUM_PATH, _compile_catalogues, sign_in
+from tests.browser.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    if not Path(CHROMIUM_PATH).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM_PATH}: run `make chromium`")
-    _compile_catalogues()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with playwright_sync.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
 
 
 def _phone(chromium, live_server):
