@@ -23,6 +23,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from fedele.accounts.contracts import Actor
 from fedele.accounts.facade import actor_for
+from fedele.contact_center.dialer.pacing import MIN_HANDLE_CV
 from fedele.contact_center.dialer.simulator import SimulationSettings, simulate_many
 from fedele.contact_center.models import Agent, Campaign, CampaignContact
 from fedele.contact_center.selectors import dialer as selectors
@@ -164,7 +165,7 @@ class SimulationIn(StrictSchema):
     machine_rate: float = Field(0.15, ge=0, le=1)
     busy_rate: float = Field(0.10, ge=0, le=1)
     mean_handle_seconds: float = Field(180, ge=1, le=7200)
-    handle_cv: float = Field(0.5, gt=0, le=3)
+    handle_cv: float = Field(0.5, ge=MIN_HANDLE_CV, le=3)
     handle_distribution: Literal["lognormal", "gamma"] = "lognormal"
     mean_ring_seconds: float = Field(12, ge=1, le=120)
     hours: float = Field(8, gt=0, le=24)

@@ -40,6 +40,8 @@ __all__ = [
 
 # Probabilities are rounded to these steps before the (cached) search: the estimate is not better
 # than that, and the cache then answers almost every decision of a busy campaign.
+# Below this the handle-time spread underflows (1/cv² in the gamma shape, σ → 0 in the lognormal).
+MIN_HANDLE_CV = 0.01
 _LIVE_STEP = 0.005
 _FREE_SOON_STEP = 0.02
 
@@ -63,8 +65,8 @@ class HandleTimeModel:
     def __post_init__(self) -> None:
         if not self.mean_seconds > 0:
             raise ValueError("The mean handle time must be positive.")
-        if not self.coefficient_of_variation > 0:
-            raise ValueError("The coefficient of variation must be positive.")
+        if not self.coefficient_of_variation >= MIN_HANDLE_CV:
+            raise ValueError(f"The coefficient of variation must be at least {MIN_HANDLE_CV}.")
         sigma = math.sqrt(math.log1p(self.coefficient_of_variation**2))
         object.__setattr__(self, "_sigma_root2", sigma * math.sqrt(2))
         object.__setattr__(self, "_mu", math.log(self.mean_seconds) - sigma**2 / 2)

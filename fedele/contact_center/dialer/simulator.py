@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from fedele.contact_center.dialer.pacing import (
+    MIN_HANDLE_CV,
     DialMode,
     HandleTimeModel,
     LiveAnswerEstimator,
@@ -71,8 +72,8 @@ class SimulationSettings:
             problems["live_answer_rate"] = "must be above 0"
         if not 1 <= self.mean_handle_seconds <= 7200:
             problems["mean_handle_seconds"] = "between 1 and 7200"
-        if not 0 < self.handle_cv <= 3:
-            problems["handle_cv"] = "above 0 and at most 3"
+        if not MIN_HANDLE_CV <= self.handle_cv <= 3:
+            problems["handle_cv"] = f"between {MIN_HANDLE_CV} and 3"
         if self.handle_distribution not in ("lognormal", "gamma"):
             problems["handle_distribution"] = "lognormal or gamma"
         if not 1 <= self.mean_ring_seconds <= 120:

@@ -148,6 +148,9 @@ def test_simulator_endpoint(client: Client, supervisor: dict[str, str]) -> None:
     bad = post(client, f"{API}/simulate", {"live_answer_rate": 0.7, "machine_rate": 0.5}, supervisor)
     assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_simulation")
     assert post(client, f"{API}/simulate", {"seeds": 101}, supervisor).status_code == 422
+    # A spread too small to model (1/cv² overflows) is refused, not a server error (found by schemathesis).
+    for cv in (5e-324, 0.009):
+        assert post(client, f"{API}/simulate", {"handle_cv": cv}, supervisor).status_code == 422
 
 
 def test_do_not_call_and_rpo(client: Client, supervisor: dict[str, str]) -> None:
