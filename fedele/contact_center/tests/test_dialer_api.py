@@ -151,6 +151,9 @@ def test_simulator_endpoint(client: Client, supervisor: dict[str, str]) -> None:
     # A spread too small to model (1/cv² overflows) is refused, not a server error (found by schemathesis).
     for cv in (5e-324, 0.009):
         assert post(client, f"{API}/simulate", {"handle_cv": cv}, supervisor).status_code == 422
+    # 100 runs of 500 agents for 24 h would take minutes: refused before any simulation.
+    huge = post(client, f"{API}/simulate", {"agents": 500, "hours": 24, "seeds": 100}, supervisor)
+    assert (huge.status_code, huge.json()["error"]["code"]) == (422, "simulation_too_large")
 
 
 def test_do_not_call_and_rpo(client: Client, supervisor: dict[str, str]) -> None:
