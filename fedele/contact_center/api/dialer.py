@@ -159,7 +159,7 @@ class ContactQuery(Schema):
     limit: int = Field(50, ge=1, le=200)
 
 
-MAX_SIMULATED_DIALS = 100_000
+MAX_SIMULATED_DIALS = 120_000
 
 
 class SimulationIn(StrictSchema):
