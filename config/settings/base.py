@@ -156,8 +156,31 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploaded files (call recordings, voicemail, documents): local files under MEDIA_ROOT, or an
+# S3-compatible bucket when FEDELE_S3_BUCKET is set (django-storages). Objects are private and no
+# signed URL is ever handed out: audio streams through fedele's audited playback view.
+FEDELE_S3_BUCKET = env.str("FEDELE_S3_BUCKET", default="")
+_S3_OPTIONS: dict[str, object] = {
+    "bucket_name": FEDELE_S3_BUCKET,
+    "endpoint_url": env.str("FEDELE_S3_ENDPOINT_URL", default="") or None,
+    "region_name": env.str("FEDELE_S3_REGION", default="") or None,
+    # Empty keys: boto3's own chain (AWS_* variables, instance role, ~/.aws).
+    "access_key": env.str("FEDELE_S3_ACCESS_KEY_ID", default="") or None,
+    "secret_key": env.str("FEDELE_S3_SECRET_ACCESS_KEY", default="") or None,
+    # Path-style (https://host/bucket/key) for MinIO, Garage, Ceph and most self-hosted servers.
+    "addressing_style": "path" if env.bool("FEDELE_S3_PATH_STYLE", default=False) else None,
+    "default_acl": "private",
+    "querystring_auth": False,
+    "file_overwrite": False,
+    # A file being read is spooled to disk beyond this size instead of kept in memory.
+    "max_memory_size": 8 * 1024 * 1024,
+}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": (
+        {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _S3_OPTIONS}
+        if FEDELE_S3_BUCKET
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    ),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 MEDIA_ROOT = VAR_DIR / "media"
