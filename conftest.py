@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -14,6 +16,39 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(skip_pg)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_request_at_a_time_on_sqlite() -> Iterator[None]:
+    """On SQLite the live server's threads share the test database's single in-memory connection,
+    so two requests at once (a page's audio range request beside its notification socket's knock)
+    collide in "cannot start a transaction within a transaction". There the live server handles one
+    request at a time; on PostgreSQL each thread keeps its own connection and nothing changes."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    from django.test.testcases import LiveServerThread
+
+    lock = threading.Lock()
+    original = getattr(LiveServerThread, "_create_server")  # noqa: B009 - private, absent from the stubs
+
+    def create_server(self: Any, *args: Any, **kwargs: Any) -> Any:
+        server = original(self, *args, **kwargs)
+        set_app = server.set_app
+
+        def serial_set_app(app: Callable[..., Iterable[bytes]]) -> None:
+            def serial(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+                with lock:
+                    return app(environ, start_response)
+
+            set_app(serial)
+
+        server.set_app = serial_set_app
+        return server
+
+    setattr(LiveServerThread, "_create_server", create_server)  # noqa: B010
+    yield
+    setattr(LiveServerThread, "_create_server", original)  # noqa: B010
 
 
 @pytest.fixture(autouse=True)
