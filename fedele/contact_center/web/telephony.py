@@ -43,8 +43,8 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         raise ValueError("empty range")
     if not first_text:
         length = int(last_text)
-        if length == 0:
-            raise ValueError("zero suffix")
+        if length == 0 or size == 0:
+            raise ValueError("zero suffix or empty file")
         return max(0, size - length), size - 1
     first = int(first_text)
     last = int(last_text) if last_text else size - 1
@@ -99,6 +99,14 @@ def _serve(request: HttpRequest, kind: str, public_id: str) -> HttpResponse | St
 @login_required
 @require_GET
 def recording_audio(request: HttpRequest, public_id: str) -> HttpResponse | StreamingHttpResponse:
+    # The listen permission is not enough: the call must be one the user may see (their own, or
+    # every call with ``view_all_interactions``), as in the recordings list. Anyone else's recording
+    # is "not found", and nothing is audited as played. (Without the permission the service refuses
+    # every id alike with 403.)
+    if request.user.has_perm(LISTEN_PERMISSION):
+        recording = Recording.objects.filter(public_id=public_id).select_related("interaction").first()
+        if recording is not None and not _may_see(request.user, recording.interaction):
+            raise Http404
     return _serve(request, "recording", str(public_id))
 
 
