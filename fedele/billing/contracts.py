@@ -328,6 +328,7 @@ class SubscriptionSummary:
     current_period_end: date
     next_billing_on: date | None
     cancel_at_period_end: bool
+    status_label: str = ""  # the status in words, in the language active when the summary was made
 
 
 @dataclass(frozen=True, slots=True)

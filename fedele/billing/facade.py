@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.db.models import Count, F, Max, Min, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from fedele.billing.contracts import (
     LIVE_SUBSCRIPTION_STATUSES,
@@ -46,6 +48,14 @@ __all__ = [
 ]
 
 OPEN_STATUSES = (InvoiceStatus.FINALISED,)
+# The words the billing pages use for a subscription's status (same catalogue entries).
+SUBSCRIPTION_STATUS_LABELS: dict[str, Any] = {
+    SubscriptionStatus.TRIALING: gettext_lazy("trialing"),
+    SubscriptionStatus.ACTIVE: gettext_lazy("active"),
+    SubscriptionStatus.PAST_DUE: gettext_lazy("past due"),
+    SubscriptionStatus.PAUSED: gettext_lazy("paused"),
+    SubscriptionStatus.CANCELLED: gettext_lazy("cancelled"),
+}
 
 
 def _account_for(customer_public_id: str) -> BillingAccount | None:
@@ -104,6 +114,7 @@ def active_subscriptions(customer_public_id: str) -> list[SubscriptionSummary]:
             current_period_end=row.current_period_end,
             next_billing_on=row.next_billing_on,
             cancel_at_period_end=row.cancel_at_period_end,
+            status_label=str(SUBSCRIPTION_STATUS_LABELS.get(row.status, row.status)),
         )
         for row in rows
     ]

@@ -40,7 +40,7 @@ class TicketSummary:
     public_id: UUID
     number: str
     subject: str
-    status: str
+    status: str  # the status code, e.g. "pending_customer"
     status_kind: str
     priority: str
     channel: str
@@ -53,6 +53,7 @@ class TicketSummary:
     resolution_due_at: datetime | None
     sla_breached: bool
     url: str
+    status_label: str = ""  # the status's name in the language active when the summary was made
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db.models import QuerySet
+from django.utils.translation import get_language
 
 from fedele.support.contracts import ArticleSummary, TicketSummary
 from fedele.support.models import BusinessCalendar, StatusKind, Ticket
@@ -49,7 +50,12 @@ def _summary(ticket: Ticket) -> TicketSummary:
         resolution_due_at=ticket.resolution_due_at,
         sla_breached=ticket.sla_breached,
         url=ticket_url(ticket),
+        status_label=ticket.status.name_it if _is_italian() else ticket.status.name_en,
     )
+
+
+def _is_italian() -> bool:
+    return (get_language() or "en").startswith("it")
 
 
 def _tickets() -> QuerySet[Ticket]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.utils.translation import get_language
+from django.utils.translation import get_language, override
 from django.utils.translation import gettext as _
 
 from fedele.accounts.facade import Actor
@@ -175,10 +175,12 @@ def screen_pop(interaction: Interaction, *, language: str | None = None) -> Scre
         return pop
     public_id = str(customer.public_id)
     pop.customer = customer
-    pop.open_tickets = open_tickets_for_customer(public_id, limit=10)
+    # The facades word statuses in the active language: the agent's, when the caller names it.
+    with override("it" if is_italian(language) else "en"):
+        pop.open_tickets = open_tickets_for_customer(public_id, limit=10)
+        pop.subscriptions = active_subscriptions(public_id)
     pop.balance = customer_balance(public_id)
     pop.invoices = recent_invoices(public_id, limit=5)
-    pop.subscriptions = active_subscriptions(public_id)
     pop.memberships = memberships(public_id, language="it" if is_italian(language) else "en")
     pop.tier = loyalty_tier(public_id)
     pop.tier_name = next(
