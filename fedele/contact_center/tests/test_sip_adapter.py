@@ -1,7 +1,8 @@
 """The SIP ``TelephonyAdapter`` (what the desktop's softphone calls) acting on a live call held by the
 user agent, seen from the caller's side on the wire: DTMF as RFC 4733 events on RTP, hold as a
 re-INVITE with a=sendonly, transfer as REFER, hang-up as BYE, connect_agent as a REFER to the agent's
-extension; and the clear refusals for what a SIP call cannot do here."""
+extension; and the clear refusals for what a SIP call cannot do here (conference, warm transfer,
+an outbound call without a trunk)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -172,11 +174,15 @@ def test_connect_agent_refers_a_queued_caller_to_the_agents_extension(
     assert sip_server.live_call(caller.call_id) is not None
 
 
-def test_what_a_sip_call_cannot_do_here_is_refused_clearly() -> None:
+def test_what_a_sip_call_cannot_do_here_is_refused_clearly(settings: Any) -> None:
     adapter = SipAdapter()
-    with pytest.raises(NotImplementedError):
-        adapter.originate(to_number="+390612345678", from_number="+390600000001", context={})
+    # Conferences and warm transfers are done on the agent's phone once the PBX carries the call.
     with pytest.raises(NotImplementedError):
         adapter.conference("any", target="sip:1@x")
     with pytest.raises(NotImplementedError):
         adapter.transfer("any", target="sip:1@x", warm=True)
+    # Outbound calls need a trunk (see test_sip_originate.py for calls placed through one).
+    settings.FEDELE_SIP_OUTBOUND_PROXY = ""
+    with pytest.raises(Conflict) as refused:
+        adapter.originate(to_number="+390612345678", from_number="+390600000001", context={})
+    assert refused.value.code == "sip_trunk_not_configured"

@@ -347,3 +347,82 @@ def test_the_agent_uri_is_the_extension_at_the_pbx_domain() -> None:
     assert agent_uri(agent=Agent(), call=call) == ""  # type: ignore[arg-type]
     with override_settings(FEDELE_SIP_AGENT_URI="sip:{extension}@{host}:{port};transport=udp"):
         assert agent_uri(agent=Agent(extension="201"), call=call) == "sip:201@10.0.0.5:5062;transport=udp"  # type: ignore[arg-type]
+
+
+# ---- digest authentication (RFC 2617 §3.5 and RFC 7616 §3.9.1 worked examples) ----
+
+
+def test_digest_responses_match_the_rfc_examples() -> None:
+    from fedele.contact_center.telephony.sip.digest import digest_response, parse_challenge
+
+    rfc2617 = parse_challenge(
+        'Digest realm="testrealm@host.com", qop="auth,auth-int", '
+        'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41"'
+    )
+    assert rfc2617.qop == ("auth", "auth-int") and rfc2617.algorithm == "MD5"
+    assert (
+        digest_response(
+            rfc2617,
+            username="Mufasa",
+            password="Circle Of Life",
+            method="GET",
+            uri="/dir/index.html",
+            cnonce="0a4f113b",
+        )
+        == "6629fae49393a05397450978507c4ef1"
+    )
+    challenge = (
+        'Digest realm="http-auth@example.org", qop="auth, auth-int", algorithm={algorithm}, '
+        'nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", '
+        'opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"'
+    )
+    expected = {
+        "MD5": "8ca523f5e9506fed4657c9700eebdbec",
+        "SHA-256": "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1",
+    }
+    for algorithm, response in expected.items():
+        assert (
+            digest_response(
+                parse_challenge(challenge.format(algorithm=algorithm)),
+                username="Mufasa",
+                password="Circle of Life",
+                method="GET",
+                uri="/dir/index.html",
+                cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+            )
+            == response
+        )
+
+
+def test_the_authorization_header_and_the_challenges_we_refuse() -> None:
+    from fedele.contact_center.telephony.sip.digest import (
+        DigestError,
+        authorization,
+        best_challenge,
+        parse_challenge,
+    )
+
+    # No qop (RFC 2069 form): response = MD5(HA1:nonce:HA2), no cnonce/nc.
+    plain = parse_challenge('Digest realm="fedele.test", nonce="b5e1c0ffee42", algorithm=MD5')
+    assert authorization(
+        plain, username="trunk", password="pw", method="INVITE", uri="sip:+390612345678@fedele.test"
+    ) == (
+        'Digest username="trunk", realm="fedele.test", nonce="b5e1c0ffee42", '
+        'uri="sip:+390612345678@fedele.test", response="ef9fbc9384ae32f6ec3a5111c22d9a47", algorithm=MD5'
+    )
+    strongest = best_challenge(
+        [
+            'Basic realm="x"',
+            'Digest realm="r", nonce="1", algorithm=MD5',
+            'Digest realm="r", nonce="2", algorithm=SHA-256',
+        ]
+    )
+    assert (strongest.algorithm, strongest.nonce) == ("SHA-256", "2")
+    for refused in (
+        'Basic realm="x"',
+        'Digest realm="r"',
+        'Digest realm="r", nonce="1", algorithm=SHA-512-256',
+        'Digest realm="r", nonce="1", qop="auth-int"',
+    ):
+        with pytest.raises(DigestError):
+            parse_challenge(refused)

@@ -6,11 +6,13 @@ tests); otherwise they are published on the channel layer group ``cc.sip.control
 
 | port method        | SIP                                                                       |
 |--------------------|---------------------------------------------------------------------------|
+| ``originate``      | INVITE through the trunk (``FEDELE_SIP_OUTBOUND_PROXY``), digest auth      |
 | ``connect_agent``  | blind REFER of the queued caller to the agent's extension on the PBX      |
 | ``hangup``         | BYE                                                                       |
 | ``hold``           | re-INVITE with ``a=sendonly`` (``a=sendrecv`` to resume), RFC 3264 §8.4  |
 | ``mute``           | stop sending our RTP (the caller hears silence)                            |
 | ``transfer``       | REFER (cold); a warm transfer is the PBX's job once the agent has the call |
+| ``conference``     | not here: the agent's phone does it (NotImplementedError)                 |
 | ``send_dtmf``      | RFC 4733 telephone-events on the call's RTP stream                         |
 | ``recording_pause``| pauses the voicemail recorder (conversations are recorded by the PBX)     |
 
@@ -21,6 +23,7 @@ the agent's phone, and ``hangup`` has nothing left to do on our side.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 from typing import Any
 
@@ -29,6 +32,7 @@ from django.utils.translation import gettext as _
 
 from fedele.contact_center.telephony.port import TelephonyAdapter
 from fedele.contact_center.telephony.sip.server import CONTROL_GROUP, SipServer, running_server
+from fedele.contact_center.telephony.sip.trunk import configured_trunk, diallable
 from fedele.shared.errors import Conflict
 
 COMMAND_TIMEOUT_SECONDS = 40.0
@@ -38,9 +42,29 @@ class SipAdapter(TelephonyAdapter):
     name = "sip"
 
     def originate(self, *, to_number: str, from_number: str, context: dict[str, Any]) -> str:
-        # Outbound calls on a PBX are placed by the PBX (its click-to-dial / originate API): fedele's
-        # user agent answers and hands on calls, it does not register as a phone.
-        raise NotImplementedError("the SIP adapter does not place outbound calls")
+        """An INVITE to ``to_number`` through the configured trunk; returns its Call-ID at once (the
+        call's progress arrives as call events). A number that cannot be dialled or a missing trunk
+        is refused here, before anything is sent."""
+        trunk = configured_trunk()
+        number = diallable(to_number)
+        interaction = str(context.get("interaction") or context.get("interaction_id") or "")
+        plain: dict[str, Any] = {
+            key: value
+            for key, value in context.items()
+            if key in ("campaign", "dial_attempt", "flow") and isinstance(value, str) and value
+        }
+        if interaction:
+            plain["interaction"] = interaction
+        call_ref = f"{secrets.token_hex(12)}@{trunk.domain}"
+        server = running_server()
+        if server is None:
+            self._publish(call_ref, "originate", to_number=number, from_number=from_number, context=plain)
+            return call_ref
+        self._run(
+            server,
+            server.originate(call_ref=call_ref, to_number=number, from_number=from_number, context=plain),
+        )
+        return call_ref
 
     def connect_agent(self, call_ref: str, *, agent_target: str) -> None:
         server = self._local(call_ref)

@@ -9,6 +9,14 @@ REFER** to the agent's extension on the PBX that sent the call (``FEDELE_SIP_AGE
 ``sip:{extension}@{domain}``): the PBX bridges caller and agent, and the interaction stays connected
 until the agent closes it on the desktop. A caller who hangs up first is ``call.hangup``.
 
+Outbound calls (``TelephonyAdapter.originate``: click-to-dial, the dialer) go the same way once
+answered: ``call.new`` when the INVITE leaves, ``call.ringing`` at the first 180/183,
+``call.answered`` at the 200 OK, then the flow named in the context (``flow``) or, without one, the
+same wait-then-REFER as an inbound call in queue (a click-to-dial agent is connected at the answer,
+so the REFER to their extension follows at once; a dialer call waits for the agent the dialer
+routes it to). A call nobody answered ends with ``call.hangup`` and the status the event path
+knows from Twilio (``busy``, ``no-answer``, ``canceled``, ``failed``) plus the SIP status.
+
 Django work (ORM, services) runs on one dedicated thread so the event loop never blocks and a call's
 events are applied in order; the thread may share a connection given by the caller (tests run the
 user agent beside pytest-django's live server on one in-memory SQLite database).
@@ -27,6 +35,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,9 +47,11 @@ from fedele.contact_center.ivr.steps import IvrStep, StepKind
 from fedele.contact_center.models import Agent, Interaction, InteractionState
 from fedele.contact_center.telephony.port import CallEvent, CallEventKind
 from fedele.contact_center.telephony.sip import audio
-from fedele.contact_center.telephony.sip.call import CallEnded, HangupCause, SipCall
-from fedele.contact_center.telephony.sip.message import parse_uri
+from fedele.contact_center.telephony.sip.call import CallEnded, CallState, HangupCause, SipCall
+from fedele.contact_center.telephony.sip.message import SipMessage, parse_uri
 from fedele.contact_center.telephony.sip.rtp import SAMPLE_RATE
+from fedele.contact_center.telephony.sip.trunk import Trunk
+from fedele.contact_center.telephony.sip.ua import DialOutcome
 from fedele.shared.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -102,6 +113,10 @@ class CallRecord:
     handoff_started: bool = False
     hangup_reported: bool = False
     event_numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Outbound: what the originating side passed on (interaction public id, campaign, dial attempt)
+    # and when the callee answered (the hang-up reports the call's duration from it).
+    context: dict[str, str] = field(default_factory=dict)
+    answered_at: datetime | None = None
 
 
 def number_of(uri: str) -> str:
@@ -197,17 +212,24 @@ class IvrApplication:
 
     # ---- events ----
 
-    async def report(self, record: CallRecord, kind: CallEventKind, **data: Any) -> Interaction:
+    async def report(
+        self, record: CallRecord, kind: CallEventKind, *, at: datetime | None = None, **data: Any
+    ) -> Interaction:
         from fedele.contact_center.telephony.events import call_event_apply
 
         call = record.call
+        if record.context.get("interaction"):
+            # The first event binds our Call-ID to the interaction the originator created.
+            data = {"interaction": record.context["interaction"], **data}
+        if kind == CallEventKind.NEW:
+            data = {**{k: v for k, v in record.context.items() if k != "interaction"}, **data}
         event = CallEvent(
             kind=kind,
             provider=PROVIDER,
             call_ref=call.call_id,
             event_id=f"{call.call_id}:{next(record.event_numbers)}:{kind}",
-            at=timezone.now(),
-            direction="inbound",
+            at=at or timezone.now(),
+            direction="outbound" if call.outbound else "inbound",
             from_number=number_of(call.from_uri),
             to_number=number_of(call.to_uri),
             data=data,
@@ -220,8 +242,12 @@ class IvrApplication:
         if record.hangup_reported or record.handed_to_agent:
             return
         record.hangup_reported = True
+        at = timezone.now()
+        extra: dict[str, Any] = {}
+        if record.answered_at is not None:
+            extra["call_duration"] = int((at - record.answered_at).total_seconds())
         try:
-            await self.report(record, CallEventKind.HANGUP, status=status, cause=cause)
+            await self.report(record, CallEventKind.HANGUP, at=at, status=status, cause=cause, **extra)
         except Exception:
             logger.exception("SIP call %s: hang-up could not be recorded", record.call.call_id)
 
@@ -276,6 +302,83 @@ class IvrApplication:
                 await self.report_hangup(record, status="completed", cause=str(call.hangup_cause or ""))
             self.calls.pop(call.call_id, None)
             self.milestone(call.call_id, "ended")
+
+    async def handle_outbound(self, call: SipCall, *, trunk: Trunk, context: dict[str, str]) -> None:
+        """An outbound call from the INVITE to its end (see the module docstring)."""
+        self.loop = asyncio.get_running_loop()
+        record = CallRecord(call=call, context=context)
+        self.calls[call.call_id] = record
+        pending_reports: list[asyncio.Future[Interaction]] = []
+        rang: list[int] = []
+
+        def on_provisional(response: SipMessage) -> None:
+            if 180 <= response.status < 190 and not rang:
+                rang.append(response.status)
+                pending_reports.append(asyncio.ensure_future(self.report(record, CallEventKind.RINGING)))
+
+        def on_digit(digit: str, method: str) -> None:
+            pending_reports.append(
+                asyncio.ensure_future(self.report(record, CallEventKind.DTMF, digit=digit, method=method))
+            )
+
+        def on_remote_hold(on: bool) -> None:
+            kind = CallEventKind.HOLD if on else CallEventKind.UNHOLD
+            pending_reports.append(asyncio.ensure_future(self.report(record, kind, by="customer")))
+
+        call.on_digit = on_digit
+        call.on_remote_hold = on_remote_hold
+        try:
+            await self.report(record, CallEventKind.NEW)
+            try:
+                outcome = await call.agent.dial(call, trunk=trunk, on_provisional=on_provisional)
+            except OSError:
+                logger.exception("SIP call %s could not be placed", call.call_id)
+                outcome = DialOutcome("failed", cause="local_error")
+                call.finish(HangupCause.REJECTED)
+            answered_at = timezone.now()
+            if pending_reports:  # the ringing lands before the answer or the failure
+                await asyncio.gather(*pending_reports, return_exceptions=True)
+                pending_reports.clear()
+            if outcome.status != "answered":
+                record.hangup_reported = True
+                if call.state != CallState.ENDED:
+                    await call.hangup()  # a 2xx we could not keep: BYE
+                call.finish(HangupCause.REJECTED)
+                await self.report(
+                    record,
+                    CallEventKind.HANGUP,
+                    status=outcome.status,
+                    cause=outcome.cause,
+                    sip=outcome.sip_status,
+                )
+                self.milestone(call.call_id, outcome.status)
+                return
+            record.answered_at = answered_at
+            interaction = await self.report(record, CallEventKind.ANSWERED, at=answered_at, answered_by="")
+            self.milestone(call.call_id, "answered")
+            flow = str(context.get("flow") or "")
+            if flow:
+                steps = await self.database.run(self._start_flow, interaction, flow)
+                await self.perform(record, steps)
+            else:
+                await self.wait_in_queue(record)
+        except CallEnded:
+            pass
+        finally:
+            if pending_reports:
+                await asyncio.gather(*pending_reports, return_exceptions=True)
+            if call.hangup_cause != HangupCause.TRANSFERRED:
+                if call.hangup_cause is None:
+                    await call.hangup()
+                await self.report_hangup(record, status="completed", cause=str(call.hangup_cause or ""))
+            self.calls.pop(call.call_id, None)
+            self.milestone(call.call_id, "ended")
+
+    @staticmethod
+    def _start_flow(interaction: Interaction, flow: str) -> list[IvrStep]:
+        from fedele.contact_center.ivr.engine import ivr_start
+
+        return ivr_start(interaction=interaction, flow_code=flow)
 
     def _has_flow(self, dialled: str) -> bool:
         from fedele.contact_center.ivr.engine import flow_version_for

@@ -1,6 +1,7 @@
-"""One inbound SIP call (a dialog in which fedele is the UAS) and the operations the IVR application
-performs on it: answer, play, collect digits, record, hold, transfer with REFER, DTMF, hang up. The
-user agent (``ua.py``) owns the socket and the transactions; a call asks it to send."""
+"""One SIP call (a dialog in which fedele is the UAS of an inbound call, or the UAC of a call it
+placed) and the operations the IVR application performs on it: answer, play, collect digits, record,
+hold, transfer with REFER, DTMF, hang up. The user agent (``ua.py``) owns the socket and the
+transactions; a call asks it to send."""
 
 from __future__ import annotations
 
@@ -50,7 +51,9 @@ class HangupCause(StrEnum):
 
 @dataclass(slots=True)
 class SipCall:
-    """One inbound call (a dialog in which we are the UAS) and its media stream."""
+    """One call and its media stream. Inbound (``outbound`` False): ``invite`` is the INVITE we
+    answered. Outbound: ``invite`` is the INVITE we sent (its From carries our tag), and the dialog's
+    remote tag, target and route set come from the callee's 2xx."""
 
     agent: SipUserAgent
     invite: SipMessage
@@ -72,6 +75,11 @@ class SipCall:
     on_refer_progress: Callable[[int], None] | None = None
     refer_outcome: asyncio.Future[int] | None = None
     started_at: float = field(default_factory=time.time)
+    outbound: bool = False
+    peer_tag: str = ""  # outbound: the To tag of the callee's 2xx
+    peer_contact: str = ""  # outbound: the Contact of the callee's 2xx (our remote target)
+    route_set: list[str] = field(default_factory=list)  # outbound: Record-Route of the 2xx, reversed
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)  # outbound, before answer
     _answer_bytes: bytes = b""
 
     @property
@@ -80,7 +88,7 @@ class SipCall:
 
     @property
     def remote_tag(self) -> str:
-        return self.invite.from_tag
+        return self.peer_tag if self.outbound else self.invite.from_tag
 
     @property
     def from_uri(self) -> str:
@@ -92,7 +100,27 @@ class SipCall:
 
     @property
     def remote_target(self) -> str:
+        if self.outbound:
+            return self.peer_contact or self.to_uri
         return uri_of(self.invite.header("Contact")) or self.from_uri
+
+    @property
+    def local_uri(self) -> str:
+        return self.from_uri if self.outbound else self.to_uri
+
+    @property
+    def local_address(self) -> str:
+        """Our From header value (with our tag) in the requests we send in this dialog."""
+        if self.outbound:
+            return self.invite.header("From")
+        return f"{self.invite.header('To').split(';tag=')[0]};tag={self.local_tag}"
+
+    @property
+    def remote_address(self) -> str:
+        """The To header value (with the peer's tag) in the requests we send in this dialog."""
+        if self.outbound:
+            return f"{self.invite.header('To').split(';tag=')[0]};tag={self.peer_tag}"
+        return self.invite.header("From")
 
     # ---- digits ----
 
@@ -221,6 +249,9 @@ class SipCall:
     async def hangup(self, *, cause: HangupCause = HangupCause.LOCAL_BYE) -> None:
         if self.state == CallState.ENDED:
             return
+        if self.state == CallState.RINGING and self.outbound:
+            self.cancel_requested.set()  # the dialling coroutine sends CANCEL and ends the call
+            return
         if self.state == CallState.RINGING:
             self.agent.respond(self.invite, 480, to_tag=self.local_tag, destination=self.source)
             self.finish(HangupCause.REJECTED)
@@ -259,7 +290,7 @@ class SipCall:
             "REFER",
             extra_headers=[
                 ("Refer-To", f"<{target}>"),
-                ("Referred-By", f"<{self.to_uri}>"),
+                ("Referred-By", f"<{self.local_uri}>"),
             ],
         )
         if response is None or not 200 <= response.status < 300:

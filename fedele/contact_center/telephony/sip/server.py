@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from fedele.contact_center.telephony.sip.application import DatabaseThread, IvrApplication, prompt_directory
 from fedele.contact_center.telephony.sip.audio import PromptLibrary
 from fedele.contact_center.telephony.sip.call import SipCall
+from fedele.contact_center.telephony.sip.trunk import caller_user, configured_trunk, diallable
 from fedele.contact_center.telephony.sip.ua import SipUserAgent
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,30 @@ class SipServer:
     def live_call(self, call_ref: str) -> SipCall | None:
         return self.user_agent.calls.get(call_ref)
 
+    # ---- placing calls ----
+
+    async def originate(
+        self, *, call_ref: str, to_number: str, from_number: str, context: dict[str, Any]
+    ) -> str:
+        """Start an outbound call (the INVITE goes out from a task of its own); returns ``call_ref``
+        once the call is registered, so a hang-up right after finds it."""
+        trunk = configured_trunk()
+        call = self.user_agent.outbound_call(
+            call_id=call_ref,
+            to_user=diallable(to_number),
+            from_user=caller_user(from_number, trunk),
+            trunk=trunk,
+        )
+        plain = {
+            str(key): str(value) for key, value in context.items() if isinstance(value, (str, int, float))
+        }
+        task = asyncio.get_running_loop().create_task(
+            self.application.handle_outbound(call, trunk=trunk, context=plain)
+        )
+        self.user_agent.tasks.add(task)
+        task.add_done_callback(self.user_agent.tasks.discard)
+        return call.call_id
+
     # ---- commands from other processes ----
 
     async def _listen_for_control(self) -> None:
@@ -171,6 +196,14 @@ class SipServer:
 
     async def control(self, message: dict[str, Any]) -> bool:
         """Perform one call-control command on a call of ours. False when the call is not here."""
+        if message.get("action") == "originate":
+            await self.originate(
+                call_ref=str(message.get("call_ref") or ""),
+                to_number=str(message.get("to_number") or ""),
+                from_number=str(message.get("from_number") or ""),
+                context=dict(message.get("context") or {}),
+            )
+            return True
         call = self.user_agent.calls.get(str(message.get("call_ref") or ""))
         if call is None:
             return False

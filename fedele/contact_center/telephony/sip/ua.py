@@ -2,7 +2,11 @@
 
 It answers calls from a PBX or SIP trunk and hands each one to a call handler (the IVR application)
 as a ``SipCall`` with high-level operations: answer, play, collect digits, record, hold, transfer
-(REFER), send DTMF, hang up. Transactions are kept as small as RFC 3261 allows for a UA over UDP:
+(REFER), send DTMF, hang up. It also places calls through the configured trunk (``dial``): the
+INVITE client transaction with its provisional responses, one digest-authenticated retry after a
+401/407, CANCEL when the call is hung up before the answer or rings too long, and the ACK.
+
+Transactions are kept as small as RFC 3261 allows for a UA over UDP:
 responses are cached per branch so a retransmitted request gets the same answer, a 2xx to INVITE is
 retransmitted until the ACK arrives (timer G), our own requests are retransmitted until a final
 response (timers A/E) and give up after 64·T1. Nothing a peer sends can crash the server: malformed
@@ -15,6 +19,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,24 +34,29 @@ from fedele.contact_center.telephony.sip.call import (
     HangupCause,
     SipCall,
 )
+from fedele.contact_center.telephony.sip.digest import DigestError, authorization, best_challenge
 from fedele.contact_center.telephony.sip.media import RtpSession
 from fedele.contact_center.telephony.sip.message import (
     SipMessage,
     SipParseError,
     header_parameters,
     new_branch,
+    new_tag,
     parse_message,
     response_to,
     salvage_response,
+    uri_of,
 )
 from fedele.contact_center.telephony.sip.sdp import (
     MediaOffer,
     Negotiated,
     SdpError,
     build_answer,
+    build_offer,
     negotiate,
     parse_offer,
 )
+from fedele.contact_center.telephony.sip.trunk import Trunk
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +69,32 @@ DTMF_INFO_SIGNALS = {str(i): str(i) for i in range(10)} | {"*": "*", "#": "#", "
 
 
 CallHandler = Callable[[SipCall], Awaitable[None]]
+# Final responses to our INVITE that mean nobody took the call, in Twilio's CallStatus words (the
+# event path's vocabulary); any other failure is "failed".
+UNANSWERED_STATUSES = {486: "busy", 600: "busy", 603: "busy", 408: "no-answer", 480: "no-answer"}
+OUTBOUND_FAILURE_CAUSES = {
+    "busy": "busy",
+    "no-answer": "no_answer",
+    "canceled": "cancelled",
+    "failed": "rejected",
+}
 
 
 @dataclass(slots=True)
 class _ClientTransaction:
     future: asyncio.Future[SipMessage]
     provisional: asyncio.Event
+    on_provisional: Callable[[SipMessage], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DialOutcome:
+    """How an outbound INVITE ended: ``answered`` or why not (``busy``, ``no-answer``, ``canceled``,
+    ``failed``), the final SIP status (0 when none came) and a cause for the hang-up event."""
+
+    status: str
+    sip_status: int = 0
+    cause: str = ""
 
 
 class SipUserAgent(asyncio.DatagramProtocol):
@@ -95,6 +125,8 @@ class SipUserAgent(asyncio.DatagramProtocol):
         self._responses: dict[tuple[str, str], tuple[float, bytes]] = {}
         self._pending_invites: dict[str, SipCall] = {}  # INVITE branch → call (for CANCEL)
         self._client: dict[tuple[str, str], _ClientTransaction] = {}
+        # Our ACKs by the INVITE's branch: a retransmitted final response gets the same ACK again.
+        self._acks: dict[str, tuple[float, bytes, tuple[str, int]]] = {}
         self.malformed_datagrams = 0
         self.refused_datagrams = 0
 
@@ -187,8 +219,10 @@ class SipUserAgent(asyncio.DatagramProtocol):
         request = SipMessage(method=method, uri=call.remote_target)
         request.add_header("Via", f"SIP/2.0/UDP {self.advertised_host}:{self.port};branch={branch};rport")
         request.add_header("Max-Forwards", "70")
-        request.add_header("From", f"{self._our_address(call)};tag={call.local_tag}")
-        request.add_header("To", call.invite.header("From"))
+        for route in call.route_set:
+            request.add_header("Route", route)
+        request.add_header("From", call.local_address)
+        request.add_header("To", call.remote_address)
         request.add_header("Call-ID", call.call_id)
         request.add_header("CSeq", f"{cseq} {method}")
         request.add_header("Contact", self.contact)
@@ -196,48 +230,286 @@ class SipUserAgent(asyncio.DatagramProtocol):
         for name, value in extra_headers or []:
             request.add_header(name, value)
         request.body = body
+        response = await self._transact(request, call.source)
+        if response is None:
+            logger.warning("SIP %s for call %s timed out", method, call.call_id)
+        elif method == "INVITE" and 200 <= response.status < 300:
+            self._acknowledge(call, response, cseq, branch=branch)
+        return response
+
+    async def _transact(self, request: SipMessage, destination: tuple[str, int]) -> SipMessage | None:
+        """A client transaction for ``request`` (timers A/E, B/F): its final response, or None after
+        64·T1 without one."""
         data = request.to_bytes()
+        method = request.method
         loop = asyncio.get_running_loop()
         transaction = _ClientTransaction(future=loop.create_future(), provisional=asyncio.Event())
-        key = (branch, method)
+        key = (request.top_branch, method)
         self._client[key] = transaction
         try:
             interval = T1
             deadline = loop.time() + TRANSACTION_SECONDS
-            self.send(data, call.source)
+            self.send(data, destination)
             while loop.time() < deadline:
                 try:
-                    response = await asyncio.wait_for(asyncio.shield(transaction.future), timeout=interval)
+                    return await asyncio.wait_for(asyncio.shield(transaction.future), timeout=interval)
                 except TimeoutError:
                     if not transaction.provisional.is_set():
-                        self.send(data, call.source)
+                        self.send(data, destination)
                     interval = interval * 2 if method == "INVITE" else min(interval * 2, T2)
-                    continue
-                if method == "INVITE" and 200 <= response.status < 300:
-                    self._acknowledge(call, response, cseq)
-                return response
-            logger.warning("SIP %s for call %s timed out", method, call.call_id)
             return None
         finally:
             self._client.pop(key, None)
 
-    def _acknowledge(self, call: SipCall, response: SipMessage, cseq: int) -> None:
+    def _acknowledge(self, call: SipCall, response: SipMessage, cseq: int, *, branch: str) -> None:
+        """The ACK to a 2xx (§13.2.2.4): a new transaction to the remote target along the route set;
+        kept under the INVITE's ``branch`` so a retransmitted 2xx is acknowledged again."""
         ack = SipMessage(method="ACK", uri=call.remote_target)
         ack.add_header("Via", f"SIP/2.0/UDP {self.advertised_host}:{self.port};branch={new_branch()};rport")
         ack.add_header("Max-Forwards", "70")
+        for route in call.route_set:
+            ack.add_header("Route", route)
         ack.add_header("From", response.header("From"))
         ack.add_header("To", response.header("To"))
         ack.add_header("Call-ID", call.call_id)
         ack.add_header("CSeq", f"{cseq} ACK")
-        self.send(ack.to_bytes(), call.source)
+        self._send_ack(branch, ack.to_bytes(), call.source)
 
-    def _our_address(self, call: SipCall) -> str:
-        to_value = call.invite.header("To")
-        return to_value.split(";tag=")[0]
+    def _send_ack(self, branch: str, data: bytes, destination: tuple[str, int]) -> None:
+        now = time.monotonic()
+        if len(self._acks) >= 256:
+            horizon = now - TRANSACTION_SECONDS
+            self._acks = {key: value for key, value in self._acks.items() if value[0] >= horizon}
+        self._acks[branch] = (now, data, destination)
+        self.send(data, destination)
 
     def forget_call(self, call: SipCall) -> None:
         self.calls.pop(call.call_id, None)
         self._pending_invites.pop(call.invite.top_branch, None)
+
+    # ---- placing calls (UAC) ----
+
+    def outbound_call(self, *, call_id: str, to_user: str, from_user: str, trunk: Trunk) -> SipCall:
+        """A call we are about to place (registered, nothing sent yet; ``dial`` sends the INVITE).
+        ``to_user`` and ``from_user`` are checked by ``trunk.diallable`` / ``caller_user``."""
+        request_uri = f"sip:{to_user}@{trunk.domain}"
+        tag = new_tag()
+        invite = SipMessage(method="INVITE", uri=request_uri)
+        invite.add_header(
+            "Via", f"SIP/2.0/UDP {self.advertised_host}:{self.port};branch={new_branch()};rport"
+        )
+        invite.add_header("Max-Forwards", "70")
+        invite.add_header("From", f"<sip:{from_user}@{trunk.domain}>;tag={tag}")
+        invite.add_header("To", f"<{request_uri}>")
+        invite.add_header("Call-ID", call_id)
+        invite.add_header("CSeq", "1 INVITE")
+        invite.add_header("Contact", self.contact)
+        invite.add_header("Allow", ", ".join(ALLOWED_METHODS))
+        invite.add_header("User-Agent", USER_AGENT)
+        invite.add_header("Content-Type", "application/sdp")
+        call = SipCall(
+            agent=self,
+            invite=invite,
+            source=(trunk.proxy_host, trunk.proxy_port),
+            offer=None,
+            negotiated=Negotiated(codec="PCMU", payload_type=0, telephone_event_type=101),
+            local_tag=tag,
+            outbound=True,
+        )
+        self.calls[call_id] = call
+        return call
+
+    async def dial(
+        self, call: SipCall, *, trunk: Trunk, on_provisional: Callable[[SipMessage], None] | None = None
+    ) -> DialOutcome:
+        """Send the call's INVITE (with our SDP offer) and see it through to the answer or a failure.
+        Answered: the call is confirmed (ACK sent) with its media flowing to the answer's address.
+        Not answered: the outcome says why; the call is finished, or confirmed when a 2xx came that
+        we cannot keep (no usable SDP, or hung up meanwhile): then the caller ends it with a BYE."""
+        loop = asyncio.get_running_loop()
+        call.rtp = await self._open_media(call)
+        call.invite.body = build_offer(address=self.advertised_host, port=call.rtp.local_port)
+        try:
+            addresses = await loop.getaddrinfo(
+                trunk.proxy_host, trunk.proxy_port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+            )
+        except OSError:
+            call.finish(HangupCause.REJECTED)
+            return DialOutcome("failed", cause="proxy_unresolvable")
+        call.source = (str(addresses[0][4][0]), int(addresses[0][4][1]))
+        ring_timer = loop.call_later(trunk.ring_timeout_seconds, call.cancel_requested.set)
+        timed_out = False
+
+        def ring_timed_out() -> bool:
+            return call.cancel_requested.is_set() and ring_timer.when() <= loop.time()
+
+        try:
+            request = call.invite
+            authenticated = False
+            while True:
+                response = await self._invite_transaction(call, request, on_provisional)
+                timed_out = ring_timed_out()
+                if response is None:
+                    call.finish(HangupCause.REJECTED)
+                    if call.cancel_requested.is_set():
+                        return DialOutcome("no-answer" if timed_out else "canceled", cause="no_response")
+                    return DialOutcome("failed", cause="no_response")
+                status = response.status
+                if 200 <= status < 300:
+                    break
+                if status in (401, 407) and not authenticated and not call.cancel_requested.is_set():
+                    retry = self._authenticated_invite(request, response, trunk)
+                    if retry is not None:
+                        authenticated = True
+                        request = call.invite = retry
+                        call.local_cseq = retry.cseq[0]
+                        continue
+                call.finish(HangupCause.REJECTED)
+                if status in (401, 407):
+                    return DialOutcome("failed", status, "authentication_failed")
+                if call.cancel_requested.is_set() and status == 487:
+                    return DialOutcome("no-answer" if timed_out else "canceled", status, "cancelled")
+                outcome = UNANSWERED_STATUSES.get(status, "failed")
+                return DialOutcome(outcome, status, OUTBOUND_FAILURE_CAUSES[outcome])
+        finally:
+            ring_timer.cancel()
+        return self._answered(call, response, request)
+
+    def _answered(self, call: SipCall, response: SipMessage, request: SipMessage) -> DialOutcome:
+        call.peer_tag = response.to_tag
+        call.peer_contact = uri_of(response.header("Contact"))
+        call.route_set = list(reversed(response.header_values("Record-Route")))
+        self._acknowledge(call, response, request.cseq[0], branch=request.top_branch)
+        call.state = CallState.CONFIRMED
+        call.acknowledged.set()
+        try:
+            answer = parse_offer(response.body)
+            negotiated = negotiate(answer)
+            if negotiated.codec not in ("PCMU", "PCMA") or answer.port == 0:
+                raise SdpError("no usable audio")
+        except SdpError as error:
+            logger.info("SIP call %s: unusable answer: %s", call.call_id, error)
+            return DialOutcome("failed", response.status, "no_media")  # the caller sends the BYE
+        call.offer, call.negotiated = answer, negotiated
+        if call.rtp is not None:
+            call.rtp.codec = negotiated.codec
+            call.rtp.payload_type = negotiated.payload_type
+            call.rtp.telephone_event_type = negotiated.telephone_event_type
+            call.rtp.remote = (answer.address, answer.port)
+        if call.cancel_requested.is_set():  # hung up (or timed out) while the answer was on its way
+            return DialOutcome("canceled", response.status, "cancelled")  # the caller sends the BYE
+        return DialOutcome("answered", response.status)
+
+    async def _invite_transaction(
+        self, call: SipCall, request: SipMessage, on_provisional: Callable[[SipMessage], None] | None
+    ) -> SipMessage | None:
+        """The INVITE client transaction (§17.1.1): retransmit until a provisional response (timer A),
+        give up after 64·T1 without any (timer B), CANCEL once asked to and a provisional response
+        came (§9.1), and ACK a non-2xx final response on the same branch. Returns the final response."""
+        loop = asyncio.get_running_loop()
+        branch = request.top_branch
+        transaction = _ClientTransaction(
+            future=loop.create_future(), provisional=asyncio.Event(), on_provisional=on_provisional
+        )
+        key = (branch, "INVITE")
+        self._client[key] = transaction
+        data = request.to_bytes()
+        interval = T1
+        next_send = loop.time() + interval
+        deadline = loop.time() + TRANSACTION_SECONDS
+        cancelling = False
+        try:
+            self.send(data, call.source)
+            while not transaction.future.done():
+                now = loop.time()
+                if call.cancel_requested.is_set() and transaction.provisional.is_set() and not cancelling:
+                    cancelling = True
+                    deadline = now + TRANSACTION_SECONDS  # for the 487 that answers our CANCEL
+                    task = loop.create_task(self._cancel(request, call.source))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
+                if not transaction.provisional.is_set() and now >= next_send:
+                    self.send(data, call.source)
+                    interval *= 2
+                    next_send = now + interval
+                if now >= deadline and (cancelling or not transaction.provisional.is_set()):
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(transaction.future), timeout=0.05)
+            response = transaction.future.result()
+        finally:
+            self._client.pop(key, None)
+        if response.status >= 300:
+            self._send_ack(branch, self._ack_for_failure(request, response), call.source)
+        return response
+
+    async def _cancel(self, invite: SipMessage, destination: tuple[str, int]) -> None:
+        response = await self._transact(self._cancel_for(invite), destination)
+        if response is None:
+            logger.warning("SIP CANCEL of call %s got no response", invite.call_id)
+
+    @staticmethod
+    def _cancel_for(invite: SipMessage) -> SipMessage:
+        """CANCEL of ``invite`` (§9.1): its Request-URI, top Via, From, To, Call-ID, Route, CSeq number."""
+        cancel = SipMessage(method="CANCEL", uri=invite.uri)
+        cancel.add_header("Via", invite.header_values("Via")[0])
+        cancel.add_header("Max-Forwards", "70")
+        for route in invite.header_values("Route"):
+            cancel.add_header("Route", route)
+        cancel.add_header("From", invite.header("From"))
+        cancel.add_header("To", invite.header("To"))
+        cancel.add_header("Call-ID", invite.call_id)
+        cancel.add_header("CSeq", f"{invite.cseq[0]} CANCEL")
+        cancel.add_header("User-Agent", USER_AGENT)
+        return cancel
+
+    @staticmethod
+    def _ack_for_failure(invite: SipMessage, response: SipMessage) -> bytes:
+        """The ACK of a non-2xx final response (§17.1.1.3): same branch, the response's To."""
+        ack = SipMessage(method="ACK", uri=invite.uri)
+        ack.add_header("Via", invite.header_values("Via")[0])
+        ack.add_header("Max-Forwards", "70")
+        for route in invite.header_values("Route"):
+            ack.add_header("Route", route)
+        ack.add_header("From", invite.header("From"))
+        ack.add_header("To", response.header("To"))
+        ack.add_header("Call-ID", invite.call_id)
+        ack.add_header("CSeq", f"{invite.cseq[0]} ACK")
+        return ack.to_bytes()
+
+    def _authenticated_invite(
+        self, invite: SipMessage, response: SipMessage, trunk: Trunk
+    ) -> SipMessage | None:
+        """The INVITE again with credentials for the 401/407 challenge (new branch, CSeq + 1);
+        None when we have no password or cannot answer the challenge."""
+        if not trunk.auth_password:
+            return None
+        proxy = response.status == 407
+        try:
+            challenge = best_challenge(
+                response.header_values("Proxy-Authenticate" if proxy else "WWW-Authenticate")
+            )
+        except DigestError as error:
+            logger.warning("SIP call %s: cannot answer the challenge: %s", invite.call_id, error)
+            return None
+        credentials = authorization(
+            challenge,
+            username=trunk.auth_username,
+            password=trunk.auth_password,
+            method="INVITE",
+            uri=invite.uri,
+        )
+        retry = SipMessage(method="INVITE", uri=invite.uri, body=invite.body)
+        for name, value in invite.headers:
+            if name == "Via":
+                value = f"SIP/2.0/UDP {self.advertised_host}:{self.port};branch={new_branch()};rport"
+            elif name == "CSeq":
+                value = f"{invite.cseq[0] + 1} INVITE"
+            elif name in ("Authorization", "Proxy-Authorization"):
+                continue
+            retry.add_header(name, value)
+        retry.add_header("Proxy-Authorization" if proxy else "Authorization", credentials)
+        return retry
 
     # ---- receiving ----
 
@@ -316,9 +588,14 @@ class SipUserAgent(asyncio.DatagramProtocol):
             return
         transaction = self._client.get((response.top_branch, method))
         if transaction is None or transaction.future.done():
+            acknowledged = self._acks.get(response.top_branch) if method == "INVITE" else None
+            if acknowledged is not None and response.status >= 200:
+                self.send(acknowledged[1], acknowledged[2])  # our ACK was lost: the same ACK again
             return
         if response.status < 200:
             transaction.provisional.set()
+            if transaction.on_provisional is not None:
+                transaction.on_provisional(response)
         else:
             transaction.future.set_result(response)
 
