@@ -18,6 +18,7 @@ from datetime import datetime
 
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from fedele.contact_center.ivr.steps import IvrStep, StepKind
 from fedele.contact_center.models import (
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 
 def _localised(language: str, text: str) -> str:
+    """``text`` (marked with ``gettext_noop`` where it is written, so makemessages extracts it) in
+    the caller's language."""
     with translation.override(language):
         return _(text)
 
@@ -53,7 +56,7 @@ def inbound_steps(*, interaction: Interaction, at: datetime | None = None) -> li
     language = (voice_number.language if voice_number else "") or interaction.language or "it"
     if voice_number is None:
         logger.warning("Call %s to %s: the number is not set up", interaction.number, dialled)
-        text = _localised(language, "We are sorry, this number is not in service.")
+        text = _localised(language, gettext_noop("We are sorry, this number is not in service."))
         return [IvrStep(StepKind.SAY, text=text, language=language), IvrStep(StepKind.HANGUP)]
     queue = voice_number.queue
     steps: list[IvrStep] = []
@@ -83,6 +86,8 @@ def inbound_steps(*, interaction: Interaction, at: datetime | None = None) -> li
             )
         )
         return steps
-    text = _localised(language, "We are closed now. Please call again during our opening hours.")
+    text = _localised(
+        language, gettext_noop("We are closed now. Please call again during our opening hours.")
+    )
     steps.extend([IvrStep(StepKind.SAY, text=text, language=language), IvrStep(StepKind.HANGUP)])
     return steps

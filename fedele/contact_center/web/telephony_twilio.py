@@ -15,8 +15,10 @@ import logging
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -86,7 +88,10 @@ def _steps_twiml(interaction: Interaction, steps: list[IvrStep]) -> HttpResponse
 
 
 def _sorry(language: str = "it") -> HttpResponse:
-    text = _("We are sorry, we cannot take your call now. Please try again later.")
+    # In the call's language (the webhook request itself carries none: Twilio sends no
+    # Accept-Language, so the active language is the site's default).
+    with translation.override(language):
+        text = _("We are sorry, we cannot take your call now. Please try again later.")
     return _twiml(twilio.twiml(twilio.say(text, language=language), "<Hangup/>"))
 
 
@@ -98,7 +103,7 @@ def voice(request: HttpRequest) -> HttpResponse:
         steps = inbound_steps(interaction=interaction, at=event.at)
     except ApplicationError as error:
         logger.error("Call %s could not be answered: %s", interaction.number, error.message)
-        return _sorry()
+        return _sorry(interaction.language or "it")
     return _steps_twiml(interaction, steps)
 
 
@@ -144,7 +149,8 @@ def voicemail(request: HttpRequest) -> HttpResponse:
     if event is not None:
         interaction = call_event_apply(event)
         language = interaction.language or "it"
-    thanks = _("Thank you, we will call you back.")
+    with translation.override(language):
+        thanks = _("Thank you, we will call you back.")
     return _twiml(twilio.twiml(twilio.say(thanks, language=language), "<Hangup/>"))
 
 
@@ -161,13 +167,34 @@ def outbound(request: HttpRequest) -> HttpResponse:
     agent = Agent.objects.filter(pk=agent_id).first() if agent_id else None
     endpoint = (agent.extension or agent.phone_number) if agent is not None else ""
     dial_agent_leg = getattr(adapter_for(twilio.PROVIDER), "dial_agent_leg", None)
-    if endpoint and interaction.channel == Channel.VOICE and dial_agent_leg is not None:
+    if (
+        endpoint
+        and interaction.channel == Channel.VOICE
+        and dial_agent_leg is not None
+        and _agent_leg_claim(interaction, True)
+    ):
         try:
             dial_agent_leg(call_ref, agent_target=endpoint)
         except ApplicationError as error:
-            # The customer still waits in the conference; the agent's Answer button retries the bridge.
+            # The customer still waits in the conference; the agent's Answer button retries the bridge
+            # (and so may a retry of this webhook).
+            _agent_leg_claim(interaction, False)
             logger.error("Could not call agent %s into %s: %s", agent_id, call_ref, error.message)
     return _twiml(twilio.twiml(twilio.dial_conference(call_ref, label="customer", end_on_exit=True)))
+
+
+def _agent_leg_claim(interaction: Interaction, claim: bool) -> bool:
+    """Claim (or give back) the dialling of the agent's leg of an answered outbound call. Twilio
+    retries a webhook that timed out; the retry must not ring the agent's phone a second time.
+    True when this request holds the claim."""
+    with transaction.atomic():
+        locked = Interaction.objects.select_for_update().get(pk=interaction.pk)
+        attributes = dict(locked.attributes or {})
+        if claim and attributes.get("agent_leg_dialled"):
+            return False
+        attributes["agent_leg_dialled"] = claim
+        Interaction.objects.filter(pk=locked.pk).update(attributes=attributes)
+    return claim
 
 
 # A caller waiting in queue hears their place and the estimated wait, then this much silence before
@@ -179,8 +206,6 @@ QUEUE_ANNOUNCEMENT_PAUSE_SECONDS = 30
 def queue_wait(request: HttpRequest) -> HttpResponse:
     """``<Enqueue waitUrl>``: the caller's place in our queue (the router's order, not Twilio's) and
     the estimated wait, in the call's language."""
-    from django.utils import translation
-
     from fedele.contact_center.ivr.lookups import estimated_wait_seconds, queue_position
     from fedele.contact_center.models import InteractionState
     from fedele.shared import clock
