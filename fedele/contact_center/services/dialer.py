@@ -498,21 +498,22 @@ def _due_contacts(
             callable_now = [
                 contact for contact in chunk if _may_call_now(contact, at, windows=windows, mode=mode)
             ]
-            reasons = block_reasons(
-                [c.phone for c in callable_now[: need - len(chosen)]],
-                purpose=campaign.consent_purpose,
-                check_rpo=campaign.check_rpo,
-            )
-            for contact in callable_now:
-                if len(chosen) >= need:
-                    break
-                if contact.phone in reasons:
-                    contact.state = ContactState.BLOCKED
-                    contact.blocked_reason = reasons[contact.phone]
-                    contact.save(update_fields=["state", "blocked_reason"])
-                    blocked += 1
-                    continue
-                chosen.append(contact)
+            # Checked in slices of what is still needed: every contact chosen was looked up (a blocked
+            # one makes room for the next, which is looked up in turn), and no more are looked up
+            # than can be dialled (the consent check is one customers-facade call per number).
+            while callable_now and len(chosen) < need:
+                batch, callable_now = callable_now[: need - len(chosen)], callable_now[need - len(chosen) :]
+                reasons = block_reasons(
+                    [c.phone for c in batch], purpose=campaign.consent_purpose, check_rpo=campaign.check_rpo
+                )
+                for contact in batch:
+                    if contact.phone in reasons:
+                        contact.state = ContactState.BLOCKED
+                        contact.blocked_reason = reasons[contact.phone]
+                        contact.save(update_fields=["state", "blocked_reason"])
+                        blocked += 1
+                        continue
+                    chosen.append(contact)
     return chosen, blocked
 
 
@@ -676,6 +677,14 @@ def preview_dial(*, actor: Actor, contact: CampaignContact, at: datetime | None 
             or locked.agent.user_id != actor.user_id
         ):
             raise NotFound(_("This contact is not in your preview."), code="preview_not_found")
+        if locked.campaign.state != CampaignState.RUNNING:
+            raise Conflict(_("The campaign is not running."), code="campaign_not_running")
+        # The preview may have waited on the desktop since it was reserved: the window is checked now.
+        if not _may_call_now(locked, at, windows=_windows(locked.campaign), mode=DialMode.PREVIEW):
+            raise Conflict(
+                _("This contact may not be called at this time (outside the calling window)."),
+                code="outside_calling_window",
+            )
         reasons = block_reasons(
             [locked.phone], purpose=locked.campaign.consent_purpose, check_rpo=locked.campaign.check_rpo
         )
