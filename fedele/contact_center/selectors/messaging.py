@@ -42,10 +42,10 @@ def channel_list() -> QuerySet[MessagingChannel]:
     return MessagingChannel.objects.select_related("queue").order_by("code")
 
 
-def channel_by_code(code: str) -> MessagingChannel:
-    channel = (
-        MessagingChannel.objects.select_related("queue").filter(code=str(code)[:40], active=True).first()
-    )
+def channel_by_code(code: str, *, active_only: bool = True) -> MessagingChannel:
+    """An active channel (the webhook's lookup) or, for the settings pages, any channel."""
+    queryset = MessagingChannel.objects.select_related("queue").filter(code=str(code)[:40])
+    channel = (queryset.filter(active=True) if active_only else queryset).first()
     if channel is None:
         raise NotFound("No such messaging channel.", code="messaging_channel_not_found")
     return channel

@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 
 from fedele.contact_center.models import (
@@ -275,7 +275,19 @@ def receive(
     return result
 
 
+def _serialise_sender(channel: MessagingChannel, sender: str) -> None:
+    """A burst of messages from one sender, delivered at once, must thread into one conversation: on
+    PostgreSQL they queue on an advisory lock keyed by channel and sender until the first one's
+    transaction (which may open the conversation) commits (SQLite already runs one writer at a time;
+    a row lock would not do: there is no row yet)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"cc-messaging:{channel.pk}:{sender}"])
+
+
 def _open_conversation(channel: MessagingChannel, sender: str) -> Interaction | None:
+    _serialise_sender(channel, sender)
     candidates = (
         Interaction.objects.select_for_update()
         .filter(channel=channel.channel, network=channel.network, from_address=sender, state__in=OPEN_STATES)
@@ -650,6 +662,15 @@ def channel_save(
             errors["address"] = _("Not a phone number.")
     if len(address) > 120:
         errors["address"] = _("At most 120 characters.")
+    elif (
+        address
+        and not errors.get("address")
+        and MessagingChannel.objects.filter(kind=kind, network=network, address=address)
+        .exclude(pk__in=[channel.pk] if channel is not None else [])
+        .exists()
+    ):
+        # Two channels of one provider on the same number would both claim its messages.
+        errors["address"] = _("Another channel of this provider already uses this address.")
     queue = Queue.objects.filter(code=str(merged.get("queue") or ""), active=True).first()
     conversation_channel = "sms" if network == "sms" else "social"
     if queue is None:

@@ -5,18 +5,21 @@
   pre-chat form), ``chat/<key>/upload/`` (files, with the visitor's token), ``chat/files/…`` (signed
   downloads);
 - provider webhooks: ``webhooks/messaging/<code>/`` (Twilio form posts or signed generic JSON);
-- settings: ``settings/messaging/`` (widgets with their embed snippet, channels).
+- settings: ``settings/messaging/`` (widgets with their embed snippet, channels), ``…/widgets/<key>/``
+  and ``…/channels/<code>/`` (create and change), ``…/channels/<code>/active/`` (disable, enable).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles import finders
 from django.core.files.storage import default_storage
@@ -349,6 +352,107 @@ def widget_edit(request: HttpRequest, widget_key: str | None = None) -> HttpResp
     )
 
 
+CHANNEL_FORM_FIELDS = (
+    "code",
+    "name",
+    "kind",
+    "network",
+    "address",
+    "queue",
+    "secret_env",
+    "outbound_url",
+    "outbound_token_env",
+)
+
+NEW_CHANNEL_FORM = {"kind": "twilio", "network": "sms", "active": "on"}
+
+
+def _channel_form_values(channel: Any) -> dict[str, str]:
+    values = {name: str(getattr(channel, name) or "") for name in CHANNEL_FORM_FIELDS if name != "queue"}
+    values["queue"] = channel.queue.code
+    values["active"] = "on" if channel.active else ""
+    return values
+
+
+def _field_errors(fields: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        name: [str(message)] if isinstance(message, str) else [str(m) for m in message]
+        for name, message in fields.items()
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def channel_edit(request: HttpRequest, channel_code: str | None = None) -> HttpResponse:
+    """Create or change an SMS/social channel. The code is fixed once made (the provider is set up
+    with the webhook address). Secrets are never typed here: the form names the environment
+    variables that hold them and the page only says whether each is set."""
+    from fedele.contact_center.models import Queue
+
+    _manager(request)
+    channel = selectors.channel_by_code(channel_code, active_only=False) if channel_code else None
+    errors: dict[str, list[str]] = {}
+    form_error = ""
+    values: dict[str, str] = {}
+    if request.method == "POST":
+        values = {name: request.POST.get(name, "").strip() for name in CHANNEL_FORM_FIELDS}
+        if channel is not None:
+            values["code"] = channel.code
+        values["active"] = "on" if request.POST.get("active") else ""
+        try:
+            saved = sms_social.channel_save(
+                channel=channel, values={**values, "active": bool(values["active"])}, actor_id=request.user.pk
+            )
+            messages.success(request, _("Channel %(code)s saved.") % {"code": saved.code})
+            return redirect("contact_center:messaging_channel_edit", saved.code)
+        except ValidationFailed as error:
+            errors = _field_errors(error.fields)
+            form_error = "" if errors else error.message
+    context = {
+        "channel": channel,
+        "form_error": form_error,
+        "form": values
+        or (
+            _channel_form_values(channel) if channel else {"kind": "twilio", "network": "sms", "active": "on"}
+        ),
+        "errors": errors,
+        "kinds": MessagingChannelKind.choices,
+        "queues": Queue.objects.filter(active=True).order_by("code"),
+        "secret_set": bool(channel and sms_social.channel_secret(channel)),
+        "token_set": bool(
+            channel and channel.outbound_token_env and os.environ.get(channel.outbound_token_env)
+        ),
+        "public_url": settings.FEDELE_PUBLIC_URL,
+    }
+    return render(
+        request,
+        "contact_center/messaging/channel_edit.html",
+        context,
+        status=422 if errors or form_error else 200,
+    )
+
+
+@login_required
+@require_POST
+def channel_set_active(request: HttpRequest, channel_code: str) -> HttpResponse:
+    """Disable (or enable again) a channel: a disabled channel's webhook answers 404 and nothing is
+    sent through it; its conversations and send log stay."""
+    _manager(request)
+    channel = selectors.channel_by_code(channel_code, active_only=False)
+    active = request.POST.get("active") == "1"
+    try:
+        sms_social.channel_save(channel=channel, values={"active": active}, actor_id=request.user.pk)
+    except ValidationFailed as error:
+        # E.g. its queue was closed since: the channel's page shows what to fix.
+        messages.error(request, error.message)
+        return redirect("contact_center:messaging_channel_edit", channel.code)
+    if active:
+        messages.success(request, _("Channel %(code)s enabled.") % {"code": channel.code})
+    else:
+        messages.success(request, _("Channel %(code)s disabled.") % {"code": channel.code})
+    return redirect("contact_center:messaging_settings")
+
+
 urlpatterns: list[URLPattern | URLResolver] = [
     path("chat/widget.js", widget_script, name="chat_widget_script"),
     path("chat/files/<uuid:message_public_id>/<int:index>/", chat_file, name="chat_file"),
@@ -359,4 +463,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("settings/messaging/", messaging_settings, name="messaging_settings"),
     path("settings/messaging/widgets/new/", widget_edit, name="messaging_widget_new"),
     path("settings/messaging/widgets/<str:widget_key>/", widget_edit, name="messaging_widget_edit"),
+    path("settings/messaging/channels/new/", channel_edit, name="messaging_channel_new"),
+    path("settings/messaging/channels/<slug:channel_code>/", channel_edit, name="messaging_channel_edit"),
+    path(
+        "settings/messaging/channels/<slug:channel_code>/active/",
+        channel_set_active,
+        name="messaging_channel_set_active",
+    ),
 ]
