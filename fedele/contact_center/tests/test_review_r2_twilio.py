@@ -159,3 +159,29 @@ def test_a_retry_after_a_failed_agent_dial_calls_the_agent(support_line: Any) ->
         assert post("status_outbound_in-progress", signature="sign", path=path).status_code == 200
     assert _agent_dials(working) == 1
     assert working.form(0)["To"] == ["client:marco"]
+
+
+# ------------------------------------------------------------------------------------------- IVR keys
+
+
+def test_a_retried_gather_post_is_answered_the_same_and_not_taken_twice() -> None:
+    from fedele.contact_center.models import IvrSession
+    from fedele.contact_center.services.ivr import ivr_number_assign
+    from fedele.contact_center.tests.ivr_support import make_queues, published_flow
+
+    make_queues()
+    ivr_number_assign(actor=None, number="+390212345678", flow=published_flow())
+    first = post("voice_inbound").content.decode()
+    gather = "https://cc.example.it/contact-center/telephony/twilio/gather/?turn=0"
+    assert f'action="{gather}"' in first
+    path = "/contact-center/telephony/twilio/gather/?turn=0"
+    answer = post("gather_digits_2", signature="sign", path=path).content.decode()
+    assert "Digita il codice cliente e premi cancelletto." in answer
+    assert 'action="https://cc.example.it/contact-center/telephony/twilio/gather/?turn=1"' in answer
+    # Twilio posts the same keys to the same URL again (our answer was slow): the same TwiML, and the
+    # "2" is not taken as the customer code the caller has not typed yet.
+    retry = post("gather_digits_2", signature="sign", path=path).content.decode()
+    assert retry == answer
+    session = IvrSession.objects.get()
+    assert [(entry["node"], entry["digits"]) for entry in session.digits_history] == [("main", "2")]
+    assert session.awaiting == "code"

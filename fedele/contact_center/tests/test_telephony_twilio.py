@@ -269,7 +269,7 @@ def test_ivr_keys_go_to_the_engine_and_come_back_as_twiml() -> None:
     first = post("voice_inbound").content.decode()
     assert (
         "<Gather" in first
-        and 'action="https://cc.example.it/contact-center/telephony/twilio/gather/"' in first
+        and 'action="https://cc.example.it/contact-center/telephony/twilio/gather/?turn=0"' in first
     )
     second = post("gather_digits_2").content.decode()
     assert "customer code" in second or "codice cliente" in second
@@ -590,7 +590,7 @@ def test_a_separate_webhook_host_is_used_for_signatures_and_callback_urls(settin
     assert post("voice_inbound").status_code == 403  # signed for the public URL, not the webhook host
     signed = twilio_signature("https://voice.example.it" + data["path"], data["params"], TOKEN)
     body = post("voice_inbound", signature=signed).content.decode()
-    assert 'action="https://voice.example.it/contact-center/telephony/twilio/gather/"' in body
+    assert 'action="https://voice.example.it/contact-center/telephony/twilio/gather/?turn=0"' in body
 
 
 @time_machine.travel(T0, tick=False)

@@ -76,8 +76,17 @@ def _urls(interaction: Interaction, steps: list[IvrStep]) -> dict[str, str]:
     record_action = base + reverse("contact_center:twilio-voicemail")
     if box:
         record_action += "?" + urlencode({"box": box})
+    # The gather action carries the number of inputs the call's IVR session has taken so far: Twilio
+    # gives a <Gather> post no id, and this turn number is what lets the engine recognise a retried
+    # post (same URL, same turn) instead of taking the caller's keys a second time.
+    from fedele.contact_center.models import IvrSession
+
+    history = (
+        IvrSession.objects.filter(interaction=interaction).values_list("digits_history", flat=True).first()
+    )
+    turn = urlencode({"turn": len(history or [])})
     return {
-        "gather_action": base + reverse("contact_center:twilio-gather"),
+        "gather_action": base + reverse("contact_center:twilio-gather") + "?" + turn,
         "record_action": record_action,
         "queue_wait_url": base + reverse("contact_center:twilio-queue-wait"),
     }
@@ -114,9 +123,15 @@ def gather(request: HttpRequest) -> HttpResponse:
     event = twilio_webhooks.digits_event(request.POST)
     interaction = call_event_apply(event)
     timed_out = request.GET.get("timeout") == "1" and not event.data.get("digits")
+    turn = request.GET.get("turn", "")
+    # A retried post of the same turn is answered with the same steps and changes nothing.
+    input_ref = f"{twilio.PROVIDER}:{event.call_ref}:{turn}"[:160] if turn.isdigit() else ""
     try:
         steps = ivr_continue(
-            interaction=interaction, digits=str(event.data.get("digits") or ""), timed_out=timed_out
+            interaction=interaction,
+            digits=str(event.data.get("digits") or ""),
+            timed_out=timed_out,
+            input_ref=input_ref,
         )
     except ApplicationError as error:
         logger.warning("IVR input for %s refused: %s", interaction.number, error.message)
