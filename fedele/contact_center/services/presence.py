@@ -10,13 +10,15 @@ them so the router (which locks contact, task, then agent) cannot deadlock with 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from fedele.contact_center import realtime as cc_realtime
 from fedele.contact_center.models import (
     Agent,
     AgentState,
@@ -25,7 +27,8 @@ from fedele.contact_center.models import (
     Interaction,
     InteractionState,
 )
-from fedele.shared import audit, clock, realtime
+from fedele.contact_center.models.core import DEFAULT_CAPACITY
+from fedele.shared import audit, clock
 from fedele.shared.errors import Conflict, ValidationFailed
 
 # States the router offers contacts in: available (idle) and busy (has contacts, may take more).
@@ -71,7 +74,18 @@ def has_room(*, capacity: dict[str, int], load: dict[str, int], channel: str) ->
 
 
 def capacity_of(agent: Agent) -> dict[str, int]:
-    return {channel: agent.capacity_for(channel) for channel in Channel.values}
+    return capacity_from(agent.capacity)
+
+
+def capacity_from(configured: Mapping[str, Any] | None) -> dict[str, int]:
+    """Contacts at once per channel from an agent's ``capacity`` column (as ``Agent.capacity_for``:
+    a channel left out, or null, gets the default)."""
+    configured = configured or {}
+    result = {}
+    for channel in Channel.values:
+        value = configured.get(channel)
+        result[channel] = int(value) if value is not None else DEFAULT_CAPACITY.get(channel, 1)
+    return result
 
 
 def _transition(agent: Agent, state: str, *, reason: str = "", at: datetime) -> None:
@@ -98,7 +112,7 @@ def _transition(agent: Agent, state: str, *, reason: str = "", at: datetime) -> 
         agent.wrap_up_until = None
         update.append("wrap_up_until")
     agent.save(update_fields=update)
-    realtime.notify_group(
+    cc_realtime.notify_group(
         agent_group(agent.pk),
         "cc.agent.state",
         {"agent_id": agent.pk, "state": state, "reason": reason, "previous": previous, "at": at.isoformat()},

@@ -15,7 +15,6 @@ run), scored in Python, so one decision costs a handful of indexed statements.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -29,6 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils.translation import gettext as _
 
+from fedele.contact_center import realtime as cc_realtime
 from fedele.contact_center.models import (
     Agent,
     AgentSkill,
@@ -46,13 +46,13 @@ from fedele.contact_center.models import (
     RoutingTaskState,
     Skill,
 )
-from fedele.contact_center.services import presence
+from fedele.contact_center.services import presence, routing_sql
 from fedele.contact_center.services.routing_expressions import compile_expression
 from fedele.contact_center.services.routing_workflows import (
     Strategy,
     workflow_for_queue,
 )
-from fedele.shared import audit, clock, realtime
+from fedele.shared import audit, clock
 from fedele.shared.errors import Conflict, NotFound, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -349,6 +349,13 @@ class _Snapshot:
     agents: dict[int, _AgentView] = field(default_factory=dict)
     by_queue: dict[int, list[int]] = field(default_factory=dict)
     roomy: set[int] | None = None
+    # Queue id → code for the desktop push, read once per router run.
+    queue_codes: dict[int, str] | None = None
+
+    def queue_code(self, queue_id: int) -> str:
+        if self.queue_codes is None or queue_id not in self.queue_codes:
+            self.queue_codes = dict(Queue.objects.values_list("pk", "code"))
+        return self.queue_codes.get(queue_id, "")
 
     @classmethod
     def load(cls) -> _Snapshot:
@@ -441,10 +448,13 @@ def effective_requirements(task: Mapping[str, Any], at: datetime) -> dict[str, i
     return {code: max(1, level - lower) for code, level in required.items()}
 
 
-def _eligible(task: Mapping[str, Any], snapshot: _Snapshot, at: datetime) -> list[_AgentView]:
+def _eligible(
+    task: Mapping[str, Any], snapshot: _Snapshot, at: datetime, required: Mapping[str, int] | None = None
+) -> list[_AgentView]:
     target = task["targets"][task["target_index"]] if task["targets"] else {"queue_id": task["queue_id"]}
     queue_id = target.get("queue_id", task["queue_id"])
-    required = effective_requirements(task, at)
+    if required is None:
+        required = effective_requirements(task, at)
     expression = str(target.get("expression", "") or "")
     check = compile_expression(expression) if expression.strip() else None
     excluded = {
@@ -531,10 +541,17 @@ _TASK_FIELDS = (
 )
 
 
-def route_pending(*, limit: int = 200, at: datetime | None = None, timings: list[float] | None = None) -> int:
+def route_pending(
+    *,
+    limit: int = 200,
+    at: datetime | None = None,
+    timings: list[float] | None = None,
+    cpu_timings: list[float] | None = None,
+) -> int:
     """One router run: housekeeping (expired offers, target timeouts, overflow, automatic wrap-up
     ends), then up to ``limit`` offers in priority order. Returns the offers made. Safe to run in
-    several processes at once. ``timings`` (if given) receives each decision's seconds."""
+    several processes at once. ``timings`` and ``cpu_timings`` (if given) receive each decision's
+    seconds, elapsed and of this process's CPU (the benchmark's figures)."""
     at = at or clock.now()
     offers_expire_due(at=at)
     targets_advance_due(at=at)
@@ -554,29 +571,35 @@ def route_pending(*, limit: int = 200, at: datetime | None = None, timings: list
     untakeable: set[tuple[Any, ...]] = set()
     for row in rows:
         started = time.perf_counter()
-        kind = _kind(row, at)
+        started_cpu = time.process_time()
+        required = effective_requirements(row, at)
+        kind = _kind(row, at, required)
         if kind is not None and kind in untakeable:
             continue
-        candidates = _eligible(row, snapshot, at)
+        candidates = _eligible(row, snapshot, at, required)
         if not candidates and kind is not None:
             untakeable.add(kind)
         if candidates:
             ranked = rank_agents(
                 candidates,
                 strategy=row["strategy"],
-                required=effective_requirements(row, at),
+                required=required,
                 preferred_agent_id=row["preferred_agent_id"],
             )
             if _assign(row["pk"], ranked, snapshot, at):
                 made += 1
             if timings is not None:
                 timings.append(time.perf_counter() - started)
+            if cpu_timings is not None:
+                cpu_timings.append(time.process_time() - started_cpu)
             if made >= limit or not snapshot.has_any_room():
                 break
     return made
 
 
-def _kind(task: Mapping[str, Any], at: datetime) -> tuple[Any, ...] | None:
+def _kind(
+    task: Mapping[str, Any], at: datetime, required: Mapping[str, int] | None = None
+) -> tuple[Any, ...] | None:
     """What decides which agents may take a contact; None when agent exclusions make it unique."""
     if task["excluded_agents"]:
         return None
@@ -584,7 +607,7 @@ def _kind(task: Mapping[str, Any], at: datetime) -> tuple[Any, ...] | None:
     return (
         target.get("queue_id", task["queue_id"]),
         task["channel"],
-        tuple(sorted(effective_requirements(task, at).items())),
+        tuple(sorted((effective_requirements(task, at) if required is None else required).items())),
         str(target.get("expression", "") or ""),
     )
 
@@ -592,6 +615,8 @@ def _kind(task: Mapping[str, Any], at: datetime) -> tuple[Any, ...] | None:
 def _assign(task_id: int, ranked: list[_AgentView], snapshot: _Snapshot, at: datetime) -> bool:
     """Lock the task (skipping it if another router holds it), then try the ranked agents one by
     one under their row lock with their load recounted. Returns whether an offer was made."""
+    if connection.vendor == "postgresql":
+        return _assign_postgresql(task_id, ranked, snapshot, at)
     with transaction.atomic():
         task = (
             RoutingTask.objects.select_for_update(skip_locked=True, of=("self", "interaction"))
@@ -601,32 +626,107 @@ def _assign(task_id: int, ranked: list[_AgentView], snapshot: _Snapshot, at: dat
         )
         if task is None:
             return False
-        for view in ranked[:MAX_AGENT_TRIES]:
-            agents = Agent.objects.select_for_update().filter(pk=view.agent_id)
-            if connection.vendor == "postgresql":
-                # An offer is a short-lived reservation: if the server crashed before it reached the
-                # disk, the contact would simply still be waiting and be offered again. So routing
-                # commits don't wait for the WAL flush (set in the lock query: no extra round trip).
-                agents = agents.extra(
-                    select={"async_commit": "set_config('synchronous_commit', 'off', true)"}
-                )
-            agent = agents.first()
-            if agent is None or not agent.active or agent.state not in presence.ROUTABLE_STATES:
-                snapshot.agents.pop(view.agent_id, None)
-                _forget(snapshot, view.agent_id)
+        return _offer_to_first_with_room(task, ranked, snapshot, at)
+
+
+def _offer_to_first_with_room(
+    task: RoutingTask, ranked: list[_AgentView], snapshot: _Snapshot, at: datetime
+) -> bool:
+    """Through the ORM (SQLite, and a callback's first offer, which creates its outbound contact)."""
+    for view in ranked[:MAX_AGENT_TRIES]:
+        agent = Agent.objects.select_for_update().filter(pk=view.agent_id).first()
+        if agent is None or not agent.active or agent.state not in presence.ROUTABLE_STATES:
+            _drop(snapshot, view)
+            continue
+        load = presence.agent_load(agent.pk)
+        view.load = load
+        if not presence.has_room(capacity=presence.capacity_of(agent), load=load, channel=task.channel):
+            snapshot.refresh(view)
+            continue
+        _offer(task, agent, at)
+        view.load = {**load, task.channel: load.get(task.channel, 0) + 1}
+        view.last_offered_at = at
+        snapshot.refresh(view)
+        return True
+    return False
+
+
+def _assign_postgresql(task_id: int, ranked: list[_AgentView], snapshot: _Snapshot, at: datetime) -> bool:
+    """``_assign`` in two prepared statements per agent tried (``routing_sql``). An offer is a
+    short-lived reservation: if the server crashed before it reached the disk, the contact would
+    simply still be waiting and be offered again, so these commits don't wait for the WAL flush
+    (``synchronous_commit`` off for the transaction, set in the lock statement)."""
+    tries = ranked[:MAX_AGENT_TRIES]
+    if not tries:
+        return False
+    with transaction.atomic():
+        statements = routing_sql.Statements()
+        locked = statements.lock_task_and_agent(task_id=task_id, agent_id=tries[0].agent_id)
+        if locked is None:
+            return False
+        task, agent = locked
+        if task.is_callback:
+            # Rare: the callback's outbound contact is created by the services (rows already locked).
+            orm_task = RoutingTask.objects.select_related("interaction", "queue").get(pk=task_id)
+            return _offer_to_first_with_room(orm_task, tries, snapshot, at)
+        for index, view in enumerate(tries):
+            if index:
+                agent = statements.lock_agent(view.agent_id)
+            if agent is None or not agent.routable:
+                _drop(snapshot, view)
+                continue
+            offer_public_id = uuid.uuid4()
+            expires_at = at + timedelta(seconds=task.offer_timeout_seconds)
+            written = statements.offer_if_room(
+                task=task,
+                agent=agent,
+                offer_public_id=offer_public_id,
+                at=at,
+                expires_at=expires_at,
+                event_data={
+                    "agent_id": agent.agent_id,
+                    "offer": str(offer_public_id),
+                    "priority": task.effective_priority,
+                },
+            )
+            if written.offer_id is None:
+                view.load = written.load
                 snapshot.refresh(view)
                 continue
-            load = presence.agent_load(agent.pk)
-            view.load = load
-            if not presence.has_room(capacity=presence.capacity_of(agent), load=load, channel=task.channel):
-                snapshot.refresh(view)
-                continue
-            _offer(task, agent, at)
-            view.load = {**load, task.channel: load.get(task.channel, 0) + 1}
+            view.load = {**written.load, task.channel: written.load.get(task.channel, 0) + 1}
             view.last_offered_at = at
             snapshot.refresh(view)
+            cc_realtime.notify_group(
+                presence.agent_group(agent.agent_id),
+                "cc.offer",
+                _payload(
+                    offer_public_id=offer_public_id,
+                    interaction_public_id=task.interaction_public_id,
+                    number=task.number,
+                    channel=task.channel,
+                    network=task.network,
+                    direction=task.direction,
+                    from_address=task.from_address,
+                    to_address=task.to_address,
+                    subject=task.subject,
+                    queue_code=snapshot.queue_code(task.queue_id),
+                    customer_public_id=task.customer_public_id,
+                    priority=task.effective_priority,
+                    callback=task.callback,
+                    offered_at=at,
+                    expires_at=expires_at,
+                    timeout_seconds=task.offer_timeout_seconds,
+                ),
+            )
             return True
     return False
+
+
+def _drop(snapshot: _Snapshot, view: _AgentView) -> None:
+    """The agent is no longer routable (deactivated, on break, offline): out of this run."""
+    snapshot.agents.pop(view.agent_id, None)
+    _forget(snapshot, view.agent_id)
+    snapshot.refresh(view)
 
 
 def _forget(snapshot: _Snapshot, agent_id: int) -> None:
@@ -648,99 +748,82 @@ def _offer(task: RoutingTask, agent: Agent, at: datetime) -> Offer:
         offered_at=at,
         expires_at=at + timedelta(seconds=task.offer_timeout_seconds),
     )
-    event_data = {"agent_id": agent.pk, "offer": str(offer.public_id), "priority": task.effective_priority}
     task.state = RoutingTaskState.OFFERED
-    if connection.vendor == "postgresql":
-        offer.pk = _write_offer_postgresql(offer, task, interaction, agent, event_data, at)
-    else:
-        offer.save(force_insert=True)
-        task.save(update_fields=["state", "interaction"])
-        Interaction.objects.filter(pk=interaction.pk).update(state=InteractionState.OFFERED, agent=agent)
-        Agent.objects.filter(pk=agent.pk).update(last_offered_at=at)
-        InteractionEvent.objects.create(
-            interaction=interaction, kind="offered", data=event_data, created_at=at
-        )
-    realtime.notify_group(presence.agent_group(agent.pk), "cc.offer", offer_payload(offer, interaction, task))
+    offer.save(force_insert=True)
+    task.save(update_fields=["state", "interaction"])
+    Interaction.objects.filter(pk=interaction.pk).update(state=InteractionState.OFFERED, agent=agent)
+    Agent.objects.filter(pk=agent.pk).update(last_offered_at=at)
+    InteractionEvent.objects.create(
+        interaction=interaction,
+        kind="offered",
+        data={"agent_id": agent.pk, "offer": str(offer.public_id), "priority": task.effective_priority},
+        created_at=at,
+    )
+    cc_realtime.notify_group(
+        presence.agent_group(agent.pk), "cc.offer", offer_payload(offer, interaction, task)
+    )
     return offer
-
-
-def _write_offer_postgresql(
-    offer: Offer,
-    task: RoutingTask,
-    interaction: Interaction,
-    agent: Agent,
-    event_data: dict[str, Any],
-    at: datetime,
-) -> int:
-    """The five writes of an offer in one round trip (data-modifying CTEs): the offer, the task,
-    the contact, the agent's last-offer time and the timeline row. Same rows as the ORM path."""
-    sql = f"""
-        WITH new_offer AS (
-            INSERT INTO {Offer._meta.db_table}
-                (public_id, task_id, interaction_id, agent_id, state, offered_at, expires_at, responded_at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, NULL) RETURNING id
-        ), task_row AS (
-            UPDATE {RoutingTask._meta.db_table} SET state = %s, interaction_id = %s WHERE id = %s
-        ), contact_row AS (
-            UPDATE {Interaction._meta.db_table} SET state = %s, agent_id = %s WHERE id = %s
-        ), agent_row AS (
-            UPDATE {Agent._meta.db_table} SET last_offered_at = %s WHERE id = %s
-        ), timeline AS (
-            INSERT INTO {InteractionEvent._meta.db_table}
-                (interaction_id, kind, data, provider_event_id, created_at)
-            VALUES (%s, 'offered', %s::jsonb, '', %s)
-        )
-        SELECT id FROM new_offer
-    """  # noqa: S608 - table names come from the models, values are parameters
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                offer.public_id,
-                task.pk,
-                interaction.pk,
-                agent.pk,
-                OfferState.PENDING,
-                offer.offered_at,
-                offer.expires_at,
-                RoutingTaskState.OFFERED,
-                interaction.pk,
-                task.pk,
-                InteractionState.OFFERED,
-                agent.pk,
-                interaction.pk,
-                at,
-                agent.pk,
-                interaction.pk,
-                json.dumps(event_data),
-                at,
-            ],
-        )
-        row = cursor.fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def offer_payload(offer: Offer, interaction: Interaction, task: RoutingTask) -> dict[str, Any]:
     """What the agent desktop shows for an offer (the desktop renders it; keep keys stable)."""
-    return {
-        "offer_id": str(offer.public_id),
-        "interaction_id": str(interaction.public_id),
-        "number": interaction.number,
-        "channel": interaction.channel,
-        "network": interaction.network,
-        "direction": interaction.direction,
-        "from": interaction.from_address,
-        "to": interaction.to_address,
-        "subject": interaction.subject,
-        "queue": task.queue.code,
-        "customer_public_id": interaction.customer_public_id,
-        "priority": task.effective_priority,
+    return _payload(
+        offer_public_id=offer.public_id,
+        interaction_public_id=interaction.public_id,
+        number=interaction.number,
+        channel=interaction.channel,
+        network=interaction.network,
+        direction=interaction.direction,
+        from_address=interaction.from_address,
+        to_address=interaction.to_address,
+        subject=interaction.subject,
+        queue_code=task.queue.code,
+        customer_public_id=interaction.customer_public_id,
+        priority=task.effective_priority,
         # A callback's outbound contact is created when it is offered: the desktop dials it.
-        "callback": bool((interaction.attributes or {}).get("callback_of")),
-        "offered_at": offer.offered_at.isoformat(),
-        "expires_at": offer.expires_at.isoformat(),
-        "timeout_seconds": task.offer_timeout_seconds,
+        callback=bool((interaction.attributes or {}).get("callback_of")),
+        offered_at=offer.offered_at,
+        expires_at=offer.expires_at,
+        timeout_seconds=task.offer_timeout_seconds,
+    )
+
+
+def _payload(
+    *,
+    offer_public_id: uuid.UUID,
+    interaction_public_id: uuid.UUID,
+    number: str,
+    channel: str,
+    network: str,
+    direction: str,
+    from_address: str,
+    to_address: str,
+    subject: str,
+    queue_code: str,
+    customer_public_id: str,
+    priority: int,
+    callback: bool,
+    offered_at: datetime,
+    expires_at: datetime,
+    timeout_seconds: int,
+) -> dict[str, Any]:
+    return {
+        "offer_id": str(offer_public_id),
+        "interaction_id": str(interaction_public_id),
+        "number": number,
+        "channel": channel,
+        "network": network,
+        "direction": direction,
+        "from": from_address,
+        "to": to_address,
+        "subject": subject,
+        "queue": queue_code,
+        "customer_public_id": customer_public_id,
+        "priority": priority,
+        "callback": callback,
+        "offered_at": offered_at.isoformat(),
+        "expires_at": expires_at.isoformat(),
+        "timeout_seconds": timeout_seconds,
     }
 
 
@@ -829,7 +912,7 @@ def offer_accept(*, offer: Offer, agent: Agent, at: datetime | None = None) -> I
             object_id=str(interaction.public_id),
             after={"agent": str(agent.public_id), "wait_seconds": interaction.wait_seconds},
         )
-        realtime.notify_group(
+        cc_realtime.notify_group(
             presence.agent_group(agent.pk),
             "cc.offer.accepted",
             {"offer_id": str(locked.public_id), "interaction_id": str(interaction.public_id)},
@@ -857,7 +940,7 @@ def _release(
     InteractionEvent.objects.create(
         interaction=interaction, kind=f"offer.{state}", data={"agent_id": offer.agent_id}, created_at=at
     )
-    realtime.notify_group(
+    cc_realtime.notify_group(
         presence.agent_group(offer.agent_id),
         "cc.offer.withdrawn",
         {"offer_id": str(offer.public_id), "interaction_id": str(interaction.public_id), "reason": state},
@@ -955,7 +1038,7 @@ def close_open_task(
             offer.responded_at = at
             offer.save(update_fields=["state", "responded_at"])
             if not accepted:
-                realtime.notify_group(
+                cc_realtime.notify_group(
                     presence.agent_group(offer.agent_id),
                     "cc.offer.withdrawn",
                     {
