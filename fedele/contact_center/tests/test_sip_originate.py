@@ -25,6 +25,7 @@ from fedele.contact_center.models import Interaction, InteractionEvent, Interact
 from fedele.contact_center.services.calls import call_originate
 from fedele.contact_center.telephony import sip
 from fedele.contact_center.telephony.registry import adapter_for
+from fedele.contact_center.telephony.sip.message import SipMessage, parse_message, response_to
 from fedele.contact_center.telephony.sip.server import SipServer
 from fedele.contact_center.tests.factories import AgentFactory
 from fedele.contact_center.tests.sip_fixtures import needs_sipp, sqlite_shared_connection
@@ -288,9 +289,10 @@ def test_a_407_challenge_is_answered_once_with_the_right_digest(
     run = _wait_ended(sip_server, call_ref, peer)
     assert run.succeeded, run
 
-    invites = [
-        block for block in re.split(r"-{10,}.*\n", peer.messages()) if block.lstrip().startswith("INVITE ")
-    ]
+    received = re.findall(
+        r"UDP message received \[\d+\] bytes :\n\n(.*?)(?=\n-{10,}|\Z)", peer.messages(), re.S
+    )
+    invites = [message for message in received if message.startswith("INVITE ")]
     assert len(invites) == 2  # the first, then exactly one retry
     assert "Proxy-Authorization" not in invites[0]
     credentials = _digest_parameters(_header(invites[1], "Proxy-Authorization"))
@@ -415,3 +417,142 @@ def test_without_a_trunk_an_outbound_call_is_refused_and_click_to_dial_fails_cle
         "",
     )
     assert sip_server.user_agent.calls == {}
+
+
+REMINDER_FLOW = {
+    "languages": ["en"],
+    "default_language": "en",
+    "start": "reminder",
+    "nodes": {
+        "reminder": {"type": "say", "prompt": {"en": "Your appointment is tomorrow"}, "next": "bye"},
+        "bye": {"type": "hangup", "prompt": {"en": "Goodbye"}},
+    },
+}
+
+
+def test_an_answered_call_plays_the_flow_the_context_names(
+    sip_server: SipServer, callee: Callable[[str], Callee]
+) -> None:
+    import json
+
+    from fedele.contact_center.services.ivr import ivr_flow_create, ivr_publish
+
+    flow = ivr_flow_create(actor=None, code="reminder", name="Reminder", source=json.dumps(REMINDER_FLOW))
+    ivr_publish(actor=None, flow=flow)
+    peer = callee("uas_answer_wait_bye.xml")
+    call_ref = adapter_for("sip").originate(
+        to_number=CUSTOMER, from_number=CALLER_ID, context={"flow": "reminder"}
+    )
+    run = _wait_ended(sip_server, call_ref, peer)
+    assert run.succeeded, run  # fedele hung up with BYE (CSeq 2) once the flow's last prompt played
+
+    interaction = Interaction.objects.get(provider="sip", provider_ref=call_ref)
+    nodes = [event.data["node"] for event in _events(interaction) if event.kind == "ivr.node"]
+    assert nodes == ["reminder", "bye"]
+    assert _kinds(interaction) == ["call.new", "call.answered", "call.hangup"]
+    hangup = _event(interaction, "call.hangup")
+    assert (hangup.data["status"], hangup.data["cause"]) == ("completed", "local_bye")
+
+
+class Trunk:
+    """A raw UDP socket playing the trunk, for what sipp cannot script: retransmitted 2xx, routes."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", _free_port(SIPP_PORTS)))
+        self.socket.settimeout(15)
+        self.port = self.socket.getsockname()[1]
+        self.media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.media.bind(("127.0.0.1", 0))
+        self.fedele: tuple[str, int] = ("127.0.0.1", 0)
+
+    def receive(self, method: str) -> tuple[SipMessage, bytes]:
+        while True:
+            data, self.fedele = self.socket.recvfrom(65_535)
+            message = parse_message(data)
+            if message.is_request and message.method == method:
+                return message, data
+
+    def reply(self, request: SipMessage, status: int, *, sdp: bool = True) -> bytes:
+        response = response_to(request, status, to_tag="trunk-tag")
+        response.add_header("Record-Route", "<sip:sbc.fedele.test;lr>")
+        response.add_header("Contact", f"<sip:customer@127.0.0.1:{self.port}>")
+        if sdp:
+            response.add_header("Content-Type", "application/sdp")
+            response.body = (
+                "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                f"m=audio {self.media.getsockname()[1]} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+            ).encode()
+        data = response.to_bytes()
+        self.socket.sendto(data, self.fedele)
+        return data
+
+    def close(self) -> None:
+        self.socket.close()
+        self.media.close()
+
+
+def test_a_retransmitted_200_gets_the_same_ack_and_the_bye_follows_the_route_set(
+    sip_server: SipServer, settings: Any
+) -> None:
+    trunk = Trunk()
+    settings.FEDELE_SIP_OUTBOUND_PROXY = f"127.0.0.1:{trunk.port}"
+    settings.FEDELE_SIP_FROM_DOMAIN = DOMAIN
+    adapter = adapter_for("sip")
+    try:
+        call_ref = adapter.originate(to_number=CUSTOMER, from_number=CALLER_ID, context={})
+        invite, _ = trunk.receive("INVITE")
+        assert (invite.uri, invite.call_id, invite.cseq) == (
+            f"sip:{CUSTOMER}@{DOMAIN}",
+            call_ref,
+            (1, "INVITE"),
+        )
+        ok = trunk.reply(invite, 200)
+        ack, ack_bytes = trunk.receive("ACK")
+        assert (ack.uri, ack.header("Route"), ack.cseq, ack.to_tag) == (
+            f"sip:customer@127.0.0.1:{trunk.port}",
+            "<sip:sbc.fedele.test;lr>",
+            (1, "ACK"),
+            "trunk-tag",
+        )
+        trunk.socket.sendto(ok, trunk.fedele)  # as if our ACK were lost
+        assert trunk.receive("ACK")[1] == ack_bytes
+        sip_server.application.wait_for_milestone("answered", call_ref=call_ref, timeout=30)
+        adapter.hangup(call_ref)
+        bye, _ = trunk.receive("BYE")
+        assert (bye.uri, bye.header("Route"), bye.cseq, bye.from_tag, bye.to_tag) == (
+            f"sip:customer@127.0.0.1:{trunk.port}",
+            "<sip:sbc.fedele.test;lr>",
+            (2, "BYE"),
+            invite.from_tag,
+            "trunk-tag",
+        )
+        trunk.reply(bye, 200, sdp=False)
+        sip_server.application.wait_for_milestone("ended", call_ref=call_ref, timeout=30)
+    finally:
+        trunk.close()
+    hangup = InteractionEvent.objects.get(interaction__provider_ref=call_ref, kind="call.hangup")
+    assert (hangup.data["status"], hangup.data["cause"]) == ("completed", "local_bye")
+
+
+def test_an_answer_without_usable_sdp_is_acknowledged_then_hung_up_as_failed(
+    sip_server: SipServer, settings: Any
+) -> None:
+    trunk = Trunk()
+    settings.FEDELE_SIP_OUTBOUND_PROXY = f"127.0.0.1:{trunk.port}"
+    settings.FEDELE_SIP_FROM_DOMAIN = DOMAIN
+    try:
+        call_ref = adapter_for("sip").originate(to_number=CUSTOMER, from_number=CALLER_ID, context={})
+        invite, _ = trunk.receive("INVITE")
+        trunk.reply(invite, 200, sdp=False)
+        assert trunk.receive("ACK")[0].cseq == (1, "ACK")
+        bye, _ = trunk.receive("BYE")
+        trunk.reply(bye, 200, sdp=False)
+        sip_server.application.wait_for_milestone("ended", call_ref=call_ref, timeout=30)
+    finally:
+        trunk.close()
+    interaction = Interaction.objects.get(provider="sip", provider_ref=call_ref)
+    assert _kinds(interaction) == ["call.new", "call.hangup"]
+    hangup = _event(interaction, "call.hangup")
+    assert (hangup.data["status"], hangup.data["cause"], hangup.data["sip"]) == ("failed", "no_media", 200)
+    assert interaction.outcome == Outcome.FAILED
