@@ -327,7 +327,9 @@ def recordings_purge_expired(*, now: datetime | None = None, limit: int = 1000) 
 
 
 def _delete_file(storage: Any, name: str) -> None:
+    # Any storage failure (OSError locally; botocore's errors from an S3 bucket) is logged, never raised:
+    # the row is already gone, and the next expired rows must still be deleted.
     try:
         storage.delete(name)
-    except OSError:
+    except Exception:
         logger.exception("Could not delete expired audio %s", name)
