@@ -4,9 +4,8 @@
   the call event's transaction and the audio is fetched after commit by a task (no network inside a
   transaction). An adapter that has the audio already (SIP, simulator) passes the bytes and the row is
   ``stored`` at once. The same provider recording id twice changes nothing.
-- Audio goes through Django's storage API (``STORAGES["default"]``): local files by default; set the
-  default storage to ``storages.backends.s3.S3Storage`` (django-storages, with ``AWS_*`` settings) for an
-  S3-compatible bucket — nothing here changes.
+- Audio goes through Django's storage API (``STORAGES["default"]``): local files by default, an
+  S3-compatible bucket (django-storages) when ``FEDELE_S3_BUCKET`` is set — nothing here changes.
 - ``retain_until`` = creation + the queue's ``recording_retention_days`` (no settings row or an empty
   value = kept forever). ``recordings_purge_expired`` deletes exactly the expired files and rows (and
   expired voicemail the same way) and writes one audit row per deletion.
