@@ -28,7 +28,7 @@ from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from fedele.contact_center.models import (
@@ -531,7 +531,17 @@ def _end_interaction(interaction: Interaction, moment: datetime) -> None:
 def _send_transcript(session: ChatSession, interaction: Interaction, address: str) -> None:
     language = session.language if session.language in ("it", "en") else "it"
     with translation.override(language):
-        context = {"session": session, "messages": transcript(interaction), "number": interaction.number}
+        # The visitor reads wall-clock times of the deployment's zone (Europe/Rome), not UTC ISO.
+        messages = [
+            {
+                **message,
+                "created_at": timezone.localtime(datetime.fromisoformat(message["created_at"])).strftime(
+                    "%d/%m/%Y %H:%M"
+                ),
+            }
+            for message in transcript(interaction)
+        ]
+        context = {"session": session, "messages": messages, "number": interaction.number}
         subject = _("Your chat with us (%(number)s)") % {"number": interaction.number}
         text = render_to_string("contact_center/messaging/transcript_email.txt", context)
     send_mail(subject, text, None, [address])
