@@ -133,14 +133,21 @@ def _serialise_call(event: CallEvent) -> None:
 
 def _adopt(event: CallEvent) -> Interaction | None:
     """An outbound call we created before the provider gave it an id (click-to-dial, dialer): its
-    public id travels in the event's ``interaction``; the first event binds the call id to it."""
+    public id travels in the event's ``interaction``; the first event binds the call id to it. The
+    originator may bind the same id between our lookup by call id and this one (the SIP adapter
+    reports its first event at once), so an interaction already bound to this call is taken too."""
     public_id = str(event.data.get("interaction") or "")
     if not public_id:
         return None
     try:
         interaction = (
             Interaction.objects.select_for_update()
-            .filter(public_id=public_id, channel=Channel.VOICE, provider=event.provider, provider_ref="")
+            .filter(
+                public_id=public_id,
+                channel=Channel.VOICE,
+                provider=event.provider,
+                provider_ref__in=("", event.call_ref),
+            )
             .first()
         )
     except (ValueError, ValidationError):

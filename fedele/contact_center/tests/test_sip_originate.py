@@ -556,3 +556,24 @@ def test_an_answer_without_usable_sdp_is_acknowledged_then_hung_up_as_failed(
     hangup = _event(interaction, "call.hangup")
     assert (hangup.data["status"], hangup.data["cause"], hangup.data["sip"]) == ("failed", "no_media", 200)
     assert interaction.outcome == Outcome.FAILED
+
+
+def test_the_sip_server_process_places_a_call_asked_for_on_the_control_channel(
+    sip_server: SipServer, callee: Callable[[str], Callee]
+) -> None:
+    # What a web process publishes on ``cc.sip.control`` when the user agent runs in cc_sip_server.
+    peer = callee("uas_busy.xml")
+    message = {
+        "type": "sip.control",
+        "action": "originate",
+        "call_ref": "from-the-web@fedele.test",
+        "to_number": CUSTOMER,
+        "from_number": CALLER_ID,
+        "context": {"campaign": "spring"},
+    }
+    assert sip_server.run(sip_server.control(message)) is True
+    run = _wait_ended(sip_server, "from-the-web@fedele.test", peer)
+    assert run.succeeded, run
+    interaction = Interaction.objects.get(provider="sip", provider_ref="from-the-web@fedele.test")
+    assert interaction.attributes["campaign"] == "spring"
+    assert _event(interaction, "call.hangup").data["status"] == "busy"
