@@ -8,7 +8,12 @@ with group commit (ADR 0002). Two uvicorn workers and a lean closed-loop load ge
 (bench/loadgen.py: keep-alive connections, one per client) on the same machine. After the run it
 counts the events and runs ledger_check: every request recorded once, balances equal to the ledger.
 
+CPU per request: the run reports the CPU time the uvicorn processes and the PostgreSQL backends of
+the bench database used during the measured load (from /proc, so other work on the machine does not
+count), divided by the requests answered: the figure that does not depend on how busy the machine is.
+
 Usage: python bench/run.py loyalty_api [--members 20000] [--seconds 15] [--concurrency 14] [--workers 2]
+       [--database bench_loyalty_api]
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import json
 import os
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 from bench.loadgen import closed_loop
-from bench.support_api import REPO, _fresh_database, _run, _serve, _stop
+from bench.support_api import PG_ADMIN_URL, REPO, _fresh_database, _run, _serve, _stop
 
 DATABASE = "bench_loyalty_api"
 PYTHON = sys.executable
@@ -77,12 +83,83 @@ print(json.dumps({"events": events, "earn_transactions": PointsTransaction.objec
 """
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (0 when it is gone or unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _descendants(root: int) -> list[int]:
+    """The process and every process below it (the uvicorn workers), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _backends(database: str) -> list[int]:
+    """The PostgreSQL backends connected to the bench database (on this machine)."""
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [database]
+        ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+class _CpuMeter:
+    """CPU seconds used by the server's processes and the database's backends between start and stop."""
+
+    def __init__(self, server_pid: int, database: str) -> None:
+        self._server_pid = server_pid
+        self._database = database
+        self._app: dict[int, float] = {}
+        self._db: dict[int, float] = {}
+
+    def start(self) -> None:
+        self._app = {pid: _cpu_seconds(pid) for pid in _descendants(self._server_pid)}
+        self._db = {pid: _cpu_seconds(pid) for pid in _backends(self._database)}
+
+    def stop(self, requests: int) -> dict[str, Any]:
+        app = sum(
+            max(0.0, _cpu_seconds(pid) - self._app.get(pid, 0.0)) for pid in _descendants(self._server_pid)
+        )
+        db = sum(max(0.0, _cpu_seconds(pid) - self._db.get(pid, 0.0)) for pid in _backends(self._database))
+        per = 1000 / requests if requests else 0.0
+        return {
+            "app_cpu_seconds": round(app, 2),
+            "db_backend_cpu_seconds": round(db, 2),
+            "app_cpu_ms_per_request": round(app * per, 3),
+            "db_cpu_ms_per_request": round(db * per, 3),
+            "load_average": Path("/proc/loadavg").read_text().split()[:3],
+        }
+
+
 def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="loyalty_api")
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=14)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--database", default=DATABASE, help="PostgreSQL database (dropped and created)")
     args = parser.parse_args(argv)
     env = {
         **os.environ,
@@ -92,7 +169,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         "DJANGO_SECRET_KEY": "bench-secret-key-not-for-production",
         "LOG_LEVEL": "WARNING",
         "BENCH_QUEUE_TASKS": "1",
-        "DATABASE_URL": _fresh_database(DATABASE),
+        "DATABASE_URL": _fresh_database(args.database),
     }
     env.pop("REDIS_URL", None)
     _run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], env)
@@ -124,9 +201,12 @@ def run(argv: list[str]) -> dict[str, Any]:
             )
         )
 
+    meter = _CpuMeter(server.pid, args.database)
     try:
         measure(3, 0)  # warm-up
+        meter.start()
         result = measure(args.seconds, 10**8)
+        result["cpu"] = meter.stop(result["requests"])
     finally:
         _stop(server)
     checks = _run([PYTHON, "-c", CHECK], env).strip().splitlines()[-1]

@@ -3,8 +3,12 @@ of plain rows, and ``IN`` lists that do not grow with the number of values.
 
 PostgreSQL: ``COPY ... FROM STDIN`` (several times cheaper than ``bulk_create`` for wide rows: no SQL
 to build, no per-value adaptation through the ORM); ids, when asked for, are drawn from the table's
-sequence first. Other databases: ``bulk_create``. Rows hold database-ready values (JSON fields
-already dumped to text) for field attribute names (``member_id``); fields left out get their default.
+sequence first. A few rows (``SMALL_INSERT`` or fewer: the fast paths' groups) go in one
+``INSERT ... VALUES ... RETURNING id`` instead: one round trip where the sequence read and the COPY
+take three, and less CPU on both sides (measured: 4 rows 0.14 ms of driver CPU against 0.22 ms; the
+COPY is cheaper from about 16 rows on). Other databases: ``bulk_create``. Rows hold database-ready
+values (JSON fields already dumped to text) for field attribute names (``member_id``); fields left out
+get their default.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from django.db import connection, models
 
 BATCH_SIZE = 2_000
+SMALL_INSERT = 16
 
 
 def time_ordered_uuid() -> uuid.UUID:
@@ -133,6 +138,16 @@ class BulkTable:
         columns = [str(by_name[name].column) for name in given] + [str(f.column) for f in rest]
         ids: list[int] = []
         with connection.cursor() as cursor:
+            if len(rows) <= SMALL_INSERT:
+                row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+                returning = f" RETURNING {pk_column}" if returning_ids else ""
+                cursor.execute(
+                    f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
+                    f"VALUES {', '.join([row_sql] * len(rows))}{returning}",
+                    [value for row in rows for value in (*row, *tail)],
+                )
+                # The rows come back in the order of the VALUES list (Django's bulk_create relies on it).
+                return [int(row[0]) for row in cursor.fetchall()] if returning_ids else []
             if returning_ids:
                 cursor.execute(
                     "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",

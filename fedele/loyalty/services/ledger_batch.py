@@ -211,9 +211,13 @@ def points_earn_many(
     source: str,
     partner: Partner | None = None,
     pending_days: int = 0,
+    savepoint: bool = True,
 ) -> list[PointsTransaction]:
     """Post every earn of ``items`` (one programme) in one transaction; returns one transaction per
-    item, in order (the first transaction for an item whose key was used before)."""
+    item, in order (the first transaction for an item whose key was used before).
+
+    ``savepoint=False`` for a caller whose own transaction is rolled back as a whole when this raises
+    (the group commit of inbound events): no SAVEPOINT and RELEASE round trips."""
     clean = _checked(items, source)
     programme = clean[0].member.programme
     if not isinstance(pending_days, int) or not 0 <= pending_days <= 365:
@@ -229,7 +233,7 @@ def points_earn_many(
     now = clock.now()
     keys = [str(item.idempotency_key) for item in clean]
 
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         facts = _member_facts(sorted({item.member.pk for item in clean}))
         for status, _debt, _customer in facts.values():
             _check_active(status)

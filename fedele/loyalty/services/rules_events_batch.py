@@ -59,7 +59,7 @@ from fedele.loyalty.services.rules_events import (
     idempotency_key,
 )
 from fedele.shared import clock
-from fedele.shared.bulk import BulkTable
+from fedele.shared.bulk import BulkTable, text_array
 from fedele.shared.errors import ApplicationError
 
 _EVENTS = BulkTable(LoyaltyEvent)
@@ -179,18 +179,33 @@ def _record_one(actor: Actor | None, programme: Programme, request: EventRequest
 
 def _existing_many(programme: Programme, keys: list[tuple[str, str]]) -> dict[tuple[str, str], LoyaltyEvent]:
     """The events already recorded under these keys: one small statement, then the rows only when a
-    key was seen before (replays are rare on the hot path)."""
+    key was seen before (replays are rare on the hot path).
+
+    The statement gives every key's source and external id, so each key is one probe of the unique
+    (programme, source, external id) index: without the source the index can only be read from the
+    programme's first entry on (every event of the programme: 10 ms at 22,000 events, growing)."""
     if not keys:
         return {}
-    wanted = set(keys)
-    external_ids = sorted({external_id for _, external_id in keys})
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT source, external_id FROM {LoyaltyEvent._meta.db_table} "  # noqa: S608
-            f"WHERE programme_id = %s AND external_id IN ({', '.join(['%s'] * len(external_ids))})",
-            [programme.pk, *external_ids],
+    wanted = sorted(set(keys))
+    table = LoyaltyEvent._meta.db_table
+    if connection.vendor == "postgresql":
+        sql = (
+            "SELECT k.source, k.external_id FROM unnest(%s::text[], %s::text[]) AS k(source, external_id) "  # noqa: S608
+            f"WHERE EXISTS (SELECT 1 FROM {table} e WHERE e.programme_id = %s "
+            "AND e.source = k.source AND e.external_id = k.external_id)"
         )
-        seen = {(str(source), str(external_id)) for source, external_id in cursor.fetchall()} & wanted
+        params: list[Any] = [
+            text_array([source for source, _ in wanted]),
+            text_array([external_id for _, external_id in wanted]),
+            programme.pk,
+        ]
+    else:
+        pairs = " OR ".join(["(source = %s AND external_id = %s)"] * len(wanted))
+        sql = f"SELECT source, external_id FROM {table} WHERE programme_id = %s AND ({pairs})"  # noqa: S608
+        params = [programme.pk, *(value for key in wanted for value in key)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        seen = {(str(source), str(external_id)) for source, external_id in cursor.fetchall()} & set(wanted)
     if not seen:
         return {}
     rows = LoyaltyEvent.objects.select_related("transaction").filter(
@@ -309,7 +324,10 @@ def _post_points(
                 )
             )
         for pending, txn in zip(
-            group, points_earn_many(actor=actor, items=items, source=source), strict=True
+            # No savepoint: a failure rolls back the round's whole transaction (``_record_round``).
+            group,
+            points_earn_many(actor=actor, items=items, source=source, savepoint=False),
+            strict=True,
         ):
             posted[pending.index] = txn
     return posted
