@@ -156,6 +156,47 @@ def test_simulator_endpoint(client: Client, supervisor: dict[str, str]) -> None:
     assert (huge.status_code, huge.json()["error"]["code"]) == (422, "simulation_too_large")
 
 
+def test_simulator_request_cost_is_bounded_at_the_default_request(
+    client: Client, supervisor: dict[str, str]
+) -> None:
+    """Predictive pacing work (dials × agents + agents³ / 3) is at most 2,002,667: the default request
+    (10 runs, 20 agents, 8 h: 2,002,666.67) is the largest allowed; a hair more is refused with no run."""
+    from fedele.contact_center.api.dialer import MAX_PACING_WORK
+    from fedele.contact_center.dialer.simulator import SimulationSettings, expected_dials, pacing_work
+
+    default = SimulationSettings()
+    assert (expected_dials(default, runs=10), round(pacing_work(default, runs=10), 2)) == (
+        100000.0,
+        2002666.67,
+    )
+    assert MAX_PACING_WORK == 2_002_667
+    at_limit = post(client, f"{API}/simulate", {}, supervisor)
+    assert (at_limit.status_code, at_limit.json()["runs"]) == (200, 10)
+    # 8.0001 h: 100,001.25 expected dials (under the 120,000 dial bound) but 2,002,691.67 of work.
+    above = post(client, f"{API}/simulate", {"hours": 8.0001}, supervisor)
+    assert above.status_code == 422
+    assert above.json()["error"]["code"] == "simulation_too_large"
+    assert above.json()["error"]["message"] == (
+        "This simulation is too large for one request: use fewer runs, agents or hours."
+    )
+    # Many agents: the agents³ term. 180 agents for 72 s (0.02 h): 40,500 + 1,944,000 work: allowed;
+    # 181 agents: 40,951.25 + 1,976,580.33: refused.
+    many = {"seeds": 1, "hours": 0.02}
+    allowed = post(client, f"{API}/simulate", {**many, "agents": 180}, supervisor)
+    assert (allowed.status_code, allowed.json()["runs"]) == (200, 1)
+    refused = post(client, f"{API}/simulate", {**many, "agents": 181}, supervisor)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "simulation_too_large")
+    # Progressive pacing does no such work: 181 agents are fine there, as are 500 for an hour.
+    for agents, hours in ((181, 0.02), (500, 1)):
+        progressive = {**many, "agents": agents, "hours": hours, "mode": "progressive"}
+        assert post(client, f"{API}/simulate", progressive, supervisor).status_code == 200
+    # The dial bound still holds for progressive runs: 120,000 dials at most (500 agents, 3.84 h is
+    # exactly 120,000; 3.85 h is 120,312.5).
+    for hours, status in ((3.84, 200), (3.85, 422)):
+        request = {**many, "agents": 500, "hours": hours, "mode": "progressive"}
+        assert post(client, f"{API}/simulate", request, supervisor).status_code == status
+
+
 def test_do_not_call_and_rpo(client: Client, supervisor: dict[str, str]) -> None:
     added = post(client, f"{API}/do-not-call", {"phone": "333 123 4567", "reason": "asked"}, supervisor)
     assert (added.status_code, added.json()["phone"]) == (201, "+393331234567")
