@@ -131,7 +131,8 @@ def _flow_out(flow: IvrFlow) -> dict[str, Any]:
         "name": flow.name,
         "description": flow.description,
         "published_version": flow.published_version.number if flow.published_version else None,
-        "numbers": [number.number for number in flow.numbers.order_by("number")],
+        # Sorted here, not with order_by: the list prefetches the numbers (one query for every flow).
+        "numbers": sorted(number.number for number in flow.numbers.all()),
     }
 
 
