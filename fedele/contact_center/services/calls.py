@@ -283,19 +283,32 @@ def call_dial(
     adapter = adapter_for(provider_name)
     with transaction.atomic():
         locked = Interaction.objects.select_for_update().get(pk=fresh.pk)
-        if locked.provider_ref:
+        # ``dialled_at`` is set before the provider is asked (outside this transaction): a second
+        # request meanwhile (a double click, another tab) finds it and dials nothing.
+        if locked.provider_ref or (locked.attributes or {}).get("dialled_at"):
             raise Conflict(_("This contact has already been dialled."), code="already_dialled")
         locked.provider = provider_name
         locked.attributes = {**(locked.attributes or {}), "dialled_at": moment.isoformat()}
         locked.save(update_fields=["provider", "attributes"])
     caller_id = fresh.from_address or telephony_setting("FEDELE_CC_CALLER_ID")
-    reference = _provider(
-        lambda: adapter.originate(
-            to_number=number,
-            from_number=caller_id,
-            context={"interaction": str(fresh.public_id), "agent_id": agent.pk},
+    try:
+        reference = _provider(
+            lambda: adapter.originate(
+                to_number=number,
+                from_number=caller_id,
+                context={"interaction": str(fresh.public_id), "agent_id": agent.pk},
+            )
         )
-    )
+    except Exception:
+        # Nothing was dialled: the contact may be dialled again.
+        with transaction.atomic():
+            locked = Interaction.objects.select_for_update().get(pk=fresh.pk)
+            if not locked.provider_ref:
+                attributes = dict(locked.attributes or {})
+                attributes.pop("dialled_at", None)
+                locked.attributes = attributes
+                locked.save(update_fields=["attributes"])
+        raise
     with transaction.atomic():
         Interaction.objects.filter(pk=fresh.pk, provider_ref="").update(provider_ref=reference)
         _record(fresh, "call.dialled", agent, moment, {"to": number})
