@@ -265,3 +265,115 @@ def test_a_row_postgresql_refuses_is_named_and_its_chunk_is_not_saved() -> None:
     assert TicketMessage.objects.count() == 0
     assert TicketEvent.objects.filter(kind="imported").count() == 1
     assert sequences.current_value("support.ticket") == 2
+
+
+def _five_tickets() -> list[tuple[int, Any]]:
+    return [
+        (n, {"id": n, "subject": f"Ticket {n}", "status": "open", "created_at": "2026-01-01T00:00:00Z"})
+        for n in range(1, 6)
+    ]
+
+
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        row = cursor.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _watch_durability(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """synchronous_commit as each chunk is written and as the import's own row is written."""
+    seen: dict[str, list[str]] = {"chunks": [], "finish": []}
+    write, finish = imports._CopyWriter.write, imports._finish
+
+    def watched_write(self: imports._CopyWriter, *args: Any) -> None:
+        seen["chunks"].append(_synchronous_commit())
+        write(self, *args)
+
+    def watched_finish(*args: Any) -> Any:
+        seen["finish"].append(_synchronous_commit())
+        return finish(*args)
+
+    monkeypatch.setattr(imports._CopyWriter, "write", watched_write)
+    monkeypatch.setattr(imports, "_finish", watched_finish)
+    return seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_good_rows_chunks_commit_without_waiting_for_the_disk_but_the_import_row_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = _watch_durability(monkeypatch)
+
+    with CaptureQueriesContext(connection) as queries:
+        result = imports.ticket_import_items(
+            actor=None,
+            source="zendesk",
+            file_format="json",
+            items=_five_tickets(),
+            mode="good_rows",
+            chunk_size=2,
+        )
+
+    assert (result.status, result.imported) == ("done", 5)
+    assert seen == {"chunks": ["off", "off", "off"], "finish": ["on"]}
+    assert [q["sql"] for q in queries.captured_queries].count(imports._CHUNK_DURABILITY) == 3
+    assert _synchronous_commit() == "on"  # SET LOCAL ended with each chunk's transaction
+    assert list(Ticket.objects.order_by("number").values_list("number", flat=True)) == [
+        "T-000001",
+        "T-000002",
+        "T-000003",
+        "T-000004",
+        "T-000005",
+    ]
+
+    again = imports.ticket_import_items(
+        actor=None,
+        source="zendesk",
+        file_format="json",
+        items=_five_tickets(),
+        mode="good_rows",
+        chunk_size=2,
+    )
+
+    assert (again.imported, again.skipped) == (0, 5)
+    assert Ticket.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_all_or_none_import_keeps_synchronous_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _watch_durability(monkeypatch)
+
+    with CaptureQueriesContext(connection) as queries:
+        result = imports.ticket_import_items(
+            actor=None,
+            source="zendesk",
+            file_format="json",
+            items=_five_tickets(),
+            mode="all_or_none",
+            chunk_size=2,
+        )
+
+    assert (result.status, result.imported) == ("done", 5)
+    assert seen == {"chunks": ["on", "on", "on"], "finish": ["on"]}
+    assert imports._CHUNK_DURABILITY not in [q["sql"] for q in queries.captured_queries]
+
+
+def test_an_import_inside_the_callers_transaction_keeps_synchronous_commit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = _watch_durability(monkeypatch)
+
+    result = imports.ticket_import_items(
+        actor=None,
+        source="zendesk",
+        file_format="json",
+        items=_five_tickets(),
+        mode="good_rows",
+        chunk_size=2,
+    )
+
+    assert (result.status, result.imported) == ("done", 5)
+    assert seen == {"chunks": ["on", "on", "on"], "finish": ["on"]}
+    assert _synchronous_commit() == "on"
