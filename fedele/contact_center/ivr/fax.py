@@ -95,9 +95,12 @@ class HttpFaxProvider(FaxProvider):
         if response.status_code >= 400:
             raise FaxSendFailed(f"fax provider refused ({response.status_code}): {response.text[:200]}")
         try:
-            provider_id = str(response.json().get("id") or "")
+            payload = response.json()
         except ValueError as error:
             raise FaxSendFailed("fax provider answered without JSON") from error
+        # Any JSON but an object (a list, a string) is an answer without an id, not a crash that
+        # escapes the send log's error handling.
+        provider_id = str(payload.get("id") or "") if isinstance(payload, dict) else ""
         if not provider_id:
             raise FaxSendFailed("fax provider answered without an id")
         return provider_id
