@@ -157,8 +157,9 @@ def _queue_name(queue: Queue) -> str:
 
 
 def wallboard(*, queue_codes: list[str] | None = None, time_zone: str | None = None) -> Wallboard:
-    """Seven queries whatever the number of queues, agents and contacts: queues, waiting counts, queue
-    members, agents by state, today's contacts, the queues' SL thresholds and the wallboard thresholds."""
+    """Six queries whatever the number of queues, agents and contacts: queues, waiting counts, queue
+    members, agents by state, today's sums per queue and channel (made by the database, each contact
+    against its own queue's SL threshold) and the wallboard thresholds."""
     now = clock.now()
     tz_name = time_zone or default_time_zone()
     tz = zone(tz_name)
