@@ -19,6 +19,7 @@ Leaving a message:
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from fedele.contact_center.models import (
@@ -228,25 +230,29 @@ def _recipients(box: VoicemailBox) -> list[Any]:
 
 
 def _notify(*, box: VoicemailBox, message: VoicemailMessage) -> None:
+    """Each recipient is told in their own language (not the provider request's), in the app and by
+    an e-mail of their own (the others' addresses are not disclosed)."""
     recipients = _recipients(box)
     if not recipients:
         return
-    title = _("New voicemail in %(box)s from %(caller)s") % {
-        "box": box.name,
-        "caller": message.caller_number or _("unknown caller"),
-    }
     link = reverse("contact_center:voicemail-box", args=[box.public_id])
-    body = _("%(seconds)s s, call %(number)s.") % {
-        "seconds": message.duration_seconds,
-        "number": message.interaction.number,
-    }
+    base = str(getattr(settings, "FEDELE_PUBLIC_URL", "")).rstrip("/")
+    mails: list[tuple[str, str, list[str]]] = []
     for user in recipients:
+        with translation.override(str(getattr(user, "language", "") or settings.LANGUAGE_CODE)):
+            title = _("New voicemail in %(box)s from %(caller)s") % {
+                "box": box.name,
+                "caller": message.caller_number or _("unknown caller"),
+            }
+            body = _("%(seconds)s s, call %(number)s.") % {
+                "seconds": message.duration_seconds,
+                "number": message.interaction.number,
+            }
         notifications.notification_create(recipient_id=user.pk, title=title, body=body, link=link)
-    addresses = [user.email for user in recipients if user.email]
-    if addresses:
-        base = str(getattr(settings, "FEDELE_PUBLIC_URL", "")).rstrip("/")
-        text = f"{title}\n\n{body}\n{base}{link}\n"
-        transaction.on_commit(lambda: _send_mail(title, text, addresses))
+        if user.email:
+            mails.append((title, f"{title}\n\n{body}\n{base}{link}\n", [user.email]))
+    for subject, text, addresses in mails:
+        transaction.on_commit(functools.partial(_send_mail, subject, text, addresses))
 
 
 def _send_mail(subject: str, text: str, addresses: list[str]) -> None:
