@@ -81,12 +81,12 @@ messages: ## refresh the Italian catalogue (needs gettext's xgettext)
 
 pytest:
 	$(MAKE) --no-print-directory translations
-	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -n 2 --cov --cov-report=term:skip-covered -q
+	FEDELE_REQUIRE_TOOLS=$${FEDELE_REQUIRE_TOOLS:-$${CI:+1}} DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -n 2 --cov --cov-report=term:skip-covered -q
 
 pytest-postgres:
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(PG_URL)', connect_timeout=3).close()" 2>/dev/null; then \
 	  echo "PostgreSQL reachable: running the suite on PostgreSQL"; \
-	  DATABASE_URL=$(PG_URL) DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -n 2 -q -m "not browser"; \
+	  FEDELE_REQUIRE_TOOLS=$${FEDELE_REQUIRE_TOOLS:-$${CI:+1}} DATABASE_URL=$(PG_URL) DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/pytest -n 2 -q -m "not browser"; \
 	else echo "PostgreSQL not reachable on $(PG_URL): PostgreSQL run skipped"; fi
 
 test: venv-dev assets chromium lint typecheck importlint check migrations-check pytest pytest-postgres ## everything CI runs

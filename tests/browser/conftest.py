@@ -55,9 +55,18 @@ def _compile_catalogues() -> None:
 def launch_chromium() -> Iterator[object]:
     """One Chromium per test module, closed after it: Playwright's event loop must not outlive the module,
     or later tests that use async_to_sync would find a running loop in their thread."""
+    # Skipped on a developer's machine without Chromium; failed when the run requires its tools
+    # (FEDELE_REQUIRE_TOOLS, set by the Makefile's pytest targets under CI).
+    required = os.environ.get("FEDELE_REQUIRE_TOOLS", "").lower() in ("1", "true", "yes")
     if not Path(CHROMIUM_PATH).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM_PATH}: run `make chromium`")
-    playwright_sync = pytest.importorskip("playwright.sync_api")
+        message = f"Chromium not found at {CHROMIUM_PATH}: run `make chromium`"
+        if required:
+            pytest.fail(f"{message} (required: FEDELE_REQUIRE_TOOLS is set)", pytrace=False)
+        pytest.skip(message)
+    if required:
+        import playwright.sync_api as playwright_sync
+    else:
+        playwright_sync = pytest.importorskip("playwright.sync_api")
     _compile_catalogues()
     with pytest.MonkeyPatch.context() as patch:
         # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a thread
