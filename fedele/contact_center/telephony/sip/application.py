@@ -364,12 +364,16 @@ class IvrApplication:
                 await self.wait_in_queue(record)
         except CallEnded:
             pass
+        except Exception:
+            logger.exception("SIP call %s failed", call.call_id)
         finally:
             if pending_reports:
                 await asyncio.gather(*pending_reports, return_exceptions=True)
             if call.hangup_cause != HangupCause.TRANSFERRED:
                 if call.hangup_cause is None:
-                    await call.hangup()
+                    with contextlib.suppress(Exception):
+                        await call.hangup()
+                    call.finish(HangupCause.REJECTED)  # still ringing (nobody dials it any more): ended
                 await self.report_hangup(record, status="completed", cause=str(call.hangup_cause or ""))
             self.calls.pop(call.call_id, None)
             self.milestone(call.call_id, "ended")
