@@ -216,7 +216,12 @@ def normalised_address(network: str, address: str) -> str:
 
 
 def keyword_of(body: str) -> str:
-    return " ".join((body or "").split()).upper()
+    """The text as a keyword: spaces collapsed, upper case, and the punctuation people add around a
+    keyword ("Stop!", "ANNULLA.") dropped from both ends, so the opt-out is honoured."""
+    return " ".join((body or "").split()).upper().strip(_KEYWORD_PUNCTUATION).strip()
+
+
+_KEYWORD_PUNCTUATION = " .,;:!?¡¿\"'«»“”‘’()"
 
 
 def is_opted_out(channel: MessagingChannel, address: str) -> bool:

@@ -42,6 +42,26 @@ def _sms(body: str, sid: str) -> dict[str, str]:
     return {"MessageSid": sid, "From": MOBILE, "To": OUR_NUMBER, "Body": body, "NumMedia": "0"}
 
 
+@pytest.mark.parametrize("text", ["Stop!", "STOP.", "annulla!!", " Cancella . "])
+def test_an_opt_out_keyword_with_punctuation_is_still_an_opt_out(
+    sms_channel: MessagingChannel, text: str
+) -> None:
+    from fedele.contact_center.models import MessagingOptOut
+
+    result = sms_social.receive(sms_channel, sms_social.parse_twilio(_sms(text, "SM-PUNCT")))
+    assert (result.kind, result.duplicate, result.interaction) == ("opt_out", False, None)
+    assert list(MessagingOptOut.objects.values_list("network", "address")) == [("sms", MOBILE)]
+    assert Interaction.objects.count() == 0
+
+
+def test_a_sentence_ending_in_stop_is_still_a_message(sms_channel: MessagingChannel) -> None:
+    from fedele.contact_center.models import MessagingOptOut
+
+    result = sms_social.receive(sms_channel, sms_social.parse_twilio(_sms("Non funziona lo stop!", "SM-S")))
+    assert result.kind == "message"
+    assert MessagingOptOut.objects.count() == 0
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_eight_messages_of_one_sender_at_once_open_one_conversation(sms_channel: MessagingChannel) -> None:
