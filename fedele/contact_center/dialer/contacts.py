@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 import phonenumbers
+from django.utils.translation import gettext as _
 from phonenumbers import timezone as phone_timezones
 
 __all__ = [
@@ -44,21 +45,22 @@ class NormalisedNumber:
 
 
 def normalise_number(raw: str, *, default_region: str = "IT") -> NormalisedNumber:
-    """The number in E.164 with its country and time zone. Raises ValueError with a readable reason.
+    """The number in E.164 with its country and time zone. Raises ValueError with a readable reason
+    (translated: contact-list import reports and form errors show it).
 
     Where a country spans several zones the first phonenumbers lists for the number is used (for
     Italian numbers there is one: Europe/Rome)."""
     text = (raw or "").strip()
     if not text:
-        raise ValueError("The phone number is empty.")
+        raise ValueError(_("The phone number is empty."))
     if len(text) > 40:
-        raise ValueError("The phone number is too long.")
+        raise ValueError(_("The phone number is too long."))
     try:
         parsed = phonenumbers.parse(text, default_region.upper() or None)
     except phonenumbers.NumberParseException as error:
-        raise ValueError(f"'{text}' is not a phone number.") from error
+        raise ValueError(_("'%(value)s' is not a phone number.") % {"value": text}) from error
     if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"'{text}' is not a valid phone number.")
+        raise ValueError(_("'%(value)s' is not a valid phone number.") % {"value": text})
     region = phonenumbers.region_code_for_number(parsed) or default_region.upper()
     zones = [zone for zone in phone_timezones.time_zones_for_number(parsed) if zone != "Etc/Unknown"]
     zone = zones[0] if zones else _FALLBACK_ZONES.get(region, "UTC")
