@@ -35,6 +35,8 @@ from fedele.shared.errors import Conflict, ValidationFailed
 ROUTABLE_STATES = (AgentState.AVAILABLE, AgentState.BUSY)
 # Contacts that count against an agent's capacity: reserved by an offer, connected, or in wrap-up.
 LOAD_STATES = (InteractionState.OFFERED, InteractionState.CONNECTED, InteractionState.WRAP_UP)
+# Channel.values builds a new list on every access; the router reads it for every agent it looks at.
+_CHANNELS = tuple(Channel.values)
 DEFAULT_BREAK_REASONS = ("lunch", "coffee", "meeting", "training", "personal", "technical")
 # The states an agent chooses; busy and wrap-up follow from their contacts.
 SELECTABLE_STATES = (AgentState.AVAILABLE, AgentState.BREAK, AgentState.OFFLINE)
@@ -82,7 +84,7 @@ def capacity_from(configured: Mapping[str, Any] | None) -> dict[str, int]:
     a channel left out, or null, gets the default)."""
     configured = configured or {}
     result = {}
-    for channel in Channel.values:
+    for channel in _CHANNELS:
         value = configured.get(channel)
         result[channel] = int(value) if value is not None else DEFAULT_CAPACITY.get(channel, 1)
     return result

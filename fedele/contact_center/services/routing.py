@@ -15,6 +15,7 @@ run), scored in Python, so one decision costs a handful of indexed statements.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 import uuid
@@ -348,7 +349,8 @@ class _AgentView:
 class _Snapshot:
     agents: dict[int, _AgentView] = field(default_factory=dict)
     by_queue: dict[int, list[int]] = field(default_factory=dict)
-    roomy: set[int] | None = None
+    # The agents with room for one more contact of some channel (kept exact by ``refresh``).
+    roomy: set[int] = field(default_factory=set)
     # Queue id → code for the desktop push, read once per router run.
     queue_codes: dict[int, str] | None = None
 
@@ -383,13 +385,9 @@ class _Snapshot:
         ):
             loads.setdefault(agent_id, {})[channel] = count
         for agent_id, capacity, idle_since, last_offered_at in rows:
-            configured = capacity or {}
             snapshot.agents[agent_id] = _AgentView(
                 agent_id=agent_id,
-                capacity={
-                    channel: int(configured[channel]) if channel in configured else presence_default(channel)
-                    for channel in Channel.values
-                },
+                capacity=presence.capacity_from(capacity),
                 skills=skills.get(agent_id, {}),
                 queue_ids=frozenset(queues.get(agent_id, set())),
                 load=loads.get(agent_id, {}),
@@ -398,35 +396,26 @@ class _Snapshot:
             )
             for queue_id in queues.get(agent_id, set()):
                 snapshot.by_queue.setdefault(queue_id, []).append(agent_id)
+        # Here, once per run, not in the run's first decision (it looks at every agent).
+        snapshot.roomy = {agent_id for agent_id, view in snapshot.agents.items() if cls.with_room(view)}
         return snapshot
 
     def has_any_room(self) -> bool:
-        return (
-            any(self.with_room(view) for view in self.agents.values())
-            if self.roomy is None
-            else bool(self.roomy)
-        )
+        return bool(self.roomy)
 
     @staticmethod
     def with_room(view: _AgentView) -> bool:
         return any(
-            presence.has_room(capacity=view.capacity, load=view.load, channel=c) for c in Channel.values
+            presence.has_room(capacity=view.capacity, load=view.load, channel=channel)
+            for channel in view.capacity
         )
 
     def refresh(self, view: _AgentView) -> None:
         """After an agent's load changed: keep the set of agents with any room left exact."""
-        if self.roomy is None:
-            self.roomy = {agent_id for agent_id, other in self.agents.items() if self.with_room(other)}
         if view.agent_id in self.agents and self.with_room(view):
             self.roomy.add(view.agent_id)
         else:
             self.roomy.discard(view.agent_id)
-
-
-def presence_default(channel: str) -> int:
-    from fedele.contact_center.models.core import DEFAULT_CAPACITY
-
-    return DEFAULT_CAPACITY.get(channel, 1)
 
 
 def effective_requirements(task: Mapping[str, Any], at: datetime) -> dict[str, int]:
@@ -463,8 +452,10 @@ def _eligible(
         if datetime.fromisoformat(until) > at
     }
     channel = task["channel"]
-    # presence.has_room, inlined: this loop runs over every agent of the queue for each decision.
-    blocked_by_voice = channel != Channel.VOICE and presence.voice_blocks_other_channels()
+    # presence.has_room, inlined: this loop runs over every agent of the queue for each decision
+    # (plain loops and locals: it is most of the CPU a decision spends in Python).
+    voice = str(Channel.VOICE.value)
+    blocked_by_voice = channel != voice and presence.voice_blocks_other_channels()
     needs = list(required.items())
     agents = snapshot.agents
     result = []
@@ -475,14 +466,15 @@ def _eligible(
         load = view.load
         if view.capacity.get(channel, 0) <= load.get(channel, 0):
             continue
-        if blocked_by_voice and load.get(Channel.VOICE, 0) > 0:
+        if blocked_by_voice and load.get(voice, 0) > 0:
             continue
         skills = view.skills
-        if needs and any(skills.get(code, 0) < level for code, level in needs):
-            continue
-        if check is not None and not check(skills, 0):
-            continue
-        result.append(view)
+        for code, level in needs:
+            if skills.get(code, 0) < level:
+                break
+        else:
+            if check is None or check(skills, 0):
+                result.append(view)
     return result
 
 
@@ -492,8 +484,10 @@ def rank_agents(
     strategy: str,
     required: Mapping[str, int],
     preferred_agent_id: int | None,
+    limit: int | None = None,
 ) -> list[_AgentView]:
-    """Candidates best first by the strategy; ties go to the longest idle, then the lowest id."""
+    """Candidates best first by the strategy; ties go to the longest idle, then the lowest id.
+    ``limit``: only the best so many (the same as the first ones of the whole ranking)."""
     if strategy == Strategy.LEAST_OCCUPIED:
 
         def key(view: _AgentView) -> tuple[Any, ...]:
@@ -519,10 +513,16 @@ def rank_agents(
         def key(view: _AgentView) -> tuple[Any, ...]:
             return (view.idle_since, view.agent_id)
 
-    ranked = sorted(candidates, key=key)
     if strategy == Strategy.PREFERRED and preferred_agent_id is not None:
-        ranked.sort(key=lambda view: view.agent_id != preferred_agent_id)
-    return ranked
+        by_strategy = key
+
+        def key(view: _AgentView) -> tuple[Any, ...]:
+            return (view.agent_id != preferred_agent_id, *by_strategy(view))
+
+    # Every key ends with the agent id, so the order is total and nsmallest equals a sorted prefix.
+    if limit is not None and limit < len(candidates):
+        return heapq.nsmallest(limit, candidates, key=key)
+    return sorted(candidates, key=key)
 
 
 _TASK_FIELDS = (
@@ -585,6 +585,7 @@ def route_pending(
                 strategy=row["strategy"],
                 required=required,
                 preferred_agent_id=row["preferred_agent_id"],
+                limit=MAX_AGENT_TRIES,
             )
             if _assign(row["pk"], ranked, snapshot, at):
                 made += 1
@@ -594,6 +595,7 @@ def route_pending(
                 cpu_timings.append(time.process_time() - started_cpu)
             if made >= limit or not snapshot.has_any_room():
                 break
+    cc_realtime.flush()
     return made
 
 
@@ -696,10 +698,12 @@ def _assign_postgresql(task_id: int, ranked: list[_AgentView], snapshot: _Snapsh
             view.load = {**written.load, task.channel: written.load.get(task.channel, 0) + 1}
             view.last_offered_at = at
             snapshot.refresh(view)
+            # Sent while the router decides the next contact (route_pending flushes at the end).
             cc_realtime.notify_group(
                 presence.agent_group(agent.agent_id),
                 "cc.offer",
-                _payload(
+                wait=False,
+                data=_payload(
                     offer_public_id=offer_public_id,
                     interaction_public_id=task.interaction_public_id,
                     number=task.number,
@@ -760,7 +764,7 @@ def _offer(task: RoutingTask, agent: Agent, at: datetime) -> Offer:
         created_at=at,
     )
     cc_realtime.notify_group(
-        presence.agent_group(agent.pk), "cc.offer", offer_payload(offer, interaction, task)
+        presence.agent_group(agent.pk), "cc.offer", offer_payload(offer, interaction, task), wait=False
     )
     return offer
 
