@@ -367,6 +367,22 @@ def callback_schedule(
         )
     with transaction.atomic():
         locked = CampaignContact.objects.select_for_update().get(pk=contact.pk)
+        if not actor.can(PERMISSION):
+            # An agent (not a campaign supervisor) schedules callbacks only for a contact they have in
+            # preview or spoke to, and only to themselves: a callback skips the calling windows and,
+            # with an agent, the 72 h rule, so it is not theirs to set on any contact or for anyone.
+            own = locked.agent is not None and locked.agent.user_id == actor.user_id
+            own = (
+                own
+                or DialAttempt.objects.filter(contact=locked)
+                .filter(Q(agent__user_id=actor.user_id) | Q(interaction__agent__user_id=actor.user_id))
+                .exists()
+            )
+            if not actor.user_id or not own or (agent is not None and agent.user_id != actor.user_id):
+                raise PermissionDenied(
+                    _("You can schedule callbacks only for your own contacts, to yourself."),
+                    code="not_your_contact",
+                )
         if locked.state in (ContactState.BLOCKED, ContactState.DIALING):
             raise Conflict(_("This contact cannot be called back now."), code="contact_not_schedulable")
         before = {"state": locked.state, "next_attempt_at": locked.next_attempt_at}

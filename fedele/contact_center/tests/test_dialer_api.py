@@ -231,12 +231,17 @@ def test_callback_through_the_api(client: Client, supervisor: dict[str, str]) ->
     post(client, f"{API}/campaigns/spring/contacts/import", {"content": "phone\n3331234567\n"}, supervisor)
     contact = CampaignContact.objects.get()
     when = (clock.now() + timedelta(hours=2)).isoformat()
+    # An agent who never had this contact may not set its callback (review R1: it skips the windows).
     agent = auth_header(user_with_roles("agent"))
-    response = post(client, f"{API}/contacts/{contact.public_id}/callback", {"when": when}, agent)
+    refused = post(client, f"{API}/contacts/{contact.public_id}/callback", {"when": when}, agent)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "not_your_contact")
+    assert CampaignContact.objects.get().state == "pending"
+    response = post(client, f"{API}/contacts/{contact.public_id}/callback", {"when": when}, supervisor)
     assert (response.status_code, response.json()["state"]) == (200, "callback")
     past = (clock.now() - timedelta(hours=2)).isoformat()
     assert (
-        post(client, f"{API}/contacts/{contact.public_id}/callback", {"when": past}, agent).status_code == 422
+        post(client, f"{API}/contacts/{contact.public_id}/callback", {"when": past}, supervisor).status_code
+        == 422
     )
     viewer = auth_header(user_with_roles("analyst"))
     assert (

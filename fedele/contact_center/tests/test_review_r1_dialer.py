@@ -86,3 +86,31 @@ def test_a_preview_of_a_paused_campaign_is_not_dialled() -> None:
     contact.refresh_from_db()
     assert (contact.state, contact.attempts) == ("preview", 0)
     assert (DialAttempt.objects.count(), Interaction.objects.count()) == (0, 0)
+
+
+def test_an_agent_schedules_callbacks_only_for_their_own_contacts_and_to_themselves() -> None:
+    from fedele.contact_center.tests.dialer_support import agent_actor
+    from fedele.shared.errors import PermissionDenied
+
+    _actor, _target, agents, contact = _previewing()
+    later = TUESDAY_NOON + timedelta(days=1)
+    # Another agent, who never had this contact: refused, nothing changes.
+    with pytest.raises(PermissionDenied):
+        services.callback_schedule(actor=agent_actor(), contact=contact, when=later, at=TUESDAY_NOON)
+    owner = actor_for(agents[0].user)
+    other_agent = queue_with_agents(1, code="other")[1][0]
+    # The agent who has it may not hand it to someone else (a callback with an agent skips the 72 h rule).
+    with pytest.raises(PermissionDenied):
+        services.callback_schedule(
+            actor=owner, contact=contact, when=later, agent=other_agent, at=TUESDAY_NOON
+        )
+    contact.refresh_from_db()
+    assert (contact.state, contact.next_attempt_at, contact.agent_id) == ("preview", None, agents[0].pk)
+    scheduled = services.callback_schedule(
+        actor=owner, contact=contact, when=later, agent=agents[0], at=TUESDAY_NOON
+    )
+    assert (scheduled.state, scheduled.next_attempt_at, scheduled.agent_id) == (
+        "callback",
+        later,
+        agents[0].pk,
+    )
