@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -518,16 +519,18 @@ def test_a_retransmitted_200_gets_the_same_ack_and_the_bye_follows_the_route_set
         trunk.socket.sendto(ok, trunk.fedele)  # as if our ACK were lost
         assert trunk.receive("ACK")[1] == ack_bytes
         sip_server.application.wait_for_milestone("answered", call_ref=call_ref, timeout=30)
-        adapter.hangup(call_ref)
-        bye, _ = trunk.receive("BYE")
-        assert (bye.uri, bye.header("Route"), bye.cseq, bye.from_tag, bye.to_tag) == (
-            f"sip:customer@127.0.0.1:{trunk.port}",
-            "<sip:sbc.fedele.test;lr>",
-            (2, "BYE"),
-            invite.from_tag,
-            "trunk-tag",
-        )
-        trunk.reply(bye, 200, sdp=False)
+        with ThreadPoolExecutor(max_workers=1) as background:  # hangup waits for the BYE's answer
+            hanging_up = background.submit(adapter.hangup, call_ref)
+            bye, _ = trunk.receive("BYE")
+            assert (bye.uri, bye.header("Route"), bye.cseq, bye.from_tag, bye.to_tag) == (
+                f"sip:customer@127.0.0.1:{trunk.port}",
+                "<sip:sbc.fedele.test;lr>",
+                (2, "BYE"),
+                invite.from_tag,
+                "trunk-tag",
+            )
+            trunk.reply(bye, 200, sdp=False)
+            hanging_up.result(timeout=15)
         sip_server.application.wait_for_milestone("ended", call_ref=call_ref, timeout=30)
     finally:
         trunk.close()
