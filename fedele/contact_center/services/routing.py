@@ -351,7 +351,7 @@ class _Snapshot:
     by_queue: dict[int, list[int]] = field(default_factory=dict)
     # The agents with room for one more contact of some channel (kept exact by ``refresh``).
     roomy: set[int] = field(default_factory=set)
-    # Queue id → code for the desktop push, read once per router run.
+    # Queue id → code for the desktop push, read once per router run (again for a queue created since).
     queue_codes: dict[int, str] | None = None
 
     def queue_code(self, queue_id: int) -> str:
@@ -396,6 +396,7 @@ class _Snapshot:
             )
             for queue_id in queues.get(agent_id, set()):
                 snapshot.by_queue.setdefault(queue_id, []).append(agent_id)
+        snapshot.queue_codes = dict(Queue.objects.values_list("pk", "code"))
         # Here, once per run, not in the run's first decision (it looks at every agent).
         snapshot.roomy = {agent_id for agent_id, view in snapshot.agents.items() if cls.with_room(view)}
         return snapshot
