@@ -16,31 +16,19 @@ Usage: python bench/run.py cc_wallboard [--agents 500] [--queues 20] [--per-day 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+from bench.cc_common import PG_ADMIN_URL, run_worker
+
 DATABASE = os.environ.get("BENCH_CC_WALLBOARD_DATABASE", "cc_desktop")
 
 WORKER = r"""
-import json, random, sys, time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
-from django.db import connection
-from django.utils import timezone
-from fedele.accounts.models import User
 from fedele.contact_center import facade
-from fedele.contact_center.models import Agent, Interaction, Queue
+from fedele.contact_center.models import Interaction
 from fedele.contact_center.selectors.reports import interval_report
 from fedele.contact_center.selectors.wallboard import wallboard
 from fedele.contact_center.web.desktop_wallboard import render_board
@@ -50,11 +38,9 @@ rng = random.Random(7)
 rome = ZoneInfo("Europe/Rome")
 now = timezone.now()
 queues = [Queue.objects.create(code=f"q{i:02d}", name_it=f"Coda {i}", name_en=f"Queue {i}", channels=["voice", "chat", "email"]) for i in range(queues_count)]
-users = User.objects.bulk_create([User(email=f"agent{i}@bench.example", password="!") for i in range(agents_count)])
 states = ["available", "busy", "busy", "wrap_up", "break", "offline"]
-agents = Agent.objects.bulk_create([Agent(user=u, display_name=f"Agent {i}", state=rng.choice(states), state_since=now) for i, u in enumerate(users)])
-Membership = Agent.queues.through
-Membership.objects.bulk_create([Membership(agent_id=a.pk, queue_id=q.pk) for a in agents for q in rng.sample(queues, 3)])
+agents = seed_agents(agents_count, now, lambda i: rng.choice(states), lambda i: {})
+seed_memberships(agents, queues, 3, rng)
 rows, number = [], 0
 today = now.astimezone(rome).date()
 for offset in range(days, -1, -1):
@@ -77,8 +63,7 @@ for i in range(60):
     number += 1
     rows.append(Interaction(number=f"I-W{number:09d}", channel="voice", direction="inbound", state="queued", queue=rng.choice(queues), created_at=now - timedelta(seconds=i * 3), queued_at=now - timedelta(seconds=i * 3)))
 Interaction.objects.bulk_create(rows, batch_size=5000)
-with connection.cursor() as cursor:
-    cursor.execute("ANALYZE")
+analyze()
 
 def timed(function, times):
     values = []
@@ -103,17 +88,6 @@ print(json.dumps({
 """
 
 
-def _postgres(sql: str) -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as connection:
-            connection.execute(sql)  # type: ignore[arg-type,unused-ignore]
-        return True
-    except Exception:
-        return False
-
-
 def _ms(values: list[float]) -> dict[str, float]:
     ordered = sorted(value * 1000 for value in values)
     return {
@@ -131,43 +105,11 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args(argv)
-    if not _postgres(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)") or not _postgres(
-        f"CREATE DATABASE {DATABASE}"
-    ):
+    data = run_worker(
+        WORKER, [args.agents, args.queues, args.per_day, args.days, args.repeat], database=DATABASE
+    )
+    if data is None:
         return {"benchmark": "cc_wallboard", "skipped": f"PostgreSQL not reachable at {PG_ADMIN_URL}"}
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "DJANGO_SETTINGS_MODULE": "bench.bench_settings",
-        "DJANGO_SECRET_KEY": "bench-secret-key-not-for-production",
-        "DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("REDIS_URL", None)
-    try:
-        completed = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                WORKER,
-                str(args.agents),
-                str(args.queues),
-                str(args.per_day),
-                str(args.days),
-                str(args.repeat),
-            ],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=3600,
-            check=False,
-        )
-    finally:
-        _postgres(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    if completed.returncode != 0:
-        raise RuntimeError(completed.stderr[-3000:])
-    data = json.loads(completed.stdout.strip().splitlines()[-1])
     return {
         "benchmark": "cc_wallboard",
         "database": "postgresql",
