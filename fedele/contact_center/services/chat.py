@@ -459,6 +459,12 @@ def chat_visitor_upload(
     )
     try:
         with transaction.atomic():
+            # As for text messages: the state is checked where it is written, so a chat ended
+            # meanwhile (another tab, the agent) takes no file (and the stored one is deleted below).
+            if not ChatSession.objects.filter(pk=session.pk, state=ChatSessionState.ACTIVE).update(
+                last_seen_at=moment
+            ):
+                raise Conflict(_("This chat has ended."), code="chat_ended")
             message = InteractionMessage.objects.create(
                 interaction=interaction,
                 sender=InteractionMessage.Sender.CUSTOMER,

@@ -117,3 +117,31 @@ def test_the_transcript_email_shows_the_times_in_italian_local_time(
     assert "[01/12/2026 23:59] " in email.body
     assert "2026-07-15T10:05" not in email.body and "2026-12-01T22:59" not in email.body
     assert "Buongiorno, l'ordine?" in email.body
+
+
+def test_an_upload_to_a_chat_ended_meanwhile_is_refused_and_stores_nothing(
+    tmp_path: Any, settings: Any
+) -> None:
+    from fedele.contact_center.models import AgentState, ChatSession, ChatWidget
+    from fedele.contact_center.services import chat
+    from fedele.contact_center.tests.factories import AgentFactory
+    from fedele.shared.errors import Conflict
+
+    settings.MEDIA_ROOT = tmp_path
+    queue = QueueFactory(code="web")
+    AgentFactory(state=AgentState.AVAILABLE).queues.add(queue)
+    widget = ChatWidget.objects.create(
+        name="Sito", queue=queue, allowed_origins=["https://www.example.it"], created_at=T0
+    )
+    started = chat.chat_start(
+        widget=widget, name="Mario", email="mario@example.it", consent=True, language="it", at=T0
+    )
+    session = started.session
+    assert session is not None
+    # The visitor's other tab (or the agent) ends the chat; this request still holds the session it read.
+    chat.chat_end(session=ChatSession.objects.get(pk=session.pk), at=T0)
+    with pytest.raises(Conflict) as refused:
+        chat.chat_visitor_upload(session=session, filename="nota.txt", content=b"ciao\n", at=T0)
+    assert refused.value.code == "chat_ended"
+    assert InteractionMessage.objects.filter(interaction=session.interaction).count() == 0
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == []  # the saved file was deleted
