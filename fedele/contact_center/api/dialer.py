@@ -26,9 +26,8 @@ from fedele.accounts.facade import actor_for
 from fedele.contact_center.dialer.pacing import MIN_HANDLE_CV
 from fedele.contact_center.dialer.simulator import (
     SimulationSettings,
-    expected_dials,
-    pacing_work,
     simulate_many,
+    too_large_for_one_request,
 )
 from fedele.contact_center.models import Agent, Campaign, CampaignContact
 from fedele.contact_center.selectors import dialer as selectors
@@ -162,15 +161,6 @@ class ContactQuery(Schema):
     phone: str = Field("", max_length=30)
     cursor: str | None = Field(None, max_length=500)
     limit: int = Field(50, ge=1, le=200)
-
-
-# One simulate request must stay short (well under 2 s of CPU): the default request (10 runs of 20
-# agents for 8 h, predictive) is the largest allowed. Dials: it makes about 100,000 (~8 µs each);
-# predictive pacing work (simulator.pacing_work: dials × agents + agents³ / 3, ~0.9 µs a unit): its
-# 2,002,667. Both bounds were measured with time.process_time on a cold pacing cache; a larger study
-# (100 runs, hundreds of agents) belongs in bench/.
-MAX_SIMULATED_DIALS = 120_000
-MAX_PACING_WORK = 2_002_667
 
 
 class SimulationIn(StrictSchema):
@@ -447,12 +437,9 @@ def simulate(request: HttpRequest, payload: SimulationIn) -> dict[str, Any]:
             _("These settings cannot be simulated."), code="invalid_simulation", fields=problems
         )
     # One request must stay short: bound the dials the runs would make and, in predictive mode, the
-    # pacing work that grows with the square of the agents (see MAX_PACING_WORK). The acceptance-sized
+    # pacing work that grows with the square of the agents (dialer/simulator.py). The acceptance-sized
     # study, 100 seeds of 20 agents for 8 h, is about 1,000,000 dials and belongs in bench/.
-    too_large = expected_dials(settings, runs=payload.seeds) > MAX_SIMULATED_DIALS or (
-        pacing_work(settings, runs=payload.seeds) > MAX_PACING_WORK
-    )
-    if too_large:
+    if too_large_for_one_request(settings, runs=payload.seeds):
         raise ValidationFailed(
             _("This simulation is too large for one request: use fewer runs, agents or hours."),
             code="simulation_too_large",

@@ -35,6 +35,7 @@ __all__ = [
     "pacing_work",
     "simulate",
     "simulate_many",
+    "too_large_for_one_request",
 ]
 
 _LIVE, _MACHINE, _BUSY, _NO_ANSWER, _AGENT_FREE, _GRACE_OVER = range(6)
@@ -141,6 +142,22 @@ def pacing_work(settings: SimulationSettings, *, runs: int) -> float:
     if settings.mode != DialMode.PREDICTIVE:
         return 0.0
     return expected_dials(settings, runs=runs) * settings.agents + settings.agents**3 / 3
+
+
+# One simulate request (API or page) must stay short, well under 2 s of CPU: the default request (10 runs
+# of 20 agents for 8 h, predictive) is the largest allowed. Dials: it makes about 100,000 (~8 µs each);
+# predictive pacing work (dials × agents + agents³ / 3, ~0.9 µs a unit): its 2,002,667. Both bounds were
+# measured with time.process_time on a cold pacing cache; a larger study (100 runs, hundreds of agents)
+# belongs in bench/.
+MAX_SIMULATED_DIALS = 120_000
+MAX_PACING_WORK = 2_002_667
+
+
+def too_large_for_one_request(settings: SimulationSettings, *, runs: int) -> bool:
+    return (
+        expected_dials(settings, runs=runs) > MAX_SIMULATED_DIALS
+        or pacing_work(settings, runs=runs) > MAX_PACING_WORK
+    )
 
 
 def _lognormal_parameters(mean: float, cv: float) -> tuple[float, float]:

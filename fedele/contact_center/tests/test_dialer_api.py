@@ -161,8 +161,12 @@ def test_simulator_request_cost_is_bounded_at_the_default_request(
 ) -> None:
     """Predictive pacing work (dials × agents + agents³ / 3) is at most 2,002,667: the default request
     (10 runs, 20 agents, 8 h: 2,002,666.67) is the largest allowed; a hair more is refused with no run."""
-    from fedele.contact_center.api.dialer import MAX_PACING_WORK
-    from fedele.contact_center.dialer.simulator import SimulationSettings, expected_dials, pacing_work
+    from fedele.contact_center.dialer.simulator import (
+        MAX_PACING_WORK,
+        SimulationSettings,
+        expected_dials,
+        pacing_work,
+    )
 
     default = SimulationSettings()
     assert (expected_dials(default, runs=10), round(pacing_work(default, runs=10), 2)) == (

@@ -21,7 +21,11 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from fedele.accounts.facade import Actor, actor_for
-from fedele.contact_center.dialer.simulator import SimulationSettings, simulate_many
+from fedele.contact_center.dialer.simulator import (
+    SimulationSettings,
+    simulate_many,
+    too_large_for_one_request,
+)
 from fedele.contact_center.models import Campaign, ContactState, Queue
 from fedele.contact_center.selectors import dialer as selectors
 from fedele.contact_center.services import dialer as services
@@ -40,9 +44,6 @@ WEEKDAYS = (
     gettext_lazy("Saturday"),
     gettext_lazy("Sunday"),
 )
-# The same bound as the simulate API (``api/dialer.py``): one request simulates at most this many dials
-# (the form's extremes, 100 runs of 500 agents for 12 h, would be hundreds of millions).
-MAX_SIMULATED_DIALS = 120_000
 CHART_WIDTH = 640
 CHART_HEIGHT = 180
 
@@ -335,18 +336,10 @@ def campaign_simulate(request: HttpRequest, code: str) -> HttpResponse:
             prior_live_rate=float(campaign.prior_live_rate),
         )
         problems = settings.validate()
-        expected_dials = (
-            data["seeds"]
-            * data["agents"]
-            * data["hours"]
-            * 3600
-            / (data["mean_handle_seconds"] + settings.mean_ring_seconds)
-            / (data["live_answer_percent"] / 100)
-        )
         if problems:
             for field, problem in problems.items():
                 form.add_error(None, f"{field}: {problem}")
-        elif expected_dials > MAX_SIMULATED_DIALS:
+        elif too_large_for_one_request(settings, runs=data["seeds"]):
             form.add_error(
                 "seeds",
                 _("This simulation is too large for one request: use fewer runs, agents or hours."),
