@@ -208,18 +208,33 @@ def document_request_from_ivr(
 ) -> DocumentRequest | None:
     """A ``document`` node: send to the caller (identified by the call or by what they keyed in).
     None when it cannot be sent (unknown caller, no e-mail address, bad fax number): the flow goes on
-    to the node's ``on_fail``."""
+    to the node's ``on_fail``.
+
+    A customer's own document (an invoice copy, or one marked ``requires_customer``) goes only to the
+    contact details on file: by e-mail to the customer's address, by SMS to the customer's phone, and
+    by fax only when the call comes from the customer's phone on file. A caller who merely keyed in a
+    fiscal code or customer code cannot have it sent to a number of their choosing."""
     document = Document.objects.filter(code=document_code, active=True).first()
     if document is None:
         return None
     customer_public_id = str(
         session.variables.get("customer_public_id") or interaction.customer_public_id or ""
     )
+    personal = document.requires_customer or document.kind == DocumentKind.INVOICE_COPY
+    customer = customers_facade.customer_summary(customer_public_id) if customer_public_id else None
     if channel == DocumentChannel.EMAIL:
-        customer = customers_facade.customer_summary(customer_public_id) if customer_public_id else None
         destination = customer.email if customer else ""
     elif channel == DocumentChannel.FAX:
+        if personal and not _calls_from_phone_on_file(interaction, customer):
+            logger.info(
+                "IVR fax of %s refused for %s: the call does not come from the customer's phone on file",
+                document.code,
+                interaction.number,
+            )
+            return None
         destination = fax_number
+    elif personal:
+        destination = customer.phone if customer else ""
     else:
         destination = interaction.from_address
     try:
@@ -236,6 +251,17 @@ def document_request_from_ivr(
             )
     except (ValidationFailed, PermissionDenied, NotFound):
         return None
+
+
+def _calls_from_phone_on_file(
+    interaction: Interaction, customer: customers_facade.CustomerSummary | None
+) -> bool:
+    if customer is None or not customer.phone or not interaction.from_address:
+        return False
+    try:
+        return sms.e164(customer.phone, field="phone") == sms.e164(interaction.from_address, field="from")
+    except sms.InvalidPhoneNumber:
+        return False
 
 
 def document_request_by_keyword(*, from_number: str, keyword: str, message_ref: str = "") -> DocumentRequest:

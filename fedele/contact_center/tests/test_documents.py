@@ -99,8 +99,8 @@ def _document_flow(channel: str = "email") -> dict:
     }
 
 
-def _billed_customer():
-    customer = CustomerFactory(fiscal_code=FISCAL_CODE, email="mario@example.it")
+def _billed_customer(phone: str = ""):
+    customer = CustomerFactory(fiscal_code=FISCAL_CODE, email="mario@example.it", phone=phone)
     account = BillingAccountFactory(customer=customer)
     InvoiceFactory(
         account=account, number="INV-2026-000007", total=Decimal("61.00"), issue_date=date(2026, 2, 1)
@@ -166,10 +166,7 @@ def test_ivr_invoice_copy_for_an_unknown_caller_goes_to_on_fail_and_sends_nothin
     assert mail.outbox == []
 
 
-def test_ivr_fax_goes_to_the_spool_directory(settings, django_capture_on_commit_callbacks, tmp_path):
-    make_queues()
-    _invoice_copy()
-    _billed_customer()
+def _fax_flow() -> dict:
     definition = _document_flow("fax")
     definition["nodes"]["send"]["fax_variable"] = "fax_number"
     definition["nodes"]["fiscal"]["next"] = "fax"
@@ -181,7 +178,15 @@ def test_ivr_fax_goes_to_the_spool_directory(settings, django_capture_on_commit_
         "max_length": 15,
         "next": "send",
     }
-    flow = published_flow(definition, code="fax-line")
+    return definition
+
+
+def test_ivr_fax_goes_to_the_spool_directory(settings, django_capture_on_commit_callbacks, tmp_path):
+    make_queues()
+    _invoice_copy()
+    # The invoice is the customer's own: by fax only when the call comes from their phone on file.
+    _billed_customer(phone="+393330000000")
+    flow = published_flow(_fax_flow(), code="fax-line")
     call = incoming_call("+393330000000")
     ivr_start(interaction=call, flow_code=flow.code)
     ivr_continue(interaction=call, digits=FISCAL_KEYS, timed_out=False)
@@ -199,6 +204,52 @@ def test_ivr_fax_goes_to_the_spool_directory(settings, django_capture_on_commit_
         "content_type": "application/pdf",
     }
     assert sorted(path.name for path in spool.iterdir()) == [f"{reference}.json", f"{reference}.pdf"]
+
+
+def test_ivr_invoice_by_fax_from_a_number_not_on_file_goes_to_on_fail_and_sends_nothing(
+    django_capture_on_commit_callbacks, tmp_path
+):
+    """Keying in a (guessable) fiscal code is not enough to fax a customer's invoice to any number."""
+    make_queues()
+    _invoice_copy()
+    _billed_customer(phone="+393471112233")
+    flow = published_flow(_fax_flow(), code="fax-line")
+    call = incoming_call("+393330000000")
+    ivr_start(interaction=call, flow_code=flow.code)
+    ivr_continue(interaction=call, digits=FISCAL_KEYS, timed_out=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        steps = ivr_continue(interaction=call, digits="0612345678#", timed_out=False)
+    assert [step.text for step in steps] == ["Non possiamo inviare il documento.", ""]
+    assert not DocumentRequest.objects.exists()
+    assert not DocumentSendLog.objects.exists()
+    assert not (tmp_path / "fax").exists() or list((tmp_path / "fax").iterdir()) == []
+
+
+def test_ivr_invoice_by_sms_goes_to_the_phone_on_file_not_the_callers_number(
+    django_capture_on_commit_callbacks,
+):
+    make_queues()
+    _invoice_copy()
+    _billed_customer(phone="+393471112233")
+    flow = published_flow(_document_flow("sms_link"), code="sms-line")
+    call = incoming_call("+393330000000")
+    ivr_start(interaction=call, flow_code=flow.code)
+    with django_capture_on_commit_callbacks(execute=True):
+        ivr_continue(interaction=call, digits=FISCAL_KEYS, timed_out=False)
+    request = DocumentRequest.objects.get()
+    assert (request.channel, request.destination) == ("sms_link", "+393471112233")
+
+
+def test_ivr_invoice_by_sms_without_a_phone_on_file_goes_to_on_fail():
+    make_queues()
+    _invoice_copy()
+    _billed_customer()
+    flow = published_flow(_document_flow("sms_link"), code="sms-line")
+    call = incoming_call("+393330000000")
+    ivr_start(interaction=call, flow_code=flow.code)
+    steps = ivr_continue(interaction=call, digits=FISCAL_KEYS, timed_out=False)
+    assert [step.text for step in steps] == ["Non possiamo inviare il documento.", ""]
+    assert not DocumentRequest.objects.exists()
 
 
 @time_machine.travel("2026-03-10 10:00:00+00:00", tick=False)
