@@ -352,17 +352,8 @@ def widget_edit(request: HttpRequest, widget_key: str | None = None) -> HttpResp
     )
 
 
-CHANNEL_FORM_FIELDS = (
-    "code",
-    "name",
-    "kind",
-    "network",
-    "address",
-    "queue",
-    "secret_env",
-    "outbound_url",
-    "outbound_token_env",
-)
+# The form's fields: the service's, less ``active`` (the page's own enable/disable buttons).
+CHANNEL_FORM_FIELDS = tuple(name for name in sms_social.CHANNEL_FIELDS if name != "active")
 
 NEW_CHANNEL_FORM = {"kind": "twilio", "network": "sms", "active": "on"}
 

@@ -451,31 +451,14 @@ class SipUserAgent(asyncio.DatagramProtocol):
     @staticmethod
     def _cancel_for(invite: SipMessage) -> SipMessage:
         """CANCEL of ``invite`` (§9.1): its Request-URI, top Via, From, To, Call-ID, Route, CSeq number."""
-        cancel = SipMessage(method="CANCEL", uri=invite.uri)
-        cancel.add_header("Via", invite.header_values("Via")[0])
-        cancel.add_header("Max-Forwards", "70")
-        for route in invite.header_values("Route"):
-            cancel.add_header("Route", route)
-        cancel.add_header("From", invite.header("From"))
-        cancel.add_header("To", invite.header("To"))
-        cancel.add_header("Call-ID", invite.call_id)
-        cancel.add_header("CSeq", f"{invite.cseq[0]} CANCEL")
+        cancel = _same_transaction(invite, "CANCEL", to=invite.header("To"))
         cancel.add_header("User-Agent", USER_AGENT)
         return cancel
 
     @staticmethod
     def _ack_for_failure(invite: SipMessage, response: SipMessage) -> bytes:
         """The ACK of a non-2xx final response (§17.1.1.3): same branch, the response's To."""
-        ack = SipMessage(method="ACK", uri=invite.uri)
-        ack.add_header("Via", invite.header_values("Via")[0])
-        ack.add_header("Max-Forwards", "70")
-        for route in invite.header_values("Route"):
-            ack.add_header("Route", route)
-        ack.add_header("From", invite.header("From"))
-        ack.add_header("To", response.header("To"))
-        ack.add_header("Call-ID", invite.call_id)
-        ack.add_header("CSeq", f"{invite.cseq[0]} ACK")
-        return ack.to_bytes()
+        return _same_transaction(invite, "ACK", to=response.header("To")).to_bytes()
 
     def _authenticated_invite(
         self, invite: SipMessage, response: SipMessage, trunk: Trunk
@@ -820,3 +803,18 @@ class SipUserAgent(asyncio.DatagramProtocol):
                 outcome.set_result(status)
         if header_parameters(";" + request.header("Subscription-State")).get("terminated") is not None:
             return
+
+
+def _same_transaction(invite: SipMessage, method: str, *, to: str) -> SipMessage:
+    """A request in the INVITE's own transaction (CANCEL, or the ACK of a failure): its Request-URI, top
+    Via (same branch), Route set, From, Call-ID and CSeq number, with ``to`` as the To header."""
+    request = SipMessage(method=method, uri=invite.uri)
+    request.add_header("Via", invite.header_values("Via")[0])
+    request.add_header("Max-Forwards", "70")
+    for route in invite.header_values("Route"):
+        request.add_header("Route", route)
+    request.add_header("From", invite.header("From"))
+    request.add_header("To", to)
+    request.add_header("Call-ID", invite.call_id)
+    request.add_header("CSeq", f"{invite.cseq[0]} {method}")
+    return request
