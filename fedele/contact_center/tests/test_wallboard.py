@@ -270,3 +270,16 @@ def test_wallboard_query_count_does_not_grow_with_queues_agents_or_contacts(
         large = wallboard()
     assert len(small.queues) == 2 and len(large.queues) == 10
     assert large.agents_by_state["available"] == 2 + 24
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_a_queues_agent_states_are_shown_in_words_not_codes(client) -> None:
+    seed()
+    client.force_login(UserFactory(roles=[Role.SUPERVISOR]))
+    partial = client.get(reverse("contact_center:wallboard_board"), {"queue": "billing"})
+    html = " ".join(partial.content.decode().split())
+    footer = html[html.index('class="card-footer') :]
+    assert 'data-state="available">Available 2</span>' in footer
+    assert 'data-state="busy">Busy 1</span>' in footer
+    assert 'data-state="break">On break 1</span>' in footer
