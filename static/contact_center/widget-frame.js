@@ -209,7 +209,9 @@
         show("done");
         return;
       }
+      // The transcript goes only to the pre-chat address: shown read-only, offered only when given.
       document.getElementById("chat-transcript-email").value = visitorEmail;
+      document.getElementById("chat-transcript").hidden = !visitorEmail;
       saveToken(result.data.token);
       ended = false;
       show("chat");
@@ -278,7 +280,7 @@
   endOpen.addEventListener("click", function () { show("end"); });
   document.getElementById("chat-end-cancel").addEventListener("click", function () { show("chat"); });
   document.getElementById("chat-end-confirm").addEventListener("click", function () {
-    var wanted = document.getElementById("chat-transcript-wanted").checked;
+    var wanted = Boolean(visitorEmail) && document.getElementById("chat-transcript-wanted").checked;
     var address = wanted ? document.getElementById("chat-transcript-email").value.trim() : "";
     if (socket && socket.readyState === WebSocket.OPEN) {
       socket.send(JSON.stringify({ type: "end", transcript_to: address }));

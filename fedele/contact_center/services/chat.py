@@ -486,7 +486,9 @@ def chat_visitor_upload(
 def chat_end(*, session: ChatSession, transcript_to: str = "", at: datetime | None = None) -> ChatSession:
     """The visitor closed the chat: the session ends, the interaction ends (handled when an agent had
     it, abandoned when it was still waiting), the agent's desktop hears it, and the transcript goes
-    to ``transcript_to`` when asked. Ending twice changes nothing the second time."""
+    to ``transcript_to`` when asked. The transcript goes only to the address the visitor gave in the
+    pre-chat form (any other would make the widget a relay for mail whose content the visitor writes);
+    another address is refused and the chat goes on. Ending twice changes nothing the second time."""
     moment = at or clock.now()
     address = (transcript_to or "").strip().lower()
     if address:
@@ -502,6 +504,12 @@ def chat_end(*, session: ChatSession, transcript_to: str = "", at: datetime | No
         locked = ChatSession.objects.select_for_update().select_related("widget").get(pk=session.pk)
         if locked.state == ChatSessionState.ENDED:
             return locked
+        if address and address != (locked.visitor_email or "").strip().lower():
+            raise ValidationFailed(
+                _("The transcript can only be sent to the e-mail address given at the start of the chat."),
+                code="chat_transcript_address_not_prechat",
+                fields={"email": address},
+            )
         locked.state = ChatSessionState.ENDED
         locked.ended_at = moment
         if address:

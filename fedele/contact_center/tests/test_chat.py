@@ -429,6 +429,31 @@ def test_a_chat_left_before_any_agent_is_abandoned(widget):
     assert (interaction.state, interaction.outcome) == (InteractionState.ENDED, Outcome.ABANDONED)
 
 
+def test_the_transcript_goes_only_to_the_pre_chat_address(live, django_capture_on_commit_callbacks):
+    """Any other address would make the widget a relay for mail whose content the visitor writes."""
+    session, _interaction, _agent = live
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationFailed) as refused:
+        chat.chat_end(session=session, transcript_to="someone.else@example.com", at=T0)
+    assert refused.value.code == "chat_transcript_address_not_prechat"
+    session.refresh_from_db()
+    assert (session.state, session.ended_at) == (ChatSessionState.ACTIVE, None)
+    assert session.transcript_sent_to == ""
+    assert mail.outbox == []
+
+
+def test_without_a_pre_chat_address_no_transcript_is_sent(widget, django_capture_on_commit_callbacks):
+    widget.require_email = False
+    widget.save(update_fields=["require_email"])
+    _agent_in("billing")
+    started = _start(widget, email="")
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(ValidationFailed):
+        chat.chat_end(session=started.session, transcript_to="mario@example.it", at=T0)
+    with django_capture_on_commit_callbacks(execute=True):
+        ended = chat.chat_end(session=started.session, at=T0)
+    assert (ended.state, ended.transcript_sent_to) == (ChatSessionState.ENDED, "")
+    assert mail.outbox == []
+
+
 def test_a_bad_transcript_address_is_refused_and_the_chat_goes_on(live):
     session, _interaction, _agent = live
     with pytest.raises(ValidationFailed):
