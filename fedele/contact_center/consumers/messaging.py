@@ -23,6 +23,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.urls import URLPattern, URLResolver, path
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
 from fedele.contact_center.services.messaging import agent_group
 from fedele.shared.errors import ApplicationError
@@ -74,7 +76,8 @@ def _resume(widget: Any, token: str) -> tuple[Any, dict[str, Any]]:
 def _message(session: Any, body: str, client_id: str) -> Any:
     from fedele.contact_center.services.chat import chat_visitor_message_store
 
-    return chat_visitor_message_store(session=session, body=body, client_id=client_id)
+    with translation.override(session.language or None):  # a refusal's text in the visitor's language
+        return chat_visitor_message_store(session=session, body=body, client_id=client_id)
 
 
 def _typing(session: Any, typing: bool) -> None:
@@ -86,7 +89,8 @@ def _typing(session: Any, typing: bool) -> None:
 def _end(session: Any, transcript_to: str) -> None:
     from fedele.contact_center.services.chat import chat_end
 
-    chat_end(session=session, transcript_to=transcript_to)
+    with translation.override(session.language or None):
+        chat_end(session=session, transcript_to=transcript_to)
 
 
 # Not thread-sensitive: hundreds of visitors write at once, each on a pooled thread with its own
@@ -139,32 +143,33 @@ class ChatVisitorConsumer(AsyncJsonWebsocketConsumer):
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
     ) -> None:
         if text_data is None:
-            await self._error("chat_frame_invalid", "Send JSON text frames.")
+            await self._error("chat_frame_invalid", _("Send JSON text frames."))
             return
         if len(text_data) > self.frame_limit:
             # Refused before parsing: a message this size cannot be within the widget's limit.
             await self._error(
                 "chat_message_too_long",
-                f"The message is longer than {self.widget.max_message_chars} characters.",
+                _("The message is longer than %(limit)s characters."),
+                params={"limit": self.widget.max_message_chars},
             )
             return
         try:
             content = json.loads(text_data)
         except ValueError:
-            await self._error("chat_frame_invalid", "Send JSON text frames.")
+            await self._error("chat_frame_invalid", _("Send JSON text frames."))
             return
         await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
-            await self._error("chat_frame_invalid", "Send JSON objects.")
+            await self._error("chat_frame_invalid", _("Send JSON objects."))
             return
         kind = content.get("type")
         if kind == "resume":
             await self._on_resume(str(content.get("token") or ""))
             return
         if self.session is None:
-            await self._error("chat_not_started", "Resume the chat with its token first.")
+            await self._error("chat_not_started", _("Resume the chat with its token first."))
             return
         if kind == "message":
             await self._on_message(content)
@@ -177,7 +182,7 @@ class ChatVisitorConsumer(AsyncJsonWebsocketConsumer):
             except ApplicationError as error:
                 await self._error(error.code, error.message)
         else:
-            await self._error("chat_frame_invalid", "Unknown message type.")
+            await self._error("chat_frame_invalid", _("Unknown message type."))
 
     async def _on_resume(self, token: str) -> None:
         from fedele.contact_center.services.messaging import visitor_group
@@ -198,7 +203,9 @@ class ChatVisitorConsumer(AsyncJsonWebsocketConsumer):
     async def _on_message(self, content: dict[str, Any]) -> None:
         client_id = str(content.get("client_id") or "")[:100]
         if not self.messages.allow():
-            await self._error("rate_limited", "Too many messages: wait a few seconds.", client_id=client_id)
+            await self._error(
+                "rate_limited", _("Too many messages: wait a few seconds."), client_id=client_id
+            )
             return
         try:
             stored = await _message_async(self.session, str(content.get("body") or ""), client_id)
@@ -226,8 +233,20 @@ class ChatVisitorConsumer(AsyncJsonWebsocketConsumer):
                 },
             )
 
-    async def _error(self, code: str, message: str, *, client_id: str = "") -> None:
-        payload: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    def _language(self) -> str | None:
+        """The visitor's language: the chat's, else their browser's (Accept-Language), else the site's."""
+        if self.session is not None and self.session.language:
+            return str(self.session.language)
+        from fedele.shared.fastpath import accept_language
+
+        return accept_language(_header(self.scope, b"accept-language"))
+
+    async def _error(
+        self, code: str, message: Any, *, client_id: str = "", params: dict[str, Any] | None = None
+    ) -> None:
+        with translation.override(self._language()):
+            text = str(message) % params if params else str(message)
+        payload: dict[str, Any] = {"type": "error", "code": code, "message": text}
         if client_id:
             payload["client_id"] = client_id
         await self.send_json(payload)

@@ -206,3 +206,39 @@ def test_ending_from_the_socket_ends_the_interaction_and_tells_the_widget(setup)
     assert (result["late"]["type"], result["late"]["code"]) == ("error", "chat_ended")
     started.session.refresh_from_db()
     assert started.session.state == "ended"
+
+
+@pytest.mark.parametrize(
+    ("language", "frame_text", "too_long_text"),
+    [
+        ("it", "Invia oggetti JSON.", "Il messaggio supera i 20 caratteri."),
+        ("en", "Send JSON objects.", "The message is longer than 20 characters."),
+    ],
+)
+def test_the_sockets_refusals_are_in_the_visitors_language(setup, language, frame_text, too_long_text):
+    widget = setup["widget"]
+    started = chat.chat_start(
+        widget=widget,
+        name="Mario",
+        email="mario@example.it",
+        consent=True,
+        message="Ciao",
+        language=language,
+        at=T0,
+    )
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        socket = _socket(widget, ALLOWED)
+        assert (await socket.connect())[0]
+        await socket.send_json_to({"type": "resume", "token": started.token})
+        await socket.receive_json_from()
+        await socket.send_to(text_data="[1]")
+        not_an_object = await socket.receive_json_from()
+        await socket.send_to(text_data='{"type": "message", "body": "' + "y" * 5000 + '"}')
+        oversized = await socket.receive_json_from()
+        await socket.disconnect()
+        return not_an_object, oversized
+
+    not_an_object, oversized = async_to_sync(run)()
+    assert (not_an_object["code"], not_an_object["message"]) == ("chat_frame_invalid", frame_text)
+    assert (oversized["code"], oversized["message"]) == ("chat_message_too_long", too_long_text)
