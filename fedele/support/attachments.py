@@ -14,11 +14,13 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import puremagic
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.db.models.fields.files import FieldFile
+from django.http import FileResponse
 from django.utils.translation import gettext as _
 
 from fedele.shared.errors import ValidationFailed
@@ -249,3 +251,25 @@ def store_files(
         attachment.save()
         rows.append(attachment)
     return rows
+
+
+class StoredFile(Protocol):
+    """A stored upload (a ticket's or an article's attachment)."""
+
+    file: FieldFile
+    filename: str
+    content_type: str
+
+
+def download_response(stored: StoredFile) -> FileResponse:
+    """A stored file streamed from storage (local or a private bucket) as a download, never rendered
+    inline: an uploaded HTML or SVG file cannot run in our origin."""
+    response = FileResponse(
+        stored.file.open("rb"),
+        as_attachment=True,
+        filename=stored.filename,
+        content_type=stored.content_type or "application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

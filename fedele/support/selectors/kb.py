@@ -17,7 +17,15 @@ from django.db.models import Count, Q, QuerySet
 from fedele.accounts.facade import Actor
 from fedele.shared.errors import NotFound, PermissionDenied, ValidationFailed
 from fedele.support.html import html_to_text
-from fedele.support.models import Article, ArticleFeedback, ArticleVersion, Deflection, KbCategory, Visibility
+from fedele.support.models import (
+    Article,
+    ArticleAttachment,
+    ArticleFeedback,
+    ArticleVersion,
+    Deflection,
+    KbCategory,
+    Visibility,
+)
 
 VIEW_PERMISSION = "support.view_ticket"
 LIST_FILTERS = ("status", "category", "language", "visibility", "q")
@@ -158,6 +166,30 @@ def article_get(*, actor: Actor | None, public_id: Any) -> Article:
     if article is None:
         raise NotFound("Article not found.", code="article_not_found")
     return article
+
+
+def attachment_for_agent(*, actor: Actor | None, public_id: Any) -> ArticleAttachment:
+    """An article's attachment for a knowledge-base reader (any article, internal ones included)."""
+    require_kb_reader(actor)
+    attachment = ArticleAttachment.objects.filter(public_id=public_id).first()
+    if attachment is None:
+        raise NotFound("Attachment not found.", code="attachment_not_found")
+    return attachment
+
+
+def public_attachment(*, public_id: Any) -> ArticleAttachment:
+    """An attachment of an article the help centre shows to everyone (published, public, in a public
+    category); any other is NotFound, so its existence is not disclosed."""
+    attachment = (
+        ArticleAttachment.objects.filter(
+            public_id=public_id, article__in=published_articles(include_internal=False)
+        )
+        .select_related("article")
+        .first()
+    )
+    if attachment is None:
+        raise NotFound("Attachment not found.", code="attachment_not_found")
+    return attachment
 
 
 def version_get(*, actor: Actor | None, article: Article, number: int) -> ArticleVersion:

@@ -13,7 +13,7 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.translation import get_language
@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from fedele.accounts.facade import Actor, actor_for
 from fedele.shared.errors import ApplicationError, NotFound, ValidationFailed
 from fedele.shared.pagination import paginate
-from fedele.support.attachments import IncomingFile
+from fedele.support.attachments import IncomingFile, download_response
 from fedele.support.kb import text
 from fedele.support.models import Article, ArticleAttachment, KbCategory, Visibility
 from fedele.support.selectors import kb as selectors
@@ -530,6 +530,24 @@ def portal_open(request: HttpRequest, token: str, public_id: UUID) -> HttpRespon
     return redirect(f"{reverse('help:kb_article', args=[article.language, article.slug])}?stay=1")
 
 
+@login_required
+@require_GET
+def kb_attachment(request: HttpRequest, public_id: UUID) -> FileResponse:
+    """An article's attachment for agents, streamed from storage (a private bucket included)."""
+    attachment = selectors.attachment_for_agent(actor=_agent(request), public_id=public_id)
+    return download_response(attachment)
+
+
+@require_GET
+def portal_attachment(request: HttpRequest, public_id: UUID) -> FileResponse:
+    """An attachment of a published public article, for anyone who can read the article."""
+    try:
+        attachment = selectors.public_attachment(public_id=public_id)
+    except NotFound as error:
+        raise Http404 from error
+    return download_response(attachment)
+
+
 urlpatterns: list[URLPattern | URLResolver] = [
     path("kb/", kb_list, name="kb_list"),
     path("kb/new/", kb_article_new, name="kb_article_new"),
@@ -539,6 +557,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("kb/<uuid:public_id>/settings/", kb_article_settings, name="kb_article_settings"),
     path("kb/<uuid:public_id>/diff/", kb_diff, name="kb_diff"),
     path("kb/<uuid:public_id>/attachments/", kb_attachment_add, name="kb_attachment_add"),
+    path("kb/attachments/<uuid:public_id>/", kb_attachment, name="kb_attachment"),
     path("kb/<uuid:public_id>/translate/<str:language>/", kb_translate, name="kb_translate"),
     path(
         "kb/<uuid:public_id>/versions/<int:number>/<str:action>/", kb_version_action, name="kb_version_action"
@@ -552,6 +571,7 @@ portal_urlpatterns: list[URLPattern | URLResolver] = [
     path("kb/suggest/", portal_suggest, name="kb_suggest"),
     path("kb/open/<str:token>/<uuid:public_id>/", portal_open, name="kb_open"),
     path("kb/category/<slug:slug>/", portal_category, name="kb_category"),
+    path("kb/files/<uuid:public_id>/", portal_attachment, name="kb_attachment"),
     path("kb/<str:language>/<slug:slug>/", portal_article, name="kb_article"),
     path("kb/<str:language>/<slug:slug>/feedback/", portal_feedback, name="kb_feedback"),
 ]

@@ -21,6 +21,7 @@ from fedele.customers.facade import customer_summaries
 from fedele.shared import clock
 from fedele.shared.errors import ApplicationError, NotFound, ValidationFailed
 from fedele.shared.web.panels import panels_for_customer
+from fedele.support.attachments import download_response
 from fedele.support.models import (
     Attachment,
     BusinessCalendar,
@@ -443,15 +444,7 @@ def attachment_download(request: HttpRequest, public_id: str) -> FileResponse:
 
     actor = common.agent(request)
     attachment = attachment_get(actor=actor, public_id=str(public_id))
-    response = FileResponse(
-        attachment.file.open("rb"),
-        as_attachment=True,
-        filename=attachment.filename,
-        content_type=attachment.content_type or "application/octet-stream",
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
+    return download_response(attachment)
 
 
 @login_required
