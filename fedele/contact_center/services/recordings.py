@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -106,6 +108,19 @@ def recording_announce(*, interaction: Interaction, event: CallEvent) -> Recordi
     )
 
 
+@contextmanager
+def audio_dropped_on_failure(row: Recording | VoicemailMessage) -> Iterator[None]:
+    """Storage is not transactional: audio saved inside a block that then fails (a duplicate webhook's
+    row refused by its unique constraint, say) is deleted again, so no orphan file stays behind."""
+    try:
+        yield
+    except BaseException:
+        name = row.audio.name if row.audio else ""
+        if name:
+            _delete_file(row.audio.storage, name)
+        raise
+
+
 def recording_create(
     *,
     interaction: Interaction,
@@ -124,16 +139,16 @@ def recording_create(
         raise ValidationFailed(_("The recording is too large."), code="recording_too_large")
     content_type, extension = audio_content_type(audio) if audio is not None else ("", "")
     moment = at or clock.now()
-    with transaction.atomic():
-        recording = Recording(
-            interaction=interaction,
-            provider=provider,
-            provider_ref=provider_ref,
-            source_url=source_url,
-            duration_seconds=duration_seconds,
-            created_at=moment,
-            retain_until=retention_until(interaction, at=moment, kind="recording"),
-        )
+    recording = Recording(
+        interaction=interaction,
+        provider=provider,
+        provider_ref=provider_ref,
+        source_url=source_url,
+        duration_seconds=duration_seconds,
+        created_at=moment,
+        retain_until=retention_until(interaction, at=moment, kind="recording"),
+    )
+    with audio_dropped_on_failure(recording), transaction.atomic():
         if audio is not None:
             recording.audio.save(f"call.{extension}", ContentFile(audio), save=False)
             recording.content_type = content_type
@@ -331,4 +346,4 @@ def _delete_file(storage: Any, name: str) -> None:
     try:
         storage.delete(name)
     except Exception:
-        logger.exception("Could not delete expired audio %s", name)
+        logger.exception("Could not delete audio %s", name)

@@ -46,6 +46,7 @@ from fedele.contact_center.services.recordings import (
     MAX_RECORDING_BYTES,
     _fetch_after_commit,
     audio_content_type,
+    audio_dropped_on_failure,
     retention_until,
 )
 from fedele.contact_center.telephony.port import CallEvent
@@ -125,19 +126,19 @@ def voicemail_create(
     caller = (
         interaction.from_address if interaction.direction == Direction.INBOUND else interaction.to_address
     )
-    with transaction.atomic():
-        message = VoicemailMessage(
-            box=box,
-            interaction=interaction,
-            provider=provider,
-            provider_ref=provider_ref,
-            caller_number=caller[:40],
-            source_url=source_url,
-            duration_seconds=duration_seconds,
-            transcription=transcription[:10_000],
-            created_at=moment,
-            retain_until=_voicemail_retention(box, interaction, moment),
-        )
+    message = VoicemailMessage(
+        box=box,
+        interaction=interaction,
+        provider=provider,
+        provider_ref=provider_ref,
+        caller_number=caller[:40],
+        source_url=source_url,
+        duration_seconds=duration_seconds,
+        transcription=transcription[:10_000],
+        created_at=moment,
+        retain_until=_voicemail_retention(box, interaction, moment),
+    )
+    with audio_dropped_on_failure(message), transaction.atomic():
         if audio is not None:
             message.audio.save(f"voicemail.{extension}", ContentFile(audio), save=False)
             message.content_type = content_type

@@ -516,3 +516,35 @@ def test_demo_data_loads_once(django_capture_on_commit_callbacks: Any) -> None:
     assert QueueTelephonySettings.objects.get(queue__code="billing").record_calls is True
     assert Notification.objects.filter(recipient=supervisor).count() == 2
     assert Interaction.objects.filter(attributes__kind="callback", state=InteractionState.QUEUED).count() == 2
+
+
+def test_a_refused_duplicate_leaves_no_audio_file_behind(_media: Path) -> None:
+    """Storage is not transactional: the second webhook's row is refused by the unique constraint, and
+    the audio it had already saved is deleted again."""
+    from django.db import IntegrityError
+
+    interaction = call()
+    first = recordings.recording_create(
+        interaction=interaction, provider="twilio", provider_ref="RE1", audio=AUDIO
+    )
+    with pytest.raises(IntegrityError):
+        recordings.recording_create(
+            interaction=interaction, provider="twilio", provider_ref="RE1", audio=AUDIO
+        )
+    assert Recording.objects.count() == 1
+    assert [path.name for path in _media.rglob("*") if path.is_file()] == [Path(first.audio.name).name]
+
+    box = VoicemailBox.objects.create(
+        code="vm", name="Line", queue=QueueFactory(code="vm"), create_callback=False
+    )
+    message = voicemail.voicemail_create(
+        interaction=interaction, box=box, provider="twilio", provider_ref="RE9", audio=AUDIO
+    )
+    with pytest.raises(IntegrityError):
+        voicemail.voicemail_create(
+            interaction=interaction, box=box, provider="twilio", provider_ref="RE9", audio=AUDIO
+        )
+    assert VoicemailMessage.objects.count() == 1
+    assert sorted(path.name for path in _media.rglob("*") if path.is_file()) == sorted(
+        [Path(first.audio.name).name, Path(message.audio.name).name]
+    )
