@@ -52,6 +52,19 @@ def _one_request_at_a_time_on_sqlite() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _site_language() -> Iterator[None]:
+    """Every test starts in the site's language: Django's LocaleMiddleware activates a request's
+    language and leaves it active in the thread, so an earlier test's Italian request would otherwise
+    decide which language a later test's services speak (order-dependent under xdist)."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     from django.core.cache import cache
 
