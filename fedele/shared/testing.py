@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 
@@ -29,3 +30,9 @@ def in_threads(work: Callable[[int], None], count: int) -> list[BaseException]:
     for thread in threads:
         thread.join()
     return errors
+
+
+def tools_required() -> bool:
+    """Whether a test whose tool (Chromium, sipp) is missing must fail rather than skip: set
+    ``FEDELE_REQUIRE_TOOLS`` (CI does, in ``.ci/run``; ``make test`` installs the tools)."""
+    return os.environ.get("FEDELE_REQUIRE_TOOLS", "").lower() in ("1", "true", "yes")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fedele.shared.testing import tools_required
+
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -57,7 +59,7 @@ def launch_chromium() -> Iterator[object]:
     or later tests that use async_to_sync would find a running loop in their thread."""
     # Skipped on a developer's machine without Chromium; failed when the run requires its tools
     # (FEDELE_REQUIRE_TOOLS, set by the Makefile's pytest targets under CI).
-    required = os.environ.get("FEDELE_REQUIRE_TOOLS", "").lower() in ("1", "true", "yes")
+    required = tools_required()
     if not Path(CHROMIUM_PATH).exists():
         message = f"Chromium not found at {CHROMIUM_PATH}: run `make chromium`"
         if required:

@@ -4,7 +4,6 @@ queues, an agent with an extension."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import socket
 import time
@@ -23,6 +22,7 @@ from fedele.contact_center.telephony.sip.message import SipMessage, SipParseErro
 from fedele.contact_center.telephony.sip.server import SipServer
 from fedele.contact_center.tests.factories import AgentFactory, AgentSkillFactory, QueueFactory, SkillFactory
 from fedele.contact_center.tests.sipp.tools import SIPP
+from fedele.shared.testing import tools_required
 
 IVR_NUMBER = "+390600000001"
 MENU_FLOW: dict[str, Any] = {
@@ -55,7 +55,7 @@ class _SippMissing:
     def __bool__(self) -> bool:
         if SIPP is not None:
             return False
-        if os.environ.get("FEDELE_REQUIRE_TOOLS", "").lower() in ("1", "true", "yes"):
+        if tools_required():
             raise RuntimeError(
                 "sipp is required (FEDELE_REQUIRE_TOOLS is set) but not installed: "
                 "run `make chromium` (apt-get install sip-tester)"
