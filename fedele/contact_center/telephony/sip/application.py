@@ -253,23 +253,29 @@ class IvrApplication:
 
     # ---- the call ----
 
-    async def handle(self, call: SipCall) -> None:
-        self.loop = asyncio.get_running_loop()
-        record = CallRecord(call=call)
-        self.calls[call.call_id] = record
-        pending_reports: list[asyncio.Future[Interaction]] = []
+    def _report_keys_and_hold(self, record: CallRecord, *, held_by: str) -> list[asyncio.Future[Interaction]]:
+        """Report the call's key presses and the far end's hold/unhold as call events; returns the list
+        the pending reports collect in, for the call's end to wait on."""
+        pending: list[asyncio.Future[Interaction]] = []
 
         def on_digit(digit: str, method: str) -> None:
-            pending_reports.append(
+            pending.append(
                 asyncio.ensure_future(self.report(record, CallEventKind.DTMF, digit=digit, method=method))
             )
 
         def on_remote_hold(on: bool) -> None:
             kind = CallEventKind.HOLD if on else CallEventKind.UNHOLD
-            pending_reports.append(asyncio.ensure_future(self.report(record, kind, by="caller")))
+            pending.append(asyncio.ensure_future(self.report(record, kind, by=held_by)))
 
-        call.on_digit = on_digit
-        call.on_remote_hold = on_remote_hold
+        record.call.on_digit = on_digit
+        record.call.on_remote_hold = on_remote_hold
+        return pending
+
+    async def handle(self, call: SipCall) -> None:
+        self.loop = asyncio.get_running_loop()
+        record = CallRecord(call=call)
+        self.calls[call.call_id] = record
+        pending_reports = self._report_keys_and_hold(record, held_by="caller")
         try:
             caller_name = display_name_of(call.invite.header("From"))
             interaction = await self.report(record, CallEventKind.NEW, caller_name=caller_name)
@@ -308,7 +314,7 @@ class IvrApplication:
         self.loop = asyncio.get_running_loop()
         record = CallRecord(call=call, context=context)
         self.calls[call.call_id] = record
-        pending_reports: list[asyncio.Future[Interaction]] = []
+        pending_reports = self._report_keys_and_hold(record, held_by="customer")
         rang: list[int] = []
 
         def on_provisional(response: SipMessage) -> None:
@@ -316,17 +322,6 @@ class IvrApplication:
                 rang.append(response.status)
                 pending_reports.append(asyncio.ensure_future(self.report(record, CallEventKind.RINGING)))
 
-        def on_digit(digit: str, method: str) -> None:
-            pending_reports.append(
-                asyncio.ensure_future(self.report(record, CallEventKind.DTMF, digit=digit, method=method))
-            )
-
-        def on_remote_hold(on: bool) -> None:
-            kind = CallEventKind.HOLD if on else CallEventKind.UNHOLD
-            pending_reports.append(asyncio.ensure_future(self.report(record, kind, by="customer")))
-
-        call.on_digit = on_digit
-        call.on_remote_hold = on_remote_hold
         try:
             await self.report(record, CallEventKind.NEW)
             try:
