@@ -356,7 +356,10 @@ def test_click_to_dial_over_sip_hands_the_answered_customer_to_the_agents_extens
     agent = AgentFactory(display_name="Anna Bianchi", extension="201")
     agent_state_set(agent=agent, state=AgentState.AVAILABLE)
     peer = callee("uas_answer_then_refer.xml")
-    interaction = call_originate(agent=agent, to_number="06 1234 5678", from_number=CALLER_ID, provider="sip")
+    with sip_server.database.sharing():  # the call's events use this connection once the INVITE leaves
+        interaction = call_originate(
+            agent=agent, to_number="06 1234 5678", from_number=CALLER_ID, provider="sip"
+        )
     call_ref = interaction.provider_ref
     assert call_ref.endswith(f"@{DOMAIN}")
     sip_server.application.wait_for_milestone(

@@ -68,23 +68,24 @@ def test_caller_presses_2_waits_in_queue_and_is_handed_to_the_accepting_agent(
         run = finish_sipp(sipp, tmp_path, timeout=5)
         raise AssertionError(f"no call queued; sipp said {run}") from None
 
-    interaction = Interaction.objects.get(provider="sip", provider_ref=call_ref)
-    assert interaction.channel == "voice"
-    assert interaction.from_address == "+390612345678"
-    assert interaction.to_address == IVR_NUMBER
-    assert interaction.queue is not None and interaction.queue.code == "billing"
-    assert interaction.required_skills == {"billing": 2}
-    assert interaction.state in (InteractionState.QUEUED, InteractionState.OFFERED)
-    dtmf = InteractionEvent.objects.filter(interaction=interaction, kind="call.dtmf")
-    assert [event.data["digit"] for event in dtmf] == ["2"]  # three redundant end packets, one digit
-    assert dtmf[0].data["method"] == "rfc4733"
-    timeline = _timeline(interaction)
-    for kind in ("call.new", "call.ringing", "call.answered", "call.dtmf"):
-        assert kind in timeline
+    with sip_server.database.sharing():  # the call is live: its thread uses this connection too
+        interaction = Interaction.objects.get(provider="sip", provider_ref=call_ref)
+        assert interaction.channel == "voice"
+        assert interaction.from_address == "+390612345678"
+        assert interaction.to_address == IVR_NUMBER
+        assert interaction.queue is not None and interaction.queue.code == "billing"
+        assert interaction.required_skills == {"billing": 2}
+        assert interaction.state in (InteractionState.QUEUED, InteractionState.OFFERED)
+        dtmf = InteractionEvent.objects.filter(interaction=interaction, kind="call.dtmf")
+        assert [event.data["digit"] for event in dtmf] == ["2"]  # three redundant end packets, one digit
+        assert dtmf[0].data["method"] == "rfc4733"
+        timeline = _timeline(interaction)
+        for kind in ("call.new", "call.ringing", "call.answered", "call.dtmf"):
+            assert kind in timeline
 
-    offer = Offer.objects.get(interaction=interaction, agent=agent)
-    assert offer.state == OfferState.PENDING
-    offer_accept(offer=offer, agent=agent)
+        offer = Offer.objects.get(interaction=interaction, agent=agent)
+        assert offer.state == OfferState.PENDING
+        offer_accept(offer=offer, agent=agent)
 
     sip_server.application.wait_for_milestone(
         "handed_to_agent", call_ref=call_ref, timeout=60, give_up=lambda: sipp.poll() is not None

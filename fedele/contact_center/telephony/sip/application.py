@@ -65,10 +65,16 @@ Result = TypeVar("Result")
 
 
 class DatabaseThread:
-    """Runs Django code on one thread, in submission order."""
+    """Runs Django code on one thread, in submission order.
+
+    With ``connections_override`` the thread uses connections another thread owns too (a test's
+    in-memory SQLite connection). Two threads inside ``transaction.atomic`` on one connection would
+    interleave their savepoints, so each job then holds :meth:`sharing`'s lock, and the other thread
+    takes the same lock around its own database work while calls are live."""
 
     def __init__(self, *, connections_override: dict[str, Any] | None = None) -> None:
         self._override = connections_override or {}
+        self._shared = threading.RLock()
         for connection in self._override.values():
             connection.inc_thread_sharing()
         self._executor = ThreadPoolExecutor(
@@ -79,10 +85,16 @@ class DatabaseThread:
         for alias, connection in self._override.items():
             connections[alias] = connection
 
+    def sharing(self) -> contextlib.AbstractContextManager[Any]:
+        """Hold this while using a connection shared with the thread (a no-op without sharing)."""
+        return self._shared if self._override else contextlib.nullcontext()
+
     def _call(self, function: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
         if not self._override:
             close_old_connections()
-        return function(*args, **kwargs)
+            return function(*args, **kwargs)
+        with self._shared:
+            return function(*args, **kwargs)
 
     async def run(self, function: Callable[..., Result], *args: Any, **kwargs: Any) -> Result:
         loop = asyncio.get_running_loop()
