@@ -4,7 +4,7 @@ Idempotency-Key (the middleware replays the first response)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -101,6 +101,49 @@ class SectionOut(Schema):
     rows: list[tuple[str, str, str]]
 
 
+class EquipmentOut(Schema):
+    id: str
+    serial_number: str
+    name: str
+    category: str
+    status: str = Field(..., description="active, under_repair or retired")
+    status_label: str = Field(..., description="the status in the API user's language")
+    installed_on: date | None
+    warranty_ends_on: date | None
+    under_warranty: bool
+    warranty: str = Field(..., description='"under warranty until 31/03/2027" or "out of warranty"')
+    site_address: str
+    url: str = Field(..., description="the equipment's page in fedele, or empty")
+
+
+class WorkOrderOut(Schema):
+    id: str
+    number: str = Field(..., description="WO-2026-000042")
+    summary: str
+    status: str = Field(
+        ..., description="new, scheduled, dispatched, en_route, in_progress, on_hold (open states)"
+    )
+    status_label: str
+    priority: str = Field(..., description="low, normal, high or urgent")
+    equipment_id: str | None
+    equipment_name: str
+    window_start: datetime | None = Field(..., description="appointment window start (UTC)")
+    window_end: datetime | None
+    window: str = Field(..., description='the window in Europe/Rome time, e.g. "mar 8 dic, 10:00–12:00"')
+    eta: datetime | None = Field(..., description="expected arrival (the technician's ETA once dispatched)")
+    eta_time: str = Field(..., description='"10:40" (Europe/Rome) once dispatched or en route, else empty')
+    technician_name: str
+    ticket_id: str | None
+    url: str = Field(..., description="the work order's page in fedele, or empty")
+
+
+class FieldServiceOut(Schema):
+    equipment: list[EquipmentOut] = Field(..., description="at most 5")
+    equipment_more: int = Field(..., description="how many more the customer has")
+    work_orders: list[WorkOrderOut] = Field(..., description="open work orders, at most 5")
+    work_orders_more: int
+
+
 class CustomerOut(Schema):
     id: UUID
     number: str
@@ -120,6 +163,9 @@ class ScreenPopOut(Schema):
     memberships: list[MembershipOut]
     tier: str | None
     recent_interactions: list[PastContactOut]
+    field_service: FieldServiceOut | None = Field(
+        ..., description="equipment and open work orders; null for an unknown caller or without field service"
+    )
     sections: list[SectionOut]
 
 
@@ -236,7 +282,53 @@ def _pop(interaction: Any, pop: selectors.ScreenPop) -> dict[str, Any]:
             }
             for past in pop.recent_interactions
         ],
+        "field_service": None if pop.field_service is None else _field_service(pop.field_service),
         "sections": [{"key": s.key, "title": str(s.title), "rows": s.rows} for s in pop.extra_sections],
+    }
+
+
+def _field_service(field: selectors.FieldServicePop) -> dict[str, Any]:
+    return {
+        "equipment": [
+            {
+                "id": line.equipment.public_id,
+                "serial_number": line.equipment.serial_number,
+                "name": line.equipment.name,
+                "category": line.equipment.category,
+                "status": line.equipment.status,
+                "status_label": line.equipment.status_label,
+                "installed_on": line.equipment.installed_on,
+                "warranty_ends_on": line.equipment.warranty_ends_on,
+                "under_warranty": line.equipment.under_warranty,
+                "warranty": line.warranty,
+                "site_address": line.equipment.site_address,
+                "url": line.url,
+            }
+            for line in field.equipment
+        ],
+        "equipment_more": field.equipment_more,
+        "work_orders": [
+            {
+                "id": line.work_order.public_id,
+                "number": line.work_order.number,
+                "summary": line.work_order.summary,
+                "status": line.work_order.status,
+                "status_label": line.work_order.status_label,
+                "priority": line.work_order.priority,
+                "equipment_id": line.work_order.equipment_public_id,
+                "equipment_name": line.work_order.equipment_name,
+                "window_start": line.work_order.window_start,
+                "window_end": line.work_order.window_end,
+                "window": line.window,
+                "eta": line.work_order.eta,
+                "eta_time": line.eta,
+                "technician_name": line.work_order.technician_name,
+                "ticket_id": line.work_order.ticket_public_id,
+                "url": line.url,
+            }
+            for line in field.work_orders
+        ],
+        "work_orders_more": field.work_orders_more,
     }
 
 

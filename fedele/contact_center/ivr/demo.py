@@ -39,11 +39,12 @@ FLOW: dict[str, Any] = {
             "type": "menu",
             "prompt": {
                 "it": "Per fatture e pagamenti premi 1. Per l'assistenza tecnica premi 2. "
-                "Per ricevere una copia dell'ultima fattura premi 3.",
+                "Per ricevere una copia dell'ultima fattura premi 3. "
+                "Per sapere quando arriva il tecnico premi 4.",
                 "en": "For billing and payments press 1. For technical support press 2. "
-                "For a copy of your latest invoice press 3.",
+                "For a copy of your latest invoice press 3. To hear when the technician comes press 4.",
             },
-            "options": {"1": "code", "2": "ticket", "3": "invoice"},
+            "options": {"1": "code", "2": "ticket", "3": "invoice", "4": "visit"},
             "invalid_prompt": {"it": "Scelta non valida.", "en": "That is not a valid choice."},
             "retries": 2,
             "on_fail": "billing",
@@ -97,6 +98,30 @@ FLOW: dict[str, Any] = {
             "declined": "technical",
         },
         "technical": {"type": "queue", "queue": "technical", "skills": {"technical": 1}},
+        "visit": {
+            "type": "lookup",
+            "lookup": "work_order_eta",
+            "next": "tell_visit",
+            "on_missing": "no_visit",
+        },
+        "tell_visit": {
+            "type": "say",
+            "prompt": {
+                "it": "Per l'intervento {work_order_number} il tecnico arriva {visit_day}, tra le {window_start} "
+                "e le {window_end}. Stato: {status_label}.",
+                "en": "For work order {work_order_number} the technician comes {visit_day}, between "
+                "{window_start} and {window_end}. Status: {status_label}.",
+            },
+            "next": "technical",
+        },
+        "no_visit": {
+            "type": "say",
+            "prompt": {
+                "it": "Non risultano interventi programmati per questo numero.",
+                "en": "We find no technician visit planned for this number.",
+            },
+            "next": "technical",
+        },
         "invoice": {
             "type": "document",
             "document": "invoice-copy",
@@ -153,7 +178,10 @@ def load(context: DemoContext) -> None:
         actor=None,
         code="main-line",
         name="Numero principale",
-        description="Lingua, orari, fatture con saldo, stato pratica con richiamata, copia fattura via SMS.",
+        description=(
+            "Lingua, orari, fatture con saldo, stato pratica con richiamata, copia fattura via SMS, "
+            "quando arriva il tecnico."
+        ),
         source=render_source(FLOW, "yaml"),
         source_format="yaml",
     )

@@ -2,19 +2,21 @@
 
 A lookup gets the caller's context and returns the variables it found (strings, for prompts like
 "You owe {balance_due} euros") or ``None`` when there is nothing to say (unknown caller, no ticket):
-the node then goes to ``on_missing``. Modules that arrive later (field service's work-order ETA) add
-their own with ``register_lookup``.
+the node then goes to ``on_missing``. Modules that arrive later add their own with ``register_lookup``.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Avg, F
+from django.utils.translation import gettext as _
+from django.utils.translation import override
 
 from fedele.billing import facade as billing_facade
 from fedele.support import facade as support_facade
@@ -66,6 +68,99 @@ def ticket_status(context: LookupContext) -> dict[str, str] | None:
     if ticket is None:
         return None
     return {"ticket_number": ticket.number, "ticket_status": ticket.status, "ticket_subject": ticket.subject}
+
+
+# Field service: when does the technician come? ----------------------------------------------------
+
+# The variable a ``collect`` node fills with the work-order number the caller keys in.
+WORK_ORDER_VARIABLE = "work_order"
+# Keyed forms: the year, then the sequence — "202642" or "2026*42" (= WO-2026-000042); a leading "WO"
+# prefix or dashes are tolerated for flows that fill the variable otherwise.
+_KEYED_WORK_ORDER = re.compile(r"^(?:WO)?[-\s]?(20\d{2})[*\-\s]?0*(\d{1,6})$", re.IGNORECASE)
+WORK_ORDER_ETA_VARIABLES = (
+    "work_order_number",
+    "work_order_summary",
+    "visit_date",
+    "visit_day",
+    "window_start",
+    "window_end",
+    "eta_time",
+    "technician_name",
+    "status_label",
+)
+
+
+def keyed_work_order_number(keyed: str) -> str | None:
+    """ "202642" / "2026*42" / "WO-2026-000042" → "WO-2026-000042"; None when it is not one."""
+    match = _KEYED_WORK_ORDER.match(str(keyed or "").strip())
+    if match is None or int(match.group(2)) == 0:
+        return None
+    return f"WO-{match.group(1)}-{int(match.group(2)):06d}"
+
+
+def spoken_work_order_number(number: str) -> str:
+    """ "WO-2026-000042" → "WO 2026 42": text-to-speech reads the groups as numbers, not digit by digit
+    with the padding zeros."""
+    parts = number.split("-")
+    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+        return f"{parts[0]} {parts[1]} {int(parts[2])}"
+    return number.replace("-", " ")
+
+
+@register_lookup("work_order_eta")
+def work_order_eta(context: LookupContext) -> dict[str, str] | None:
+    """The identified caller's next technician visit: number, day, appointment window and — once the
+    technician is dispatched or on the way — the expected arrival time, in the call's language and in
+    Europe/Rome time. When the flow collected a work-order number into ``work_order`` that work order
+    is told instead, only if it is the caller's own (another customer's visit is never revealed).
+    None (→ on_missing) for an unidentified caller, nothing planned, or a number that is not theirs."""
+    if not context.customer_public_id:
+        return None
+    try:
+        from fedele.field_service import facade as field_service
+    except ImportError:  # field service is not installed: nothing to tell
+        return None
+    from fedele.shared import clock
+
+    now = clock.now()
+    keyed = str(context.variables.get(WORK_ORDER_VARIABLE) or "").strip()
+    language = "it" if str(context.language or "").startswith("it") else "en"
+    with override(language):
+        if keyed:
+            number = keyed_work_order_number(keyed)
+            order = field_service.work_order_by_number(number) if number else None
+            if order is None or str(order.customer_public_id or "") != str(context.customer_public_id):
+                return None
+        else:
+            order = field_service.next_visit(context.customer_public_id, now=now)
+        if order is None:
+            return None
+        return work_order_variables(order, language=language, now=now)
+
+
+def work_order_variables(order: Any, *, language: str, now: datetime) -> dict[str, str]:
+    from fedele.contact_center.selectors.desktop import ETA_STATUSES, clock_time, local_moment, long_day
+
+    visit = order.window_start or order.eta
+    visit_date = long_day(local_moment(visit).date(), language) if visit is not None else ""
+    visit_day = visit_date
+    if visit is not None:
+        days_ahead = (local_moment(visit).date() - local_moment(now).date()).days
+        if days_ahead == 0:
+            visit_day = _("today")
+        elif days_ahead == 1:
+            visit_day = _("tomorrow")
+    return {
+        "work_order_number": spoken_work_order_number(order.number),
+        "work_order_summary": order.summary,
+        "visit_date": visit_date,
+        "visit_day": visit_day,
+        "window_start": clock_time(order.window_start),
+        "window_end": clock_time(order.window_end),
+        "eta_time": clock_time(order.eta) if order.status in ETA_STATUSES else "",
+        "technician_name": order.technician_name,
+        "status_label": order.status_label,
+    }
 
 
 # Queue announcements ------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Reads of the agent desktop: the agent's offers and contacts, the CTI screen pop (the customer 360 from
 the other modules' facades), the transcript, canned replies and knowledge-base suggestions.
 
-The screen pop shows a section only when the module behind it answers: billing, support and loyalty are
-read through their facades; equipment and work orders come from whichever module registers a
-``ScreenPopSection`` (field service, when it exists) — nothing is shown in their place until then.
+The screen pop shows a section only when the module behind it answers: billing, support, loyalty and
+field service (equipment, open work orders) are read through their facades; other modules may add a
+block of their own with ``register_screen_pop_section``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.urls import NoReverseMatch, reverse
+from django.utils.dateformat import format as date_format
 from django.utils.translation import get_language, override
 from django.utils.translation import gettext as _
 
@@ -32,6 +34,14 @@ from fedele.shared.errors import NotFound
 
 MY_STATES = (InteractionState.OFFERED, InteractionState.CONNECTED, InteractionState.WRAP_UP)
 RECENT_INTERACTIONS = 8
+# The screen pop lists this many pieces of equipment and open work orders, then says "n more".
+POP_FIELD_ROWS = 5
+# How many the pop asks field service for (to count the ones it does not list).
+FIELD_SERVICE_FETCH = 100
+# Appointment windows and arrival times are spoken and shown in the business's local time.
+LOCAL_TIME_ZONE = "Europe/Rome"
+# A technician's ETA is worth showing once someone is on the way.
+ETA_STATUSES = frozenset({"dispatched", "en_route"})
 TRANSCRIPT_LIMIT = 200
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\.([a-z_]+)\s*\}\}")
 
@@ -148,6 +158,8 @@ class ScreenPop:
     tier_name: str = ""
     recent_interactions: list[Interaction] = field(default_factory=list)
     extra_sections: list[ExtraSection] = field(default_factory=list)
+    # Field service: None = the module does not answer (the pop shows no equipment/work-order blocks).
+    field_service: FieldServicePop | None = None
 
     @property
     def known(self) -> bool:
@@ -189,11 +201,139 @@ def screen_pop(interaction: Interaction, *, language: str | None = None) -> Scre
     pop.recent_interactions = list(
         history.filter(customer_public_id=public_id).order_by("-created_at", "-id")[:RECENT_INTERACTIONS]
     )
+    pop.field_service = field_service_pop(public_id, language=language)
     for section in sorted(_sections.values(), key=lambda item: (item.order, item.key)):
         rows = section.load(public_id)
         if rows is not None:
             pop.extra_sections.append(ExtraSection(section.key, section.title, rows))
     return pop
+
+
+# -- field service in the screen pop ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EquipmentLine:
+    """A piece of the customer's equipment as the pop shows it (``equipment`` is the facade's
+    EquipmentSummary)."""
+
+    equipment: Any
+    warranty: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkOrderLine:
+    """An open work order as the pop shows it (``work_order`` is the facade's WorkOrderSummary):
+    ``window`` like "mar 8 dic, 10:00–12:00", ``eta`` like "10:40" once a technician is on the way."""
+
+    work_order: Any
+    window: str
+    eta: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldServicePop:
+    equipment: list[EquipmentLine]
+    equipment_more: int
+    work_orders: list[WorkOrderLine]
+    work_orders_more: int
+
+
+def _language_code(language: str | None) -> str:
+    return "it" if is_italian(language) else "en"
+
+
+def local_moment(moment: datetime) -> datetime:
+    return clock.local(moment, LOCAL_TIME_ZONE)
+
+
+def clock_time(moment: datetime | None) -> str:
+    """ "10:00": the local time of day (Europe/Rome), or "" when there is none."""
+    return "" if moment is None else local_moment(moment).strftime("%H:%M")
+
+
+def short_day(day: date, language: str) -> str:
+    """ "mar 8 dic" / "Tue 8 Dec" (Italian day and month names are lower case)."""
+    with override(language):
+        text = date_format(day, "D j M")
+    return text.lower() if language == "it" else text
+
+
+def long_day(day: date, language: str) -> str:
+    """ "martedì 8 dicembre" / "Tuesday 8 December": the visit day as the IVR says it."""
+    with override(language):
+        text = date_format(day, "l j F")
+    return text.lower() if language == "it" else text
+
+
+def window_text(start: datetime | None, end: datetime | None, language: str) -> str:
+    """The appointment window in local time: "mar 8 dic, 10:00–12:00"; a window that ends on another
+    day names both days; "" when the work order has no appointment yet."""
+    if start is None:
+        return ""
+    first = local_moment(start)
+    text = f"{short_day(first.date(), language)}, {first:%H:%M}"
+    if end is None:
+        return text
+    last = local_moment(end)
+    if last.date() == first.date():
+        return f"{text}–{last:%H:%M}"
+    return f"{text} – {short_day(last.date(), language)}, {last:%H:%M}"
+
+
+def warranty_text(equipment: Any) -> str:
+    if equipment.under_warranty and equipment.warranty_ends_on is not None:
+        return _("under warranty until %(date)s") % {"date": equipment.warranty_ends_on.strftime("%d/%m/%Y")}
+    if equipment.under_warranty:
+        return _("under warranty")
+    return _("out of warranty")
+
+
+def _url_maker(name: str) -> Callable[[str], str]:
+    """Links to field service's detail pages when its web module names them (else no link)."""
+    try:
+        reverse(name, args=["00000000-0000-0000-0000-000000000000"])
+    except NoReverseMatch:
+        return lambda public_id: ""
+    return lambda public_id: reverse(name, args=[public_id])
+
+
+def field_service_pop(customer_public_id: str, *, language: str | None = None) -> FieldServicePop | None:
+    """The customer's equipment and open work orders, at most POP_FIELD_ROWS of each (and how many
+    more), worded in ``language``; None when field service is not installed. Two queries (one per
+    facade call), whatever the number of rows."""
+    try:
+        from fedele.field_service import facade as field_service
+    except ImportError:
+        return None
+    code = _language_code(language)
+    equipment_url = _url_maker("field_service:equipment_detail")
+    work_order_url = _url_maker("field_service:work_order_detail")
+    # The facade words statuses in the active language, like the other facades in the pop.
+    with override(code):
+        equipment = field_service.customer_equipment(customer_public_id, limit=FIELD_SERVICE_FETCH)
+        work_orders = field_service.open_work_orders(customer_public_id, limit=FIELD_SERVICE_FETCH)
+        equipment_lines = [
+            EquipmentLine(item, warranty_text(item), equipment_url(item.public_id))
+            for item in equipment[:POP_FIELD_ROWS]
+        ]
+        work_order_lines = [
+            WorkOrderLine(
+                order,
+                window_text(order.window_start, order.window_end, code),
+                clock_time(order.eta) if order.status in ETA_STATUSES else "",
+                work_order_url(order.public_id),
+            )
+            for order in work_orders[:POP_FIELD_ROWS]
+        ]
+    return FieldServicePop(
+        equipment=equipment_lines,
+        equipment_more=max(0, len(equipment) - POP_FIELD_ROWS),
+        work_orders=work_order_lines,
+        work_orders_more=max(0, len(work_orders) - POP_FIELD_ROWS),
+    )
 
 
 def offer_caller(interaction: Interaction) -> dict[str, Any]:
