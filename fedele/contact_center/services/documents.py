@@ -5,6 +5,10 @@ by e-mail (attached), by SMS (a signed download link that expires) or by fax (th
 A request is one row keyed by an idempotency key (the IVR step, the inbound SMS): a retried request is
 the same row and is sent once. Sending happens after the request commits; every attempt is logged with
 its outcome (``DocumentSendLog``), a failed send is retried by the scheduler up to ``MAX_ATTEMPTS``.
+
+No provider is called inside a transaction or under a row lock: an attempt is claimed and logged as
+``pending`` in one short transaction that commits, the provider is called, and a second short
+transaction settles the log row and the request (see ``document_send``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
@@ -172,7 +177,9 @@ def document_request_create(
                 after={"document": document.code, "channel": channel, "source": source},
             )
             request_id = request.pk
-            transaction.on_commit(lambda: document_send(request_id=request_id))
+            # robust: an unexpected provider error is logged (and the attempt settled as failed), not
+            # raised into the IVR step or the inbound SMS that already committed.
+            transaction.on_commit(lambda: document_send(request_id=request_id), robust=True)
     except IntegrityError:
         # A concurrent retry of the same request won the insert: it is that one.
         return DocumentRequest.objects.get(idempotency_key=idempotency_key)
@@ -350,30 +357,91 @@ def document_for_token(token: str) -> tuple[DocumentRequest, DocumentFile]:
 
 
 def document_send(*, request_id: int) -> DocumentRequest:
-    """Send one request now. A sent request is not sent again; a failure is logged and left for retry."""
+    """Send one request now, in three steps so no row lock is held while a provider is called:
+
+    1. claim (short transaction, row locked): count the attempt and write its log row as ``pending``,
+       then commit. A request already sent, out of attempts, or with another attempt in flight (a
+       ``pending`` log row younger than ``CLAIM_STALE_SECONDS``) is left alone: a retried job or a
+       second worker sends nothing.
+    2. deliver: call the e-mail / SMS / fax provider with no transaction open.
+    3. settle (short transaction): the attempt's log row and the request become ``sent`` or ``failed``
+       (with the provider's answer). The log row exists from step 1 on, so a provider failure, or a
+       crash, never loses it.
+
+    An attempt whose process died between 1 and 3 stays ``pending``; after ``CLAIM_STALE_SECONDS`` the
+    next claim settles it as ``failed`` ("interrupted") and the request can be tried again."""
+    claimed = _claim(request_id)
+    if claimed is None:
+        return DocumentRequest.objects.select_related("document").get(pk=request_id)
+    request, log_id = claimed
+    try:
+        provider_ref = _deliver(request)
+    except (OSError, sms.SmsSendFailed, FaxSendFailed, _NothingToSend, ValidationFailed) as error:
+        detail = str(getattr(error, "message", None) or error)[:300]
+        logger.warning("document request %s failed: %s", request.public_id, detail)
+        return _settle(request_id, log_id, status=DocumentRequestStatus.FAILED, detail=detail)
+    except Exception as error:  # an unexpected provider error must not leave the attempt pending
+        logger.exception("document request %s failed unexpectedly", request.public_id)
+        _settle(request_id, log_id, status=DocumentRequestStatus.FAILED, detail=type(error).__name__)
+        raise
+    return _settle(request_id, log_id, status=DocumentRequestStatus.SENT, detail=provider_ref)
+
+
+CLAIM_STALE_SECONDS = 10 * 60
+INTERRUPTED = "interrupted before the provider answered"
+
+
+def _claim(request_id: int) -> tuple[DocumentRequest, int] | None:
     with transaction.atomic():
         request = DocumentRequest.objects.select_for_update().select_related("document").get(pk=request_id)
-        if request.status == DocumentRequestStatus.SENT or request.attempts >= MAX_ATTEMPTS:
-            return request
-        request.attempts += 1
+        if request.status == DocumentRequestStatus.SENT:
+            return None
         now = clock.now()
-        try:
-            provider_ref = _deliver(request)
-        except (OSError, sms.SmsSendFailed, FaxSendFailed, _NothingToSend, ValidationFailed) as error:
-            detail = str(getattr(error, "message", None) or error)[:300]
-            logger.warning("document request %s failed: %s", request.public_id, detail)
+        in_flight = DocumentSendLog.objects.filter(request=request, status=DocumentRequestStatus.PENDING)
+        stale_before = now - timedelta(seconds=CLAIM_STALE_SECONDS)
+        if in_flight.filter(created_at__gt=stale_before).exists():
+            return None
+        if in_flight.exists():
+            in_flight.update(status=DocumentRequestStatus.FAILED, detail=INTERRUPTED)
             request.status = DocumentRequestStatus.FAILED
-            request.last_error = detail
-        else:
-            detail = provider_ref[:300]
-            request.status = DocumentRequestStatus.SENT
-            request.provider_ref = provider_ref[:120]
-            request.sent_at = now
-            request.last_error = ""
-        request.save(update_fields=["attempts", "status", "provider_ref", "sent_at", "last_error"])
-        DocumentSendLog.objects.create(
-            request=request, attempt=request.attempts, status=request.status, detail=detail, created_at=now
+            request.last_error = INTERRUPTED
+            request.save(update_fields=["status", "last_error"])
+        if request.attempts >= MAX_ATTEMPTS:
+            return None
+        request.attempts += 1
+        # In flight: neither "failed" (the retry job would pick it up) nor "sent".
+        request.status = DocumentRequestStatus.PENDING
+        request.save(update_fields=["attempts", "status"])
+        log = DocumentSendLog.objects.create(
+            request=request,
+            attempt=request.attempts,
+            status=DocumentRequestStatus.PENDING,
+            detail="queued",
+            created_at=now,
         )
+    return request, log.pk
+
+
+def _settle(request_id: int, log_id: int, *, status: str, detail: str) -> DocumentRequest:
+    with transaction.atomic():
+        request = DocumentRequest.objects.select_for_update().select_related("document").get(pk=request_id)
+        updated = DocumentSendLog.objects.filter(pk=log_id, status=DocumentRequestStatus.PENDING).update(
+            status=status, detail=detail[:300]
+        )
+        if not updated:
+            # A later claim judged this attempt lost and settled it as interrupted; record what the
+            # provider said after all. A late success still counts; a late failure changes nothing more.
+            DocumentSendLog.objects.filter(pk=log_id).update(status=status, detail=detail[:300])
+            if status != DocumentRequestStatus.SENT:
+                return request
+        request.status = status
+        if status == DocumentRequestStatus.SENT:
+            request.provider_ref = detail[:120]
+            request.sent_at = clock.now()
+            request.last_error = ""
+        else:
+            request.last_error = detail[:300]
+        request.save(update_fields=["status", "provider_ref", "sent_at", "last_error"])
     return request
 
 
