@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "fedele.support",
     "fedele.loyalty",
     "fedele.contact_center",
+    "fedele.field_service",
 ]
 
 MIDDLEWARE = [
