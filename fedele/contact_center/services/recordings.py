@@ -8,7 +8,10 @@
   S3-compatible bucket (django-storages) when ``FEDELE_S3_BUCKET`` is set — nothing here changes.
 - ``retain_until`` = creation + the queue's ``recording_retention_days`` (no settings row or an empty
   value = kept forever). ``recordings_purge_expired`` deletes exactly the expired files and rows (and
-  expired voicemail the same way) and writes one audit row per deletion.
+  expired voicemail the same way) and writes one audit row per deletion. The same hourly job sweeps
+  audio files no row references (an outer transaction rolled back after the create): see
+  ``audio_storage`` for why a sweep and not a rollback hook.
+- Playback reads only the requested byte range from storage (one ranged GET on S3).
 - Every playback writes an audit row (``contact_center.recording_played``) in the same transaction
   that authorises it; without ``contact_center.listen_recordings`` nothing is served and nothing is
   written but a refusal.
@@ -28,6 +31,7 @@ from typing import IO, Any
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models.fields.files import FieldFile
 from django.utils.translation import gettext as _
 
 from fedele.contact_center.models import (
@@ -273,10 +277,18 @@ def recording_pauses_close(*, interaction: Interaction, at: datetime) -> int:
 
 @dataclass(frozen=True, slots=True)
 class PlaybackFile:
-    stream: IO[bytes]
+    """An authorised playback: nothing is read from storage until ``open`` asks for a byte range."""
+
+    audio: FieldFile
     size: int
     content_type: str
     name: str
+
+    def open(self, first: int, last: int, *, whole: bool = False) -> IO[bytes]:
+        """Bytes ``first``..``last`` only (one ranged GET on S3; see ``audio_storage``)."""
+        from fedele.contact_center.services.audio_storage import open_byte_range
+
+        return open_byte_range(self.audio, first, last, whole=whole)
 
 
 def playback_open(
@@ -305,9 +317,7 @@ def playback_open(
             VoicemailMessage.objects.filter(pk=row.pk, listened_at__isnull=True).update(
                 listened_at=clock.now()
             )
-    return PlaybackFile(
-        row.audio.open("rb"), row.size_bytes, row.content_type, str(row.audio.name).rsplit("/", 1)[-1]
-    )
+    return PlaybackFile(row.audio, row.size_bytes, row.content_type, str(row.audio.name).rsplit("/", 1)[-1])
 
 
 # ------------------------------------------------------------------------------------------- retention
@@ -340,10 +350,12 @@ def recordings_purge_expired(*, now: datetime | None = None, limit: int = 1000) 
     return counts
 
 
-def _delete_file(storage: Any, name: str) -> None:
+def _delete_file(storage: Any, name: str) -> bool:
     # Any storage failure (OSError locally; botocore's errors from an S3 bucket) is logged, never raised:
     # the row is already gone, and the next expired rows must still be deleted.
     try:
         storage.delete(name)
     except Exception:
         logger.exception("Could not delete audio %s", name)
+        return False
+    return True

@@ -7,7 +7,9 @@ changes nothing), ``duration_seconds`` and optionally ``transcription``. Adapter
 themselves (SIP) may also call ``voicemail_create`` directly.
 
 Leaving a message:
-- stores it (Django storage, like recordings; retention from the queue's ``voicemail_retention_days``);
+- stores it (Django storage, like recordings; retention from the queue's ``voicemail_retention_days``).
+  A create that fails deletes its audio at once; audio of a create whose OUTER transaction rolls back
+  is deleted by the hourly orphan sweep (``audio_storage``: no rollback hook exists in Django);
 - makes the call's outcome ``voicemail`` (also when the provider reports the message after the
   hang-up, as Twilio does);
 - notifies the box's subscribers (and the agent of an agent box) in the app and by e-mail, after

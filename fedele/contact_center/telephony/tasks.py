@@ -15,10 +15,12 @@ def media_fetch(kind: str, row_id: int) -> str:
 
 @shared_task(name="contact_center.recordings_purge_expired")
 def recordings_purge_expired() -> dict[str, int]:
-    """Hourly: delete recordings and voicemail past their queue's retention."""
+    """Hourly: delete recordings and voicemail past their queue's retention, and audio files no row
+    references (left by a transaction that rolled back after storing them)."""
+    from fedele.contact_center.services.audio_storage import audio_orphans_sweep
     from fedele.contact_center.services.recordings import recordings_purge_expired as purge
 
-    return purge()
+    return {**purge(), "orphan_files": len(audio_orphans_sweep())}
 
 
 @shared_task(name="contact_center.media_fetch_due")

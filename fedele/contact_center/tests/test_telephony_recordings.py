@@ -496,7 +496,11 @@ def test_jobs_are_scheduled_and_a_lost_fetch_is_retried() -> None:
         len(AUDIO),
         ["https://api.twilio.com/RE9"],
     )
-    assert tasks.recordings_purge_expired.delay().get() == {"recordings": 0, "voicemail": 0}
+    assert tasks.recordings_purge_expired.delay().get() == {
+        "recordings": 0,
+        "voicemail": 0,
+        "orphan_files": 0,
+    }
 
 
 def test_demo_data_loads_once(django_capture_on_commit_callbacks: Any) -> None:

@@ -74,7 +74,6 @@ def _serve(request: HttpRequest, kind: str, public_id: str) -> HttpResponse | St
     try:
         byte_range = parse_range(header, size)
     except ValueError:
-        playback.stream.close()
         refusal = HttpResponse(status=416)
         refusal["Content-Range"] = f"bytes */{size}"
         return refusal
@@ -82,11 +81,10 @@ def _serve(request: HttpRequest, kind: str, public_id: str) -> HttpResponse | St
         first, last, status = 0, size - 1, 200
     else:
         (first, last), status = byte_range, 206
-    playback.stream.seek(first)
     length = max(0, last - first + 1)
-    response = StreamingHttpResponse(
-        _chunks(playback.stream, length), status=status, content_type=playback.content_type
-    )
+    # Only the bytes asked for are read from storage (one ranged GET on S3), and only when there are any.
+    chunks = _chunks(playback.open(first, last, whole=status == 200), length) if length else iter(())
+    response = StreamingHttpResponse(chunks, status=status, content_type=playback.content_type)
     response["Content-Length"] = str(length)
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "private, no-store"
