@@ -107,8 +107,8 @@ FLOW: dict[str, Any] = {
         "tell_visit": {
             "type": "say",
             "prompt": {
-                "it": "Per l'intervento {work_order_number} il tecnico arriva {visit_day}, tra le {window_start} "
-                "e le {window_end}. Stato: {status_label}.",
+                "it": "Per l'intervento {work_order_number} il tecnico arriva {visit_day}, "
+                "tra le {window_start} e le {window_end}. Stato: {status_label}.",
                 "en": "For work order {work_order_number} the technician comes {visit_day}, between "
                 "{window_start} and {window_end}. Status: {status_label}.",
             },
