@@ -76,7 +76,7 @@ def ticket_status(context: LookupContext) -> dict[str, str] | None:
 WORK_ORDER_VARIABLE = "work_order"
 # Keyed forms: the year, then the sequence — "202642" or "2026*42" (= WO-2026-000042); a leading "WO"
 # prefix or dashes are tolerated for flows that fill the variable otherwise.
-_KEYED_WORK_ORDER = re.compile(r"^(?:WO)?[-\s]?(20\d{2})[*\-\s]?0*(\d{1,6})$", re.IGNORECASE)
+_KEYED_WORK_ORDER = re.compile(r"^(?:WO)?[-\s]?(20\d{2})[*\-\s]?0*(\d{1,9})$", re.IGNORECASE)
 WORK_ORDER_ETA_VARIABLES = (
     "work_order_number",
     "work_order_summary",

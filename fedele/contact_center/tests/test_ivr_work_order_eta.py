@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.utils.translation import gettext, override
 
+from fedele.contact_center.ivr import demo
 from fedele.contact_center.ivr.engine import ivr_continue, ivr_start
 from fedele.contact_center.ivr.lookups import (
     LOOKUPS,
@@ -18,12 +19,15 @@ from fedele.contact_center.ivr.lookups import (
     spoken_work_order_number,
     work_order_eta,
 )
+from fedele.contact_center.ivr.steps import StepKind
 from fedele.contact_center.ivr.twiml import render_twiml
 from fedele.contact_center.ivr.validator import validate_flow
 from fedele.contact_center.models import IvrSession
+from fedele.contact_center.tests.factories import QueueFactory, SkillFactory
 from fedele.contact_center.tests.ivr_support import CALLER, incoming_call, make_queues, published_flow
 from fedele.customers.tests.factories import CustomerFactory
 from fedele.field_service.tests.factories import TechnicianFactory, WorkOrderFactory
+from fedele.shared.demo import DemoContext
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +85,8 @@ def test_keyed_work_order_numbers() -> None:
     assert keyed_work_order_number("WO-2026-000042") == "WO-2026-000042"
     assert keyed_work_order_number(" wo 2026 42 ") == "WO-2026-000042"
     assert keyed_work_order_number("2027999999") == "WO-2027-999999"
-    for bad in ("", "2026", "20260", "2026*0", "12345", "19991", "20261234567", "2026#42", "abc", "**"):
+    assert keyed_work_order_number("20261234567") == "WO-2026-1234567"  # the series outgrew 6 digits
+    for bad in ("", "2026", "20260", "2026*0", "12345", "19991", "20261234567890", "2026#42", "abc", "**"):
         assert keyed_work_order_number(bad) is None, bad
 
 
@@ -344,3 +349,28 @@ def test_a_collected_number_of_another_customer_in_the_flow_goes_to_on_missing()
     steps = ivr_continue(interaction=call, digits=f"{year}{int(sequence)}", timed_out=False)
     assert [step.text for step in steps if step.text] == ["Nessun intervento programmato."]
     assert "technician_name" not in IvrSession.objects.get(interaction=call).variables
+
+
+def test_the_demo_line_tells_the_visit_on_4(time_machine: Any) -> None:
+    time_machine.move_to("2026-03-10T10:00:00+00:00", tick=False)  # a Tuesday, 11:00 in Rome: open
+    for code in ("billing", "technical"):
+        SkillFactory(code=code)
+        QueueFactory(code=code, channels=["voice"])
+    demo.load(DemoContext(faker=None, seed=1))
+    customer = CustomerFactory(phone=CALLER)
+    order = visit(customer, window_start=utc(2026, 3, 10, 12, 0), window_end=utc(2026, 3, 10, 14, 0))
+    call = incoming_call(call_ref="CA-demo")
+    ivr_start(interaction=call, number=demo.DEMO_NUMBER)
+    menu = ivr_continue(interaction=call, digits="2", timed_out=False)  # English
+    assert menu[0].text.endswith("To hear when the technician comes press 4.")
+    told = ivr_continue(interaction=call, digits="4", timed_out=False)
+    assert told[0].text == (
+        f"For work order {spoken(order)} the technician comes today, between 13:00 and 15:00. "
+        "Status: scheduled."
+    )
+    assert told[-1].kind == StepKind.QUEUE and told[-1].params["queue_code"] == "technical"
+    stranger = incoming_call("+393339999999", call_ref="CA-demo-2")
+    ivr_start(interaction=stranger, number=demo.DEMO_NUMBER)
+    ivr_continue(interaction=stranger, digits="2", timed_out=False)
+    nothing = ivr_continue(interaction=stranger, digits="4", timed_out=False)
+    assert nothing[0].text == "We find no technician visit planned for this number."
