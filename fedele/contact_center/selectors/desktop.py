@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, QuerySet
 from django.urls import NoReverseMatch, reverse
@@ -31,6 +31,9 @@ from fedele.contact_center.models import (
 )
 from fedele.shared import clock
 from fedele.shared.errors import NotFound
+
+if TYPE_CHECKING:
+    from fedele.field_service.contracts import EquipmentSummary, WorkOrderSummary
 
 MY_STATES = (InteractionState.OFFERED, InteractionState.CONNECTED, InteractionState.WRAP_UP)
 RECENT_INTERACTIONS = 8
@@ -214,20 +217,19 @@ def screen_pop(interaction: Interaction, *, language: str | None = None) -> Scre
 
 @dataclass(frozen=True, slots=True)
 class EquipmentLine:
-    """A piece of the customer's equipment as the pop shows it (``equipment`` is the facade's
-    EquipmentSummary)."""
+    """A piece of the customer's equipment as the pop shows it."""
 
-    equipment: Any
+    equipment: EquipmentSummary
     warranty: str
     url: str
 
 
 @dataclass(frozen=True, slots=True)
 class WorkOrderLine:
-    """An open work order as the pop shows it (``work_order`` is the facade's WorkOrderSummary):
-    ``window`` like "mar 8 dic, 10:00–12:00", ``eta`` like "10:40" once a technician is on the way."""
+    """An open work order as the pop shows it: ``window`` like "mar 8 dic, 10:00–12:00", ``eta`` like
+    "10:40" once a technician is dispatched or on the way."""
 
-    work_order: Any
+    work_order: WorkOrderSummary
     window: str
     eta: str
     url: str
@@ -283,7 +285,7 @@ def window_text(start: datetime | None, end: datetime | None, language: str) -> 
     return f"{text} – {short_day(last.date(), language)}, {last:%H:%M}"
 
 
-def warranty_text(equipment: Any) -> str:
+def warranty_text(equipment: EquipmentSummary) -> str:
     if equipment.under_warranty and equipment.warranty_ends_on is not None:
         return _("under warranty until %(date)s") % {"date": equipment.warranty_ends_on.strftime("%d/%m/%Y")}
     if equipment.under_warranty:
@@ -302,8 +304,8 @@ def _url_maker(name: str) -> Callable[[str], str]:
 
 def field_service_pop(customer_public_id: str, *, language: str | None = None) -> FieldServicePop | None:
     """The customer's equipment and open work orders, at most POP_FIELD_ROWS of each (and how many
-    more), worded in ``language``; None when field service is not installed. Two queries (one per
-    facade call), whatever the number of rows."""
+    more), worded in ``language``; None when field service is not installed. The same few queries
+    (two per facade call: the customer, then its rows) whatever the number of rows."""
     try:
         from fedele.field_service import facade as field_service
     except ImportError:
