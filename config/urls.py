@@ -20,6 +20,7 @@ urlpatterns = [
     path("loyalty/", include("fedele.loyalty.web.urls")),
     path("club/", include("fedele.loyalty.web.club_urls")),
     path("contact-center/", include("fedele.contact_center.web.urls")),
+    path("field-service/", include("fedele.field_service.web.urls")),
     path("partner/", include("fedele.loyalty.web.partner_urls")),
     path("settings/webhooks/", include("fedele.shared.web.webhook_urls")),
     path("settings/audit/", include("fedele.shared.web.audit_urls")),

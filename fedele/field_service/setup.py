@@ -92,4 +92,4 @@ def register() -> None:
     _subjects()
     _demo()
     _customer_panel()
-    # _navigation()  (enabled with the pages)
+    _navigation()
