@@ -324,8 +324,9 @@ def _history(
 
 def _lock(public_id: str) -> WorkOrder:
     key = _uuid_or_none(public_id)
+    # Only the work order's row is locked: PostgreSQL refuses FOR UPDATE on the nullable side of a join.
     work_order = (
-        WorkOrder.objects.select_for_update()
+        WorkOrder.objects.select_for_update(of=("self",))
         .select_related("customer", "technician", "equipment")
         .filter(public_id=key)
         .first()
