@@ -216,8 +216,8 @@ def test_eta_is_the_window_start_until_dispatched() -> None:
         customer=customer, status="dispatched", window_start=at(2), window_end=at(3)
     )
     by_number = {row.number: row for row in facade.open_work_orders(str(customer.public_id))}
-    assert by_number[scheduled.number].eta == at(5)
-    assert by_number[dispatched_without_eta.number].eta == at(2)
+    assert by_number[str(scheduled.number)].eta == at(5)
+    assert by_number[str(dispatched_without_eta.number)].eta == at(2)
 
 
 def test_next_visit_prefers_the_visit_under_way() -> None:
