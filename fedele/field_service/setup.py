@@ -54,7 +54,8 @@ def work_order_subject(reference: str) -> SubjectRef | None:
     )
 
 
-def _subjects() -> None:
+def register_subjects() -> None:
+    """Also called by tests: another module's test may have put its own resolver in place."""
     from fedele.shared import subjects
 
     subjects.register("equipment", equipment_subject)
@@ -89,7 +90,7 @@ def _navigation() -> None:
 
 def register() -> None:
     _roles()
-    _subjects()
+    register_subjects()
     _demo()
     _customer_panel()
     _navigation()

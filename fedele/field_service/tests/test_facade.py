@@ -284,6 +284,9 @@ def test_work_order_by_number_unknown_or_malformed(written: str) -> None:
 
 
 def test_subjects_resolve_equipment_and_work_orders() -> None:
+    from fedele.field_service.setup import register_subjects
+
+    register_subjects()
     equipment = EquipmentFactory(name="Caldaia", serial_number="SN-9")
     order = WorkOrderFactory(
         customer=equipment.customer, number="WO-2026-000007", summary="Perdita", status="new"
