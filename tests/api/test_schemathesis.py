@@ -61,17 +61,15 @@ def seed(db: None) -> Iterator[Seed]:
 
 _calls = itertools.count()
 
+# The dialer simulator runs real simulations (up to about 1.7 s of CPU for the largest request allowed).
+# Its boundary cases (schemathesis' coverage phase: every field at its limits, on top of the cheap
+# defaults of 2 runs of a 1-hour day) all run; the random phase gets fewer examples than the other
+# operations, so the case takes well under a minute instead of 3-10.
+SIMULATE = "POST /api/v1/contact-center/dialer/simulate"
+SIMULATE_EXAMPLES = 8
 
-@schema.parametrize()
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    database=None,
-    derandomize=True,
-)
-@pytest.mark.slow
-def test_no_server_errors(case: schemathesis.Case, seed: Seed) -> None:
+
+def _call(case: schemathesis.Case, seed: Seed) -> None:
     # Every other example targets rows that exist, so bodies reach the services, not only 404s.
     if case.path_parameters and next(_calls) % 2 == 0:
         for name in case.path_parameters:
@@ -82,3 +80,29 @@ def test_no_server_errors(case: schemathesis.Case, seed: Seed) -> None:
         headers={"Authorization": f"Bearer {seed.token}"},
         checks=[not_a_server_error],
     )
+
+
+@schema.exclude(name=SIMULATE).parametrize()
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+    derandomize=True,
+)
+@pytest.mark.slow
+def test_no_server_errors(case: schemathesis.Case, seed: Seed) -> None:
+    _call(case, seed)
+
+
+@schema.include(name=SIMULATE).parametrize()
+@settings(
+    max_examples=SIMULATE_EXAMPLES,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+    derandomize=True,
+)
+@pytest.mark.slow
+def test_no_server_errors_in_the_dialer_simulator(case: schemathesis.Case, seed: Seed) -> None:
+    _call(case, seed)

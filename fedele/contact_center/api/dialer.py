@@ -25,6 +25,8 @@ from fedele.accounts.contracts import Actor
 from fedele.accounts.facade import actor_for
 from fedele.contact_center.dialer.pacing import MIN_HANDLE_CV
 from fedele.contact_center.dialer.simulator import (
+    DEFAULT_API_HOURS,
+    DEFAULT_API_RUNS,
     SimulationSettings,
     simulate_many,
     too_large_for_one_request,
@@ -172,10 +174,28 @@ class SimulationIn(StrictSchema):
     handle_cv: float = Field(0.5, ge=MIN_HANDLE_CV, le=3)
     handle_distribution: Literal["lognormal", "gamma"] = "lognormal"
     mean_ring_seconds: float = Field(12, ge=1, le=120)
-    hours: float = Field(8, gt=0, le=24)
+    hours: float = Field(
+        DEFAULT_API_HOURS,
+        gt=0,
+        le=24,
+        description=(
+            f"Length of the simulated day in hours (default {DEFAULT_API_HOURS:g}: a cheap first look; "
+            "a full 8-hour day is allowed)."
+        ),
+    )
     mode: Literal["preview", "progressive", "predictive"] = "predictive"
     target_abandon_rate: float = Field(0.015, gt=0, le=0.03)
-    seeds: int = Field(10, ge=1, le=100)
+    seeds: int = Field(
+        DEFAULT_API_RUNS,
+        ge=1,
+        le=100,
+        description=(
+            f"Seeded runs (seeds 0..n-1), default {DEFAULT_API_RUNS}. The defaults answer in well under a "
+            "second; more runs and hours give a steadier spread and are allowed up to the request bound "
+            "(10 runs of 20 agents for 8 h, predictive); a larger request is refused with "
+            "simulation_too_large."
+        ),
+    )
 
 
 class SimulationOut(Schema):

@@ -159,8 +159,9 @@ def test_simulator_endpoint(client: Client, supervisor: dict[str, str]) -> None:
 def test_simulator_request_cost_is_bounded_at_the_default_request(
     client: Client, supervisor: dict[str, str]
 ) -> None:
-    """Predictive pacing work (dials × agents + agents³ / 3) is at most 2,002,667: the default request
-    (10 runs, 20 agents, 8 h: 2,002,666.67) is the largest allowed; a hair more is refused with no run."""
+    """Predictive pacing work (dials × agents + agents³ / 3) is at most 2,002,667: 10 runs of the default
+    settings (20 agents, 8 h: 2,002,666.67) is the largest allowed; a hair more is refused with no run.
+    The default request is 2 runs of a 1-hour day."""
     from fedele.contact_center.dialer.simulator import (
         MAX_PACING_WORK,
         SimulationSettings,
@@ -174,10 +175,13 @@ def test_simulator_request_cost_is_bounded_at_the_default_request(
         2002666.67,
     )
     assert MAX_PACING_WORK == 2_002_667
-    at_limit = post(client, f"{API}/simulate", {}, supervisor)
+    default_request = post(client, f"{API}/simulate", {}, supervisor)
+    assert (default_request.status_code, default_request.json()["runs"]) == (200, 2)
+    assert len(default_request.json()["first_run"]["slots"]) == 2  # a 1-hour day: two half hours
+    at_limit = post(client, f"{API}/simulate", {"seeds": 10, "hours": 8}, supervisor)
     assert (at_limit.status_code, at_limit.json()["runs"]) == (200, 10)
     # 8.0001 h: 100,001.25 expected dials (under the 120,000 dial bound) but 2,002,691.67 of work.
-    above = post(client, f"{API}/simulate", {"hours": 8.0001}, supervisor)
+    above = post(client, f"{API}/simulate", {"hours": 8.0001, "seeds": 10}, supervisor)
     assert above.status_code == 422
     assert above.json()["error"]["code"] == "simulation_too_large"
     assert above.json()["error"]["message"] == (
