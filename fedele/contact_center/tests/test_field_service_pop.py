@@ -154,6 +154,9 @@ def test_equipment_and_open_work_orders_in_english() -> None:
         ),
     ]
     assert pop.equipment_more == 0
+    assert [line.url for line in pop.equipment] == [
+        f"/field-service/equipment/{line.equipment.public_id}/" for line in pop.equipment
+    ]
     assert [
         (
             line.work_order.summary,
@@ -169,6 +172,9 @@ def test_equipment_and_open_work_orders_in_english() -> None:
         ("Sopralluogo impianto", "new", "", "", ""),
     ]
     assert pop.work_orders_more == 0
+    assert [line.url for line in pop.work_orders] == [
+        f"/field-service/work-orders/{line.work_order.public_id}/" for line in pop.work_orders
+    ]
     assert all(line.work_order.number.startswith("WO-2026-") for line in pop.work_orders)
 
 
@@ -328,6 +334,7 @@ def test_the_desktop_page_shows_both_blocks_in_english(client) -> None:  # type:
     equipment = _section(page, "pop-equipment")
     assert "Equipment" in equipment
     assert "Caldaia ecoTEC plus 25" in equipment and "VA-2024-0001" in equipment
+    assert '<a class="text-truncate" href="/field-service/equipment/' in equipment
     assert '<span class="text-nowrap" data-status="under_repair">under repair</span>' in equipment
     assert "under warranty until 31/03/2027</span>" in equipment
     assert "out of warranty</span>" in equipment
@@ -337,6 +344,7 @@ def test_the_desktop_page_shows_both_blocks_in_english(client) -> None:  # type:
     )
     orders = _section(page, "pop-work-orders")
     assert "Open work orders" in orders
+    assert orders.count('<a class="text-truncate" href="/field-service/work-orders/') == 3
     assert '<span class="text-nowrap" data-status="en_route">en route</span>' in orders
     assert "Tue 8 Dec, 09:00–11:00" in orders and "Tue 8 Dec, 10:00–12:00" in orders
     assert (
@@ -476,6 +484,7 @@ def test_screen_pop_api_carries_equipment_and_work_orders(client) -> None:  # ty
         "site_address",
         "url",
     }
+    assert boiler["url"] == f"/field-service/equipment/{boiler['id']}/"
     assert {key: boiler[key] for key in boiler if key not in ("id", "url")} == {
         "serial_number": "VA-2024-0001",
         "name": "Caldaia ecoTEC plus 25",
@@ -508,6 +517,8 @@ def test_screen_pop_api_carries_equipment_and_work_orders(client) -> None:  # ty
         "ticket_id",
         "url",
     }
+    assert en_route["url"] == f"/field-service/work-orders/{en_route['id']}/"
+    assert en_route["number"].startswith("WO-2026-")
     assert {key: en_route[key] for key in en_route if key not in ("id", "number", "url")} == {
         "summary": "Router senza linea",
         "status": "en_route",
