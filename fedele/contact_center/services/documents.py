@@ -24,6 +24,7 @@ from django.core import signing
 from django.core.files.uploadedfile import UploadedFile
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -488,9 +489,15 @@ def _deliver(request: DocumentRequest) -> str:
 
 
 def document_requests_retry_failed(*, limit: int = 100) -> int:
-    """The scheduler's job: try failed requests again (each at most ``MAX_ATTEMPTS`` times)."""
+    """The scheduler's job: try failed requests again (each at most ``MAX_ATTEMPTS`` times), and the
+    ones still pending ``CLAIM_STALE_SECONDS`` after they were made (the process died before or while
+    sending: ``document_send`` settles a lost attempt as interrupted first). Returns how many it tried."""
+    stale_before = clock.now() - timedelta(seconds=CLAIM_STALE_SECONDS)
     ids = list(
-        DocumentRequest.objects.filter(status=DocumentRequestStatus.FAILED, attempts__lt=MAX_ATTEMPTS)
+        DocumentRequest.objects.filter(
+            Q(status=DocumentRequestStatus.FAILED, attempts__lt=MAX_ATTEMPTS)
+            | Q(status=DocumentRequestStatus.PENDING, created_at__lte=stale_before)
+        )
         .order_by("id")
         .values_list("id", flat=True)[:limit]
     )

@@ -197,6 +197,40 @@ def test_an_attempt_whose_worker_died_is_settled_as_interrupted_and_tried_again(
 
 
 @pytest.mark.django_db
+def test_the_scheduler_picks_up_a_lost_attempt_and_a_request_whose_send_never_ran(settings):
+    settings.FEDELE_SMS_BACKEND = "fedele.shared.sms.LocmemBackend"
+    with time_machine.travel(T0, tick=False):
+        lost = _request_with_an_attempt_in_flight(T0)
+        never_sent = DocumentRequest.objects.create(
+            document=lost.document,
+            channel="sms_link",
+            destination="+393339876543",
+            source="sms_keyword",
+            idempotency_key="sms:SM10",
+            created_at=T0,
+        )
+    with time_machine.travel(T0 + timedelta(seconds=CLAIM_STALE_SECONDS - 1), tick=False):
+        assert document_requests_retry_failed() == 0
+    assert sms.outbox == []
+    with time_machine.travel(T0 + timedelta(seconds=CLAIM_STALE_SECONDS), tick=False):
+        assert document_requests_retry_failed() == 2
+        assert document_requests_retry_failed() == 0
+    assert sorted(DocumentRequest.objects.values_list("idempotency_key", "status", "attempts")) == [
+        ("sms:SM10", "sent", 1),
+        ("sms:SM9", "sent", 2),
+    ]
+    assert sorted(
+        DocumentSendLog.objects.values_list("request__idempotency_key", "attempt", "status", "detail")
+    ) == [
+        ("sms:SM10", 1, "sent", "locmem-2"),
+        ("sms:SM9", 1, "failed", INTERRUPTED),
+        ("sms:SM9", 2, "sent", "locmem-1"),
+    ]
+    assert [message.to for message in sms.outbox] == ["+393331234567", "+393339876543"]
+    assert never_sent.pk > lost.pk
+
+
+@pytest.mark.django_db
 def test_a_late_answer_for_an_attempt_settled_as_interrupted_is_recorded(settings):
     settings.FEDELE_SMS_BACKEND = "fedele.shared.sms.LocmemBackend"
     with time_machine.travel(T0, tick=False):
