@@ -205,7 +205,7 @@ def test_labels_are_italian_for_an_italian_agent() -> None:
     assert [line.work_order.status_label for line in pop.work_orders] == [
         "in viaggio",
         "pianificato",
-        "nuovo",
+        "nuova",  # the catalogue's "new"
     ]
 
 
