@@ -101,7 +101,7 @@ class SectionOut(Schema):
     rows: list[tuple[str, str, str]]
 
 
-class EquipmentOut(Schema):
+class PopEquipmentOut(Schema):
     id: str
     serial_number: str
     name: str
@@ -116,7 +116,7 @@ class EquipmentOut(Schema):
     url: str = Field(..., description="the equipment's page in fedele, or empty")
 
 
-class WorkOrderOut(Schema):
+class PopWorkOrderOut(Schema):
     id: str
     number: str = Field(..., description="WO-2026-000042")
     summary: str
@@ -137,10 +137,10 @@ class WorkOrderOut(Schema):
     url: str = Field(..., description="the work order's page in fedele, or empty")
 
 
-class FieldServiceOut(Schema):
-    equipment: list[EquipmentOut] = Field(..., description="at most 5")
+class PopFieldServiceOut(Schema):
+    equipment: list[PopEquipmentOut] = Field(..., description="at most 5")
     equipment_more: int = Field(..., description="how many more the customer has")
-    work_orders: list[WorkOrderOut] = Field(..., description="open work orders, at most 5")
+    work_orders: list[PopWorkOrderOut] = Field(..., description="open work orders, at most 5")
     work_orders_more: int
 
 
@@ -163,7 +163,7 @@ class ScreenPopOut(Schema):
     memberships: list[MembershipOut]
     tier: str | None
     recent_interactions: list[PastContactOut]
-    field_service: FieldServiceOut | None = Field(
+    field_service: PopFieldServiceOut | None = Field(
         ..., description="equipment and open work orders; null for an unknown caller or without field service"
     )
     sections: list[SectionOut]
