@@ -88,7 +88,7 @@ def test_missing_prompts_bad_digit_maps_bad_collect_rules_and_missing_things():
     definition["nodes"]["code"].update(min_length=9, max_length=3, pattern="([", check="horoscope")
     definition["nodes"]["billing"]["queue"] = "ghost"
     definition["nodes"]["billing"]["skills"] = {"billing": 6}
-    definition["nodes"]["balance"]["lookup"] = "work_order_eta"
+    definition["nodes"]["balance"]["lookup"] = "horoscope"
     assert _problems(definition) == [
         "welcome: “prompt” has no prompt in en.",
         "main: “22” is not a phone key (0-9, *, #).",
@@ -96,7 +96,7 @@ def test_missing_prompts_bad_digit_maps_bad_collect_rules_and_missing_things():
         "code: Lengths must satisfy 1 ≤ min_length ≤ max_length ≤ 40.",
         "code: “pattern” is not a valid regular expression: unterminated character set at position 1",
         "code: Unknown check “horoscope” (luhn, codice_fiscale, customer_code).",
-        "balance: Unknown lookup “work_order_eta”.",
+        "balance: Unknown lookup “horoscope”.",
         "billing: The queue “ghost” does not exist.",
         "billing: “skills” must map skill codes to a proficiency from 1 to 5.",
     ]
