@@ -80,7 +80,7 @@ def test_on_a_phone_the_sidebar_hides_behind_a_toggle(phone_page):
     toggle.click()
     expect(sidebar).to_be_visible()
     expect(sidebar.locator("a.nav-link[href='/customers/']")).to_be_visible()
-    expect(sidebar.locator("[data-section='field_service']")).to_contain_text("coming soon")
+    expect(sidebar.locator("[data-section='insights']")).to_contain_text("coming soon")
 
     sidebar.locator("button.btn-close").click()
     expect(sidebar).to_be_hidden()

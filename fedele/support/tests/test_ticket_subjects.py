@@ -9,6 +9,7 @@ import pytest
 
 from fedele.billing.tests.factories import EntitlementFactory
 from fedele.customers.tests.factories import CustomerFactory
+from fedele.field_service.tests.factories import EquipmentFactory
 from fedele.shared.errors import ValidationFailed
 from fedele.support.models import Ticket
 from fedele.support.services.tickets import ticket_create, ticket_update
@@ -56,9 +57,9 @@ def test_entitlement_of_another_customer_refused() -> None:
 
 
 def test_kind_without_an_installed_owner_refused() -> None:
-    # Field service is not installed: nobody answers for equipment.
+    # No installed module answers for vehicles.
     with pytest.raises(ValidationFailed) as raised:
-        ticket_create(actor=None, **ticket_kwargs(subject_kind="equipment", subject_reference="SN-1"))
+        ticket_create(actor=None, **ticket_kwargs(subject_kind="vehicle", subject_reference="AB123CD"))
     assert raised.value.code == "invalid_subject_kind"
     with pytest.raises(ValidationFailed) as raised:
         ticket_create(actor=None, **ticket_kwargs(subject_kind="", subject_reference="SN-1"))
@@ -84,3 +85,22 @@ def test_update_checks_the_reference_and_clears_it() -> None:
     assert (ticket.subject_kind, ticket.subject_reference) == ("entitlement", str(line.public_id))
     ticket = ticket_update(actor=None, ticket=ticket, changes={"subject_kind": "", "subject_reference": ""})
     assert (ticket.subject_kind, ticket.subject_reference) == ("", "")
+
+
+def test_ticket_about_field_service_equipment_takes_its_customer() -> None:
+    unit = EquipmentFactory(serial_number="SN-0042")
+    ticket = ticket_create(
+        actor=None,
+        **ticket_kwargs(
+            requester_email="sconosciuto@example.it",
+            subject_kind="equipment",
+            subject_reference=str(unit.public_id),
+        ),
+    )
+    assert (ticket.subject_kind, ticket.subject_reference) == ("equipment", str(unit.public_id))
+    assert ticket.customer_id == unit.customer_id
+    for unknown in ("SN-0042", str(uuid.uuid4())):  # a serial number is not a reference
+        with pytest.raises(ValidationFailed) as raised:
+            ticket_create(actor=None, **ticket_kwargs(subject_kind="equipment", subject_reference=unknown))
+        assert raised.value.code == "unknown_subject_reference"
+    assert Ticket.objects.count() == 1
