@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from fedele.field_service.contracts import (
     CLOSED_STATUSES,
@@ -27,19 +28,19 @@ from fedele.field_service.contracts import (
 )
 
 EQUIPMENT_STATUS_LABELS = {
-    EquipmentStatus.ACTIVE.value: _("active"),
-    EquipmentStatus.UNDER_REPAIR.value: _("under repair"),
-    EquipmentStatus.RETIRED.value: _("retired"),
+    EquipmentStatus.ACTIVE.value: pgettext_lazy("equipment status", "active"),
+    EquipmentStatus.UNDER_REPAIR.value: pgettext_lazy("equipment status", "under repair"),
+    EquipmentStatus.RETIRED.value: pgettext_lazy("equipment status", "retired"),
 }
 WORK_ORDER_STATUS_LABELS = {
-    WorkOrderStatus.NEW.value: _("new"),
-    WorkOrderStatus.SCHEDULED.value: _("scheduled"),
-    WorkOrderStatus.DISPATCHED.value: _("dispatched"),
-    WorkOrderStatus.EN_ROUTE.value: _("en route"),
-    WorkOrderStatus.IN_PROGRESS.value: _("in progress"),
-    WorkOrderStatus.ON_HOLD.value: _("on hold"),
-    WorkOrderStatus.COMPLETED.value: _("completed"),
-    WorkOrderStatus.CANCELLED.value: _("cancelled"),
+    WorkOrderStatus.NEW.value: pgettext_lazy("work order status", "new"),
+    WorkOrderStatus.SCHEDULED.value: pgettext_lazy("work order status", "scheduled"),
+    WorkOrderStatus.DISPATCHED.value: pgettext_lazy("work order status", "dispatched"),
+    WorkOrderStatus.EN_ROUTE.value: pgettext_lazy("work order status", "en route"),
+    WorkOrderStatus.IN_PROGRESS.value: pgettext_lazy("work order status", "in progress"),
+    WorkOrderStatus.ON_HOLD.value: pgettext_lazy("work order status", "on hold"),
+    WorkOrderStatus.COMPLETED.value: pgettext_lazy("work order status", "completed"),
+    WorkOrderStatus.CANCELLED.value: pgettext_lazy("work order status", "cancelled"),
 }
 PRIORITY_LABELS = {
     WorkOrderPriority.LOW.value: _("low"),

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils.translation import gettext, override
+from django.utils.translation import override
 
 from fedele.accounts.tests.factories import auth_header
 from fedele.contact_center.models import InteractionState
@@ -36,13 +36,6 @@ NOW = "2026-12-08T08:00:00+00:00"  # Tuesday 8 December 2026, 09:00 in Rome
 
 def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
-
-
-def italian_catalogue_has(*msgids: str) -> bool:
-    """The lead merges the Italian of new strings into the catalogue after the code lands: the tests
-    that read Italian wording wait for it (they are skipped, not weakened, until then)."""
-    with override("it"):
-        return all(gettext(msgid) != msgid for msgid in msgids)
 
 
 @pytest.fixture(autouse=True)
@@ -189,23 +182,19 @@ def test_dates_are_italian_for_an_italian_agent() -> None:
     ]
 
 
-@pytest.mark.skipif(
-    not italian_catalogue_has("under warranty until %(date)s", "out of warranty", "en route", "under repair"),
-    reason="the Italian of the new strings is not in the catalogue yet (it_ccfs.json, field service's)",
-)
 def test_labels_are_italian_for_an_italian_agent() -> None:
     customer = customer_with_field_service()
     with override("en"):  # the request's language does not matter: the agent's does
         pop = field_service_pop(str(customer.public_id), language="it")
     assert pop is not None
     assert [(line.equipment.status_label, line.warranty) for line in pop.equipment] == [
-        ("attivo", "in garanzia fino al 31/03/2027"),
+        ("attiva", "in garanzia fino al 31/03/2027"),
         ("in riparazione", "fuori garanzia"),
     ]
     assert [line.work_order.status_label for line in pop.work_orders] == [
         "in viaggio",
         "pianificato",
-        "nuova",  # the catalogue's "new"
+        "nuovo",  # a work order (intervento) is masculine: "work order status" context
     ]
 
 
@@ -356,10 +345,6 @@ def test_the_desktop_page_shows_both_blocks_in_english(client) -> None:  # type:
     assert "Già fatto" not in page and "Di un altro cliente" not in page
 
 
-@pytest.mark.skipif(
-    not italian_catalogue_has("Equipment", "Open work orders", "ETA %(time)s", "en route"),
-    reason="the Italian of the new strings is not in the catalogue yet (it_ccfs.json, field service's)",
-)
 def test_the_desktop_page_shows_both_blocks_in_italian(client) -> None:  # type: ignore[no-untyped-def]
     desk = make_desk()
     desk.user.language = "it"
