@@ -176,6 +176,9 @@ _S3_OPTIONS: dict[str, object] = {
     # A file being read is spooled to disk beyond this size instead of kept in memory.
     "max_memory_size": 8 * 1024 * 1024,
 }
+# Audio written by a recording or voicemail create whose outer transaction then rolled back is deleted by
+# the hourly retention task once it is this old and no saved row names it (contact_center audio_storage).
+FEDELE_AUDIO_ORPHAN_GRACE_MINUTES = env.int("FEDELE_AUDIO_ORPHAN_GRACE_MINUTES", default=60)
 STORAGES = {
     "default": (
         {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _S3_OPTIONS}
