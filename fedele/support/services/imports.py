@@ -26,8 +26,9 @@ reader also turns each ticket into COPY text (all but its id, number, customer a
 writer adds), so the database takes one chunk while the next is prepared, and on a machine with more
 than one core the reader is a forked process rather than a thread, so parsing, writing and the
 database's work really run at the same time (100,000 tickets: 18.9 s with a thread, 14.7 s with the
-process; docs/performance.md). Other databases get ``bulk_create`` and a reading thread. One audit row and one ``support.tickets_imported`` event describe the
-whole import. No per-row service calls, events, e-mails or automations.
+process; docs/performance.md). Other databases get ``bulk_create`` and a reading thread. One audit row
+and one ``support.tickets_imported`` event describe the whole import. No per-row service calls,
+events, e-mails or automations.
 
 SLA clocks are not started for imported tickets: the response and resolution targets were measured
 by the previous system, and starting clocks now on tickets created weeks ago would mark almost all
