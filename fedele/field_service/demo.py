@@ -35,32 +35,40 @@ UNITS = [
     ("Pompa di calore Daikin Altherma 3", "heat_pump", "Daikin", "ERGA06", 36),
     ("Condizionatore Mitsubishi MSZ-LN25", "air_conditioner", "Mitsubishi Electric", "MSZ-LN25VG", 36),
 ]
-# (status, window start in hours from now (None: no window), technician index, kind, priority, summary)
-ORDERS: list[tuple[str, float | None, int | None, str, str, str]] = [
-    ("completed", -26, 0, "repair", "normal", "Caldaia in blocco, codice F28"),
-    ("completed", -6, 1, "maintenance", "normal", "Manutenzione annuale caldaia"),
-    ("in_progress", -1, 2, "repair", "high", "Perdita d'acqua dalla caldaia"),
-    ("en_route", 0.5, 0, "repair", "urgent", "Nessun riscaldamento, anziano in casa"),
-    ("dispatched", 2, 1, "installation", "normal", "Installazione router fibra"),
-    ("dispatched", 3, 3, "inspection", "normal", "Verifica contatore gas"),
-    ("scheduled", 5, 0, "maintenance", "low", "Pulizia filtri climatizzatore"),
-    ("scheduled", 6, 2, "repair", "normal", "Modem si riavvia di continuo"),
-    ("scheduled", 23, 3, "installation", "normal", "Installazione pompa di calore"),
-    ("scheduled", 26, 1, "repair", "high", "Rumore anomalo dalla pompa di calore"),
-    ("scheduled", 28, None, "inspection", "normal", "Sopralluogo per nuovo impianto"),
-    ("on_hold", 10, 3, "repair", "normal", "Scheda elettronica da sostituire"),
-    ("new", None, None, "repair", "normal", "Spia rossa sul contatore"),
-    ("new", None, None, "installation", "low", "Spostamento presa fibra"),
-    ("cancelled", 8, 2, "maintenance", "low", "Manutenzione programmata"),
-    ("completed", -30, 3, "installation", "normal", "Installazione contatore smart"),
+# (status, day from today (None: no window), window start hour in Rome, technician index, kind,
+# priority, category of the unit it is about (None: no unit), summary). Windows are two hours in
+# working hours, and no technician has two at once.
+ORDERS: list[tuple[str, int | None, int, int | None, str, str, str | None, str]] = [
+    ("completed", -3, 11, 3, "installation", "normal", "meter", "Installazione contatore smart"),
+    ("completed", -1, 9, 0, "repair", "normal", "boiler", "Caldaia in blocco, codice F28"),
+    ("completed", -1, 14, 1, "maintenance", "normal", "boiler", "Manutenzione annuale caldaia"),
+    ("in_progress", 0, 9, 2, "repair", "high", "boiler", "Perdita d'acqua dalla caldaia"),
+    ("en_route", 0, 11, 0, "repair", "urgent", "heat_pump", "Nessun riscaldamento, anziano in casa"),
+    ("dispatched", 0, 14, 1, "installation", "normal", "router", "Installazione router fibra"),
+    ("dispatched", 0, 16, 3, "inspection", "normal", "meter", "Verifica contatore gas"),
+    ("cancelled", 0, 14, 2, "maintenance", "low", "air_conditioner", "Manutenzione programmata"),
+    ("scheduled", 1, 9, 0, "maintenance", "low", "air_conditioner", "Pulizia filtri climatizzatore"),
+    ("scheduled", 1, 11, 2, "repair", "normal", "router", "Modem si riavvia di continuo"),
+    ("scheduled", 1, 14, 3, "installation", "normal", None, "Installazione pompa di calore"),
+    ("on_hold", 1, 16, 3, "repair", "normal", "boiler", "Scheda elettronica da sostituire"),
+    ("scheduled", 2, 9, 1, "repair", "high", "heat_pump", "Rumore anomalo dalla pompa di calore"),
+    ("scheduled", 2, 11, None, "inspection", "normal", None, "Sopralluogo per nuovo impianto"),
+    ("new", None, 0, None, "repair", "normal", "meter", "Spia rossa sul contatore"),
+    ("new", None, 0, None, "installation", "low", "router", "Spostamento presa fibra"),
 ]
 
 
-def _slot(hours: float) -> tuple[datetime, datetime]:
-    """A two-hour window starting on the (Rome) quarter hour nearest to now + hours."""
-    moment = clock.local(clock.now() + timedelta(hours=hours), "Europe/Rome")
-    start = moment.replace(minute=(moment.minute // 15) * 15, second=0, microsecond=0)
+def _slot(day: int, hour: int) -> tuple[datetime, datetime]:
+    """A two-hour window from ``hour``:00 (Rome) on today + ``day``."""
+    today = clock.local(clock.now(), "Europe/Rome").date() + timedelta(days=day)
+    start = datetime(today.year, today.month, today.day, hour, tzinfo=ROME)
     return start, start + timedelta(hours=2)
+
+
+def _at(moment: datetime) -> datetime:
+    """When a step happened: never later than now (a visit of today's early hours seen at dawn has
+    all its steps done by now)."""
+    return min(moment, clock.now())
 
 
 def _technicians(context: DemoContext) -> list[Technician]:
@@ -80,10 +88,11 @@ def _technicians(context: DemoContext) -> list[Technician]:
     return made
 
 
-def _equipment(context: DemoContext, rng: random.Random) -> list[tuple[str, str]]:
-    """(customer public id, equipment public id) for about twenty units at the first demo customers."""
+def _equipment(context: DemoContext, rng: random.Random) -> list[tuple[str, str, str]]:
+    """(customer public id, equipment public id, category) for about twenty units at the first demo
+    customers."""
     customers = [str(key) for key in list(context.records.get("customers", []))[:14]]
-    units: list[tuple[str, str]] = []
+    units: list[tuple[str, str, str]] = []
     today = clock.today()
     for index, customer_id in enumerate(customers):
         if customer_summary(customer_id) is None:
@@ -102,20 +111,20 @@ def _equipment(context: DemoContext, rng: random.Random) -> list[tuple[str, str]
                 installed_on=installed,
                 warranty_months=warranty,
             )
-            units.append((customer_id, str(equipment.public_id)))
+            units.append((customer_id, str(equipment.public_id), category))
     return units
 
 
 def _order(
-    spec: tuple[str, float | None, int | None, str, str, str],
-    unit: tuple[str, str] | None,
+    spec: tuple[str, int | None, int, int | None, str, str, str | None, str],
+    unit: tuple[str, str, str] | None,
     customer_id: str,
     technicians: list[Technician],
 ) -> WorkOrder | None:
-    status, offset, technician_index, kind, priority, summary = spec
+    status, day, hour, technician_index, kind, priority, _, summary = spec
     technician = technicians[technician_index] if technician_index is not None else None
-    window = _slot(offset) if offset is not None else None
-    opened_at = clock.now() + timedelta(hours=(offset or 0) - 30)
+    window = _slot(day, hour) if day is not None else None
+    opened_at = _at((window[0] if window else clock.now()) - timedelta(days=2))
     with clock.travel_to(opened_at):
         order = work_orders.work_order_create(
             actor=None,
@@ -133,30 +142,30 @@ def _order(
         return order
     start = window[0]
     if status == "cancelled":
-        with clock.travel_to(start - timedelta(hours=3)):
+        with clock.travel_to(_at(start - timedelta(hours=20))):
             return work_orders.work_order_cancel(
                 actor=None, work_order_public_id=key, reason="Il cliente ha risolto da solo"
             )
     if status == "on_hold":
-        with clock.travel_to(start - timedelta(hours=20)):
+        with clock.travel_to(_at(start - timedelta(hours=20))):
             return work_orders.work_order_hold(
                 actor=None, work_order_public_id=key, reason="In attesa del ricambio dal fornitore"
             )
-    with clock.travel_to(start - timedelta(hours=1)):
+    with clock.travel_to(_at(start - timedelta(hours=1))):
         work_orders.work_order_dispatch(actor=None, work_order_public_id=key)
     if status == "dispatched":
         return order
-    with clock.travel_to(start - timedelta(minutes=25)):
+    with clock.travel_to(_at(start - timedelta(minutes=25))):
         work_orders.work_order_en_route(
-            actor=None, work_order_public_id=key, eta=start + timedelta(minutes=10)
+            actor=None, work_order_public_id=key, eta=max(start + timedelta(minutes=10), clock.now())
         )
     if status == "en_route":
         return order
-    with clock.travel_to(start + timedelta(minutes=10)):
+    with clock.travel_to(_at(start + timedelta(minutes=10))):
         work_orders.work_order_start(actor=None, work_order_public_id=key)
     if status == "in_progress":
         return order
-    with clock.travel_to(start + timedelta(minutes=80)):
+    with clock.travel_to(_at(start + timedelta(minutes=80))):
         return work_orders.work_order_complete(
             actor=None,
             work_order_public_id=key,
@@ -174,9 +183,15 @@ def load(context: DemoContext) -> None:
         units = _equipment(context, rng)
     customers = [str(key) for key in list(context.records.get("customers", []))]
     made = 0
+    used: dict[str, int] = {}
     for index, spec in enumerate(ORDERS):
-        unit = units[index % len(units)] if units and index % 4 != 3 else None
-        customer_id = unit[0] if unit else (customers[index % len(customers)] if customers else "")
+        category = spec[6]
+        matching = [unit for unit in units if unit[2] == category]
+        unit = None
+        if matching:  # the units of that kind in turn, so the orders spread over customers
+            unit = matching[used.get(category or "", 0) % len(matching)]
+            used[category or ""] = used.get(category or "", 0) + 1
+        customer_id = unit[0] if unit else (customers[(index * 7) % len(customers)] if customers else "")
         if not customer_id:
             break
         if _order(spec, unit, customer_id, technicians) is not None:

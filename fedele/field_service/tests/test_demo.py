@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
 import pytest
 from faker import Faker
 
@@ -13,7 +17,21 @@ from fedele.shared.demo import DemoContext, loaders
 pytestmark = pytest.mark.django_db
 
 
-def test_demo_loads_every_status_once() -> None:
+ROME = ZoneInfo("Europe/Rome")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 12, 8, 5, 40, tzinfo=ROME),  # before the day's first visit
+        datetime(2026, 12, 8, 12, 0, tzinfo=ROME),
+        datetime(2026, 12, 31, 23, 45, tzinfo=ROME),  # the history starts in the previous year
+        datetime(2026, 3, 29, 1, 30, tzinfo=ROME),  # the spring DST night
+    ],
+    ids=["dawn", "noon", "new-year-eve", "dst-night"],
+)
+def test_demo_loads_every_status_once(moment: datetime, time_machine: Any) -> None:
+    time_machine.move_to(moment, tick=False)
     faker = Faker("it_IT")
     faker.seed_instance(7)
     context = DemoContext(faker=faker, seed=7, options={"customers": 30})
@@ -45,6 +63,12 @@ def test_demo_loads_every_status_once() -> None:
         "in_progress",
         "completed",
     ]
+    # Visits in working hours, two hours long.
+    for order in WorkOrder.objects.exclude(window_start=None):
+        assert order.window_start is not None and order.window_end is not None
+        local = order.window_start.astimezone(ROME)
+        assert (local.minute, 9 <= local.hour <= 16) == (0, True), order.number
+        assert (order.window_end - order.window_start).total_seconds() == 7200
     demo.load(context)
     assert WorkOrder.objects.count() == 16
     assert Technician.objects.count() == 4
