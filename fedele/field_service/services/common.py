@@ -28,8 +28,10 @@ def actor_id(actor: Actor | None) -> int | None:
 
 
 def actor_label(actor: Actor | None) -> str:
+    """Who made a change, as history shows it; empty for the system (pages word it in the reader's
+    language)."""
     if actor is None:
-        return "system"
+        return ""
     return (actor.display_name or actor.email)[:200]
 
 

@@ -124,6 +124,8 @@ def test_technician_opens_on_their_own_work_orders_and_moves_them() -> None:
     work_orders.work_order_dispatch(actor=None, work_order_public_id=str(order.public_id))
     detail = client.get(reverse("field_service:work_order_detail", args=[order.public_id])).content.decode()
     assert 'id="action-en-route"' in detail
+    assert "· System</span>" in detail  # a change the system made, in the reader's language
+    assert "· system" not in detail
     assert 'id="action-dispatch"' not in detail
     moved = client.post(
         reverse("field_service:work_order_action", args=[order.public_id, "en_route"]),
