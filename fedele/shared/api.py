@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from datetime import time
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -60,6 +61,15 @@ class StrictSchema(Schema):
     def _refuse_nul_characters(cls, value: Any) -> Any:
         if contains_nul(value):
             raise ValueError("NUL characters are not allowed.")
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_times_of_day_with_an_offset(cls, value: Any) -> Any:
+        # Opening hours and calling windows are local times in the calendar's or contact's own time
+        # zone: "09:00+01:00" has no meaning there (and SQLite cannot even store it).
+        if isinstance(value, time) and value.tzinfo is not None:
+            raise ValueError("Give a local time of day without a time zone offset.")
         return value
 
 

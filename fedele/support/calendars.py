@@ -55,6 +55,12 @@ def validate_hours(hours: Iterable[tuple[int, time, time]]) -> None:
     """Configuration-time check: at least one interval, weekdays 0–6, start before end, no overlaps."""
     by_day: dict[int, list[tuple[time, time]]] = {}
     for weekday, starts_at, ends_at in hours:
+        if starts_at.tzinfo is not None or ends_at.tzinfo is not None:
+            raise ValidationFailed(
+                _("Opening hours are local times of the calendar's time zone: give them without an offset."),
+                code="time_with_offset",
+                fields={"hours": _("Without a time zone offset.")},
+            )
         if not 0 <= weekday <= 6:
             raise ValidationFailed(
                 _("A weekday must be between 0 (Monday) and 6 (Sunday)."), code="bad_weekday"

@@ -186,3 +186,34 @@ def test_report_endpoint(client: Client) -> None:
         ).status_code
         == 422
     )
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "ends_at"),
+    [("11:04:22Z", "21:50:10.8340+00:23"), ("09:00+01:00", "18:00"), ("09:00", "18:00+02:00")],
+)
+def test_opening_hours_with_a_time_zone_offset_are_refused_and_nothing_is_saved(
+    client: Client, starts_at: str, ends_at: str
+) -> None:
+    admin = auth_header(user_with_roles("admin"))
+    before = BusinessCalendar.objects.count()
+    refused = post(
+        client,
+        f"{API}/calendars",
+        {"name": "Con fuso", "hours": [{"weekday": 3, "starts_at": starts_at, "ends_at": ends_at}]},
+        admin,
+    )
+    assert refused.status_code == 422, refused.content
+    assert refused.json()["error"]["code"] == "validation_error"
+    assert BusinessCalendar.objects.count() == before
+
+
+def test_the_service_refuses_opening_hours_with_an_offset() -> None:
+    from datetime import UTC, time
+
+    from fedele.shared.errors import ValidationFailed
+    from fedele.support.calendars import validate_hours
+
+    with pytest.raises(ValidationFailed) as refused:
+        validate_hours([(0, time(9, tzinfo=UTC), time(18, tzinfo=UTC))])
+    assert refused.value.code == "time_with_offset"
