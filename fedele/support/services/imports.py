@@ -44,6 +44,7 @@ import multiprocessing
 import os
 import queue
 import re
+import signal
 import sys
 import threading
 import traceback
@@ -1594,6 +1595,9 @@ def _read_in_process(
     finally:
         if child.is_alive():
             child.terminate()
+            child.join(timeout=5)
+        if child.is_alive():  # SIGTERM not obeyed in time: end it for sure
+            child.kill()
         child.join(timeout=10)
         parsed.close()
         parsed.cancel_join_thread()
@@ -1606,6 +1610,10 @@ def _produce_in_process(
     prepare: Callable[[ImportedTicket], PreparedTicket],
 ) -> None:
     """The reading process's body (see _read_in_process)."""
+    # The fork copies the parent's signal handlers (a server's or a test runner's SIGTERM handler may
+    # not exit): the reader must die when the writer terminates it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         for batch in _parse(reader, items, prepare):
             parsed.put(
