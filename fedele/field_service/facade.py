@@ -40,8 +40,9 @@ UNDER_WAY_RANK = {
     WorkOrderStatus.EN_ROUTE.value: 1,
     WorkOrderStatus.DISPATCHED.value: 2,
 }
-_NUMBER = re.compile(r"^(?:WO)?[\s_./-]*(\d{4})[\s_./-]+(\d{1,9})$", re.IGNORECASE)
-_DIGITS = re.compile(r"^(?:WO[\s_./-]*)?(\d{4})(\d{1,9})$", re.IGNORECASE)
+# The year (this century's), a separator or none, the sequence; "*" is the phone keypad's separator.
+_NUMBER = re.compile(r"^(?:WO)?[\s_./*-]*(20\d{2})[\s_./*-]+(\d{1,9})$", re.IGNORECASE)
+_DIGITS = re.compile(r"^(?:WO[\s_./*-]*)?(20\d{2})(\d{1,9})$", re.IGNORECASE)
 
 
 def _equipment_summary(equipment: Equipment) -> EquipmentSummary:
@@ -157,8 +158,8 @@ def next_visit(customer_public_id: str, *, now: datetime | None = None) -> WorkO
 
 
 def normalise_work_order_number(number: str) -> str | None:
-    """ "WO-2026-000042", "wo-2026-42", "2026-42", "2026 000042", "WO2026000042" or the digits
-    "2026000042" -> "WO-2026-000042"; anything else -> None."""
+    """ "WO-2026-000042", "wo-2026-42", "2026-42", "2026 000042", "WO2026000042", the digits
+    "2026000042" or keyed on a phone "2026*42" -> "WO-2026-000042"; anything else -> None."""
     value = str(number or "").strip()
     if not value or len(value) > 40:
         return None

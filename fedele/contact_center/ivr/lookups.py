@@ -8,7 +8,6 @@ the node then goes to ``on_missing``. Modules that arrive later add their own wi
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -74,9 +73,8 @@ def ticket_status(context: LookupContext) -> dict[str, str] | None:
 
 # The variable a ``collect`` node fills with the work-order number the caller keys in.
 WORK_ORDER_VARIABLE = "work_order"
-# Keyed forms: the year, then the sequence — "202642" or "2026*42" (= WO-2026-000042); a leading "WO"
-# prefix or dashes are tolerated for flows that fill the variable otherwise.
-_KEYED_WORK_ORDER = re.compile(r"^(?:WO)?[-\s]?(20\d{2})[*\-\s]?0*(\d{1,9})$", re.IGNORECASE)
+# Keyed forms: the year, then the sequence — "202642" or "2026*42" (= WO-2026-000042); the written
+# forms field service reads ("WO-2026-000042", "2026-42") are accepted too.
 WORK_ORDER_ETA_VARIABLES = (
     "work_order_number",
     "work_order_summary",
@@ -91,11 +89,11 @@ WORK_ORDER_ETA_VARIABLES = (
 
 
 def keyed_work_order_number(keyed: str) -> str | None:
-    """ "202642" / "2026*42" / "WO-2026-000042" → "WO-2026-000042"; None when it is not one."""
-    match = _KEYED_WORK_ORDER.match(str(keyed or "").strip())
-    if match is None or int(match.group(2)) == 0:
-        return None
-    return f"WO-{match.group(1)}-{int(match.group(2)):06d}"
+    """ "202642" / "2026*42" / "WO-2026-000042" → "WO-2026-000042"; None when it is not one (field
+    service's own reading of a number)."""
+    from fedele.field_service import facade as field_service
+
+    return field_service.normalise_work_order_number(keyed)
 
 
 def spoken_work_order_number(number: str) -> str:
@@ -116,10 +114,7 @@ def work_order_eta(context: LookupContext) -> dict[str, str] | None:
     None (→ on_missing) for an unidentified caller, nothing planned, or a number that is not theirs."""
     if not context.customer_public_id:
         return None
-    try:
-        from fedele.field_service import facade as field_service
-    except ImportError:  # field service is not installed: nothing to tell
-        return None
+    from fedele.field_service import facade as field_service
     from fedele.shared import clock
 
     now = clock.now()
@@ -127,8 +122,7 @@ def work_order_eta(context: LookupContext) -> dict[str, str] | None:
     language = "it" if str(context.language or "").startswith("it") else "en"
     with override(language):
         if keyed:
-            number = keyed_work_order_number(keyed)
-            order = field_service.work_order_by_number(number) if number else None
+            order = field_service.work_order_by_number(keyed)
             if order is None or str(order.customer_public_id or "") != str(context.customer_public_id):
                 return None
         else:

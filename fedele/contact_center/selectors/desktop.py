@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Q, QuerySet
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.dateformat import format as date_format
 from django.utils.translation import get_language, override
 from django.utils.translation import gettext as _
@@ -293,32 +293,21 @@ def warranty_text(equipment: EquipmentSummary) -> str:
     return _("out of warranty")
 
 
-def _url_maker(name: str) -> Callable[[str], str]:
-    """Links to field service's detail pages when its web module names them (else no link)."""
-    try:
-        reverse(name, args=["00000000-0000-0000-0000-000000000000"])
-    except NoReverseMatch:
-        return lambda public_id: ""
-    return lambda public_id: reverse(name, args=[public_id])
-
-
-def field_service_pop(customer_public_id: str, *, language: str | None = None) -> FieldServicePop | None:
+def field_service_pop(customer_public_id: str, *, language: str | None = None) -> FieldServicePop:
     """The customer's equipment and open work orders, at most POP_FIELD_ROWS of each (and how many
-    more), worded in ``language``; None when field service is not installed. The same few queries
-    (two per facade call: the customer, then its rows) whatever the number of rows."""
-    try:
-        from fedele.field_service import facade as field_service
-    except ImportError:
-        return None
+    more), worded in ``language``. The same few queries (two per facade call: the customer, then its
+    rows) whatever the number of rows."""
+    from fedele.field_service import facade as field_service
+
     code = _language_code(language)
-    equipment_url = _url_maker("field_service:equipment_detail")
-    work_order_url = _url_maker("field_service:work_order_detail")
     # The facade words statuses in the active language, like the other facades in the pop.
     with override(code):
         equipment = field_service.customer_equipment(customer_public_id, limit=FIELD_SERVICE_FETCH)
         work_orders = field_service.open_work_orders(customer_public_id, limit=FIELD_SERVICE_FETCH)
         equipment_lines = [
-            EquipmentLine(item, warranty_text(item), equipment_url(item.public_id))
+            EquipmentLine(
+                item, warranty_text(item), reverse("field_service:equipment_detail", args=[item.public_id])
+            )
             for item in equipment[:POP_FIELD_ROWS]
         ]
         work_order_lines = [
@@ -326,7 +315,7 @@ def field_service_pop(customer_public_id: str, *, language: str | None = None) -
                 order,
                 window_text(order.window_start, order.window_end, code),
                 clock_time(order.eta) if order.status in ETA_STATUSES else "",
-                work_order_url(order.public_id),
+                reverse("field_service:work_order_detail", args=[order.public_id]),
             )
             for order in work_orders[:POP_FIELD_ROWS]
         ]
